@@ -1,0 +1,38 @@
+"""Outputs that appear complete or not at all: written under a temporary name, then renamed."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hybrid_depth_core.errors import UserError
+
+
+@contextmanager
+def new_output_directory(path: Path) -> Iterator[Path]:
+    """Yield a path to write a new directory into; it becomes `path` only if the block succeeds.
+
+    Refuses an existing `path`. The work happens in a hidden sibling staging directory (same
+    file system, so the final rename is atomic); on any error or interrupt it is removed and
+    `path` never exists half-written. Parent directories are created.
+    """
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        raise UserError(f'{path} already exists; refusing to overwrite it (choose another path '
+                        f'or remove it first)')
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f'.{path.name}.partial-', dir=path.parent))
+    except OSError as error:
+        raise UserError(f'cannot create output {path}: {error.strerror}') from None
+    try:
+        # Same name inside the staging directory: some writers (rosbag2) name files after it.
+        yield staging / path.name
+        if path.exists():
+            raise UserError(f'{path} appeared while writing; left it untouched')
+        os.rename(staging / path.name, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Data sources: the synthetic drive, rosbag2 reading and writing."""
