@@ -39,7 +39,8 @@ class PinholeCamera:
         the image size (real cameras are never centred; code that assumes they are should fail).
         """
         if not 1.0 <= hfov_deg <= 170.0:
-            raise ValueError(f'horizontal field of view must be in [1, 170] degrees, got {hfov_deg}')
+            raise ValueError(f'horizontal field of view must be in [1, 170] degrees, '
+                             f'got {hfov_deg}')
         focal = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
         return cls(width=width, height=height, fx=focal, fy=focal,
                    cx=(width - 1) / 2.0 + principal_offset[0] * width,

@@ -57,8 +57,8 @@ def camera_info(K: np.ndarray, width: int, height: int, hdr):
         header=hdr, height=height, width=width, distortion_model='plumb_bob',
         d=np.zeros(5), k=np.asarray(K, dtype=np.float64).reshape(-1), r=np.eye(3).reshape(-1),
         p=P.reshape(-1), binning_x=0, binning_y=0,
-        roi=_msg['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0,
-                                                    do_rectify=False))
+        roi=_msg['sensor_msgs/msg/RegionOfInterest'](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
 
 
 def pose_stamped(T: np.ndarray, hdr):

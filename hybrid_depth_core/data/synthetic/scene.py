@@ -165,8 +165,8 @@ def _add_cars(boxes: _BoxList, config: SceneConfig, side: float, road: float,
         y_center = side * (road - 0.3 - width / 2)
         color = _jitter(rng, _CAR_COLORS[rng.integers(len(_CAR_COLORS))], 0.04)
         body_top = rng.uniform(0.85, 1.0)
-        boxes.add((start, y_center - width / 2, 0.25), (start + length, y_center + width / 2,
-                                                          body_top), Material.CAR_BODY, color)
+        boxes.add((start, y_center - width / 2, 0.25),
+                  (start + length, y_center + width / 2, body_top), Material.CAR_BODY, color)
         cabin_start = start + length * rng.uniform(0.2, 0.3)
         boxes.add((cabin_start, y_center - width / 2 + 0.1, body_top),
                   (cabin_start + length * 0.5, y_center + width / 2 - 0.1,
@@ -189,7 +189,7 @@ def _add_crates(boxes: _BoxList, config: SceneConfig, side: float, road: float,
 
 def _make_poles(config: SceneConfig, road: float, x0: float, x1: float,
                 rng: np.random.Generator) -> Poles:
-    """Street lights and sign posts at the kerb, taller than any camera so their tops are unseen."""
+    """Street lights and sign posts at the kerb; taller than any camera, so no top is seen."""
     rows = []
     for side in (1.0, -1.0):
         x = x0 + rng.uniform(0, config.pole_spacing[1])

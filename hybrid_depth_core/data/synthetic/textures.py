@@ -174,7 +174,8 @@ def _ground(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
 def _facade(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     boxes = scene.boxes
     u, v = _face_coordinates(points, face_axis)
-    offset, spacing, floor = boxes.pattern[index, :2], boxes.pattern[index, 2], boxes.pattern[index, 3]
+    pattern = boxes.pattern[index]
+    offset, spacing, floor = pattern[:, :2], pattern[:, 2], pattern[:, 3]
     u_off, v_off = u + offset[:, 0], v + offset[:, 1]
     wall = boxes.color[index] * (1 + 0.9 * fbm(u_off, v_off, footprint, 0.9, 8))[:, None]
     courses = stripes(v, 0.075, 0.85, footprint)  # brick / panel courses
@@ -193,8 +194,8 @@ def _facade(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
 def _car_body(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     boxes = scene.boxes
     u, v = _face_coordinates(points, face_axis)
-    paint = boxes.color[index] * (1 + 0.5 * fbm(u + boxes.pattern[index, 0], v, footprint,
-                                                 0.4, 6))[:, None]
+    grain = fbm(u + boxes.pattern[index, 0], v, footprint, 0.4, 6)
+    paint = boxes.color[index] * (1 + 0.5 * grain)[:, None]
     bumper = band(v, boxes.lo[index, 2], boxes.lo[index, 2] + 0.18, footprint)
     return _mix(paint, np.float32([0.08, 0.08, 0.09]), bumper)
 
@@ -202,8 +203,8 @@ def _car_body(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
 def _car_cabin(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     boxes = scene.boxes
     u, v = _face_coordinates(points, face_axis)
-    paint = boxes.color[index] * (1 + 0.4 * fbm(u + boxes.pattern[index, 0], v, footprint,
-                                                 0.4, 5))[:, None]
+    grain = fbm(u + boxes.pattern[index, 0], v, footprint, 0.4, 5)
+    paint = boxes.color[index] * (1 + 0.4 * grain)[:, None]
     glass_band = band(v, boxes.lo[index, 2] + 0.06, boxes.hi[index, 2] - 0.07, footprint)
     glass_band *= face_axis != 2  # the roof is painted
     glass = np.float32([0.07, 0.09, 0.12]) * (1 + 2.0 * fbm(u, v, footprint, 0.6, 4))[:, None]
@@ -223,8 +224,8 @@ def _pole(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     radial = points[:, :2] - poles.center[index].astype(np.float32)
     around = np.arctan2(radial[:, 1], radial[:, 0]) * poles.radius[index]
     z = points[:, 2]
-    metal = poles.color[index] * (1 + 0.8 * fbm(around + poles.pattern[index, 0], z, footprint,
-                                                 0.3, 5))[:, None]
+    grain = fbm(around + poles.pattern[index, 0], z, footprint, 0.3, 5)
+    metal = poles.color[index] * (1 + 0.8 * grain)[:, None]
     reflector = stripes(z - 1.8, 0.4, 0.5, footprint) * band(z, 1.8, 2.6, footprint)
     return _mix(metal, np.float32([0.92, 0.90, 0.85]), reflector)
 

@@ -1,0 +1,77 @@
+"""`hybrid-depth` as a user runs it: the installed console script, in a subprocess."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rosbags.highlevel import AnyReader
+
+# The console script next to this interpreter (the venv's), else `python -m`.
+_SCRIPT = Path(sys.executable).with_name('hybrid-depth')
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, '-m', 'hybrid_depth_core.cli']
+
+
+def run(*args, cwd=None):
+    return subprocess.run(COMMAND + [str(a) for a in args], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_sample_writes_a_bag_and_says_what_it_wrote(tmp_path):
+    out = tmp_path / 'nested' / 'drive'
+    result = run('sample', out, '--frames', 4, '--width', 64, '--height', 32, '--seed', 3)
+    assert result.returncode == 0, result.stderr
+    assert f'wrote {out}' in result.stdout
+    for topic in ('/camera/image_raw', '/camera/camera_info', '/camera/depth_gt', '/camera/pose'):
+        assert topic in result.stdout
+    with AnyReader([out]) as reader:
+        assert reader.message_count == 4 * 5
+        assert {c.topic for c in reader.connections} >= {'/camera/image_raw', '/camera/depth_gt'}
+
+
+def test_existing_output_is_refused_without_a_traceback(tmp_path):
+    out = tmp_path / 'drive'
+    out.mkdir()
+    result = run('sample', out, '--frames', 1)
+    assert result.returncode == 1
+    assert 'already exists' in result.stderr and str(out) in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--frames', '0'], 'argument --frames: must be >= 1, got 0'),
+    (['--width', '8'], 'argument --width: must be >= 16, got 8'),
+    (['--height', 'tall'], "argument --height: expected an integer, got 'tall'"),
+    (['--storage', 'bag'], "argument --storage: invalid choice: 'bag'"),
+    (['--compressed', '--jpeg-quality', '101'], '--jpeg-quality must be in [1, 100], got 101'),
+])
+def test_bad_arguments_give_a_clear_error(tmp_path, args, message):
+    result = run('sample', tmp_path / 'drive', *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not (tmp_path / 'drive').exists()
+
+
+def test_unwritable_output_location_is_a_clear_error(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('not a directory')
+    result = run('sample', blocker / 'drive', '--frames', 1)
+    assert result.returncode == 1
+    assert 'cannot create output' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_help_lists_the_sample_command():
+    result = run('--help')
+    assert result.returncode == 0 and 'sample' in result.stdout
+
+
+@pytest.mark.skipif(shutil.which('make') is None, reason='make is not installed')
+def test_makefile_setup_is_a_no_op_when_nothing_changed():
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / '.venv' / '.installed').exists():
+        pytest.skip('the virtual environment was not made by `make setup`')
+    result = subprocess.run(['make', '-n', 'setup'], cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 0
+    assert 'pip install' not in result.stdout  # up to date: nothing to reinstall
