@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= out/demo
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Speed figures recorded in docs/benchmarks.md.
+bench: setup
+	$(BIN)/python benchmarks/render.py --width 640 --height 192
 
 clean:
 	rm -rf $(VENV) build install log out *.egg-info

@@ -1,7 +1,9 @@
 """`hybrid-depth` as a user runs it: the installed console script, in a subprocess."""
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,16 +64,54 @@ def test_unwritable_output_location_is_a_clear_error(tmp_path):
     assert 'cannot create output' in result.stderr and 'Traceback' not in result.stderr
 
 
+def _start_long_sample_and_wait_until_mid_write(out: Path) -> subprocess.Popen:
+    process = subprocess.Popen(COMMAND + ['sample', str(out), '--frames', '500'],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        written = [f for f in out.parent.glob(f'.{out.name}.partial-*/**/*')
+                   if f.is_file() and f.stat().st_size > 1_000_000]
+        if written:
+            return process
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError('the sample command never started writing')
+
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
+def test_termination_mid_write_removes_the_partial_bag(tmp_path, sig):
+    out = tmp_path / 'drive'
+    process = _start_long_sample_and_wait_until_mid_write(out)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + sig
+    assert 'partial output removed' in stderr and 'Traceback' not in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_run_never_leaves_a_bag_under_the_final_name(tmp_path):
+    out = tmp_path / 'drive'
+    process = _start_long_sample_and_wait_until_mid_write(out)
+    process.kill()  # SIGKILL: no cleanup possible
+    process.communicate(timeout=60)
+    assert not out.exists()
+    # What is left is hidden and named for what it is.
+    assert all(p.name.startswith('.drive.partial-') for p in tmp_path.iterdir())
+
+
 def test_help_lists_the_sample_command():
     result = run('--help')
     assert result.returncode == 0 and 'sample' in result.stdout
 
 
 @pytest.mark.skipif(shutil.which('make') is None, reason='make is not installed')
-def test_makefile_setup_is_a_no_op_when_nothing_changed():
+def test_makefile_setup_does_nothing_the_second_time():
     repo = Path(__file__).resolve().parents[1]
-    if not (repo / '.venv' / '.installed').exists():
-        pytest.skip('the virtual environment was not made by `make setup`')
-    result = subprocess.run(['make', '-n', 'setup'], cwd=repo, capture_output=True, text=True)
-    assert result.returncode == 0
-    assert 'pip install' not in result.stdout  # up to date: nothing to reinstall
+    if Path(sys.prefix).resolve() != (repo / '.venv').resolve():
+        pytest.skip('tests are not running in the virtual environment `make setup` manages')
+    first = subprocess.run(['make', 'setup'], cwd=repo, capture_output=True, text=True,
+                           timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = subprocess.run(['make', '-n', 'setup'], cwd=repo, capture_output=True, text=True)
+    assert second.returncode == 0
+    assert 'pip install' not in second.stdout  # up to date: nothing to reinstall

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from hybrid_depth_core import __version__
 from hybrid_depth_core.errors import UserError
 
 SUBCOMMANDS = ('sample',)
+
+
+class Terminated(Exception):
+    """SIGTERM arrived. Raised like Ctrl-C so that cleanup (`finally`) runs and partial
+    outputs are removed, instead of the process dying where it stands."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,14 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     for name in SUBCOMMANDS:
         importlib.import_module(f'{__name__}.{name}').add_parser(subparsers)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.run(args) or 0
     except UserError as error:
         print(f'hybrid-depth {args.command}: error: {error}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f'hybrid-depth {args.command}: interrupted', file=sys.stderr)
-        return 130
+        print(f'hybrid-depth {args.command}: interrupted; partial output removed',
+              file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Terminated:
+        print(f'hybrid-depth {args.command}: terminated; partial output removed',
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
 
 
 def int_at_least(minimum: int):
