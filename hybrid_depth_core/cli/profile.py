@@ -1,0 +1,58 @@
+"""`hybrid-depth profile`: parameters and multiply-adds of every model, next to the paper's."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from hybrid_depth_core.cli import int_at_least
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'profile', help='parameters and MACs of the depth and pose networks',
+        description='Count parameters (depth encoder + decoder) and multiply-adds (encoder '
+                    'alone, and the full per-frame inference) of resnet18 and hybrid, single- '
+                    'and multi-frame, and the pose network, at one input size, next to the '
+                    "paper's Table 1.")
+    parser.add_argument('--width', type=int_at_least(64), default=640,
+                        help='input width, a multiple of 32 (default: 640)')
+    parser.add_argument('--height', type=int_at_least(64), default=192,
+                        help='input height, a multiple of 32 (default: 192)')
+    parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hybrid_depth_core.errors import UserError
+    from hybrid_depth_core.networks.profile import PAPER_TABLE_1, as_dicts, profile_models
+
+    if args.width % 32 or args.height % 32:
+        raise UserError(f'--width and --height must be multiples of 32, got '
+                        f'{args.width}x{args.height}')
+    rows = profile_models(args.width, args.height)
+    if args.json:
+        print(json.dumps({'width': args.width, 'height': args.height, 'models': as_dicts(rows)},
+                         indent=2))
+        return 0
+    print(f'input {args.width}x{args.height}, batch 1; params = depth encoder + decoder; '
+          f'GMACs: conv + linear (+ attention matmuls)')
+    print(f'{"model":<26} {"params M":>9} {"enc GMACs":>10} {"enc +attn":>10} '
+          f'{"frame GMACs":>12} {"matching Gops":>14}')
+    for row in rows:
+        print(f'{row.model:<26} {row.params_m:>9.3f} {row.encoder_gmacs_thop:>10.3f} '
+              f'{row.encoder_gmacs:>10.3f} {row.frame_gmacs:>12.3f} '
+              f'{row.cost_volume_gops:>14.3f}')
+    by_name = {row.model: row for row in rows}
+    resnet, hybrid = by_name['resnet18 single-frame'], by_name['hybrid single-frame']
+    print(f'\nhybrid / resnet18: params {hybrid.params_m / resnet.params_m:.3f}, encoder GMACs '
+          f'{hybrid.encoder_gmacs_thop / resnet.encoder_gmacs_thop:.3f} '
+          f'(with attention {hybrid.encoder_gmacs / resnet.encoder_gmacs:.3f})')
+    if (args.width, args.height) == (640, 192):
+        print("paper's Table 1 (640x192):")
+        for arch, (params, gmacs) in PAPER_TABLE_1.items():
+            ours = by_name[f'{arch} single-frame']
+            print(f'  {arch:<9} paper {params:.3f} M / {gmacs:.3f} G; here '
+                  f'{ours.params_m:.3f} M ({100 * (ours.params_m / params - 1):+.1f}%) / '
+                  f'{ours.encoder_gmacs_thop:.3f} G '
+                  f'({100 * (ours.encoder_gmacs_thop / gmacs - 1):+.1f}%)')
+    return 0

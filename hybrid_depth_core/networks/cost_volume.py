@@ -1,0 +1,87 @@
+"""ManyDepth's matching: a plane-sweep cost volume between the current frame's layer1 features
+and the previous ("lookup") frame's, over depth hypotheses linear in depth."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hybrid_depth_core.geometry import pixel_grid
+
+BIN_CHUNK = 16  # hypotheses warped per grid_sample call: bounds memory at large sizes
+
+
+@dataclass
+class Matching:
+    """What the cost volume saw, for the losses: (B, D, h, w) cost, (B, 1, h, w) confidence
+    (1 where every hypothesis warped inside the lookup image), (B, 1, h, w) the depth of the
+    lowest-cost hypothesis (ManyDepth's consistency loss compares it with a teacher)."""
+
+    cost: torch.Tensor
+    confidence: torch.Tensor
+    argmin_depth: torch.Tensor
+
+
+class CostVolume(nn.Module):
+    def __init__(self, channels: int = 64, num_bins: int = 96, min_depth: float = 0.1,
+                 max_depth: float = 20.0):
+        super().__init__()
+        if not 0 < min_depth < max_depth:
+            raise ValueError(f'depth bins need 0 < min < max, got {min_depth}, {max_depth}')
+        self.num_bins = num_bins
+        # Saved with the model and updated during training from the teacher's depth range.
+        self.register_buffer('depth_range', torch.tensor([min_depth, max_depth]))
+        self.reduce_conv = nn.Sequential(nn.Conv2d(channels + num_bins, channels, 3, 1, 1),
+                                         nn.ReLU(inplace=True))
+
+    def depth_bins(self) -> torch.Tensor:
+        return torch.linspace(float(self.depth_range[0]), float(self.depth_range[1]),
+                              self.num_bins, device=self.depth_range.device)
+
+    def forward(self, current: torch.Tensor, lookup: torch.Tensor | None, K: torch.Tensor,
+                T_lookup_current: torch.Tensor | None) -> tuple[torch.Tensor, Matching]:
+        """current, lookup: (B, C, h, w) features; K: (B, 3, 3) intrinsics at the feature
+        resolution; T_lookup_current: (B, 4, 4). lookup None = no previous frame: a zero cost
+        volume, as in ManyDepth's zero-cost-volume augmentation. -> fused (B, C, h, w)."""
+        batch, channels, height, width = current.shape
+        if lookup is None:
+            cost = current.new_zeros(batch, self.num_bins, height, width)
+            confidence = current.new_zeros(batch, 1, height, width)
+            argmin_depth = current.new_zeros(batch, 1, height, width)
+        else:
+            cost, confidence, argmin_depth = self._match(current, lookup, K, T_lookup_current)
+        fused = self.reduce_conv(torch.cat([current, cost], 1))
+        return fused, Matching(cost=cost, confidence=confidence, argmin_depth=argmin_depth)
+
+    def _match(self, current, lookup, K, T):
+        batch, channels, height, width = current.shape
+        bins = self.depth_bins().to(current.dtype)
+        grid = pixel_grid(height, width, current.device, current.dtype)
+        # A pixel's ray at depth d lands at K (R K^-1 p d + t) in the lookup camera.
+        K = K.to(current.dtype)
+        rotated = K @ T[:, :3, :3].to(current.dtype) @ torch.linalg.inv(K) @ grid  # (B, 3, N)
+        shifted = K @ T[:, :3, 3:].to(current.dtype)                                 # (B, 3, 1)
+        costs, valids = [], []
+        for chunk in bins.split(BIN_CHUNK):
+            points = chunk.view(1, -1, 1, 1) * rotated.unsqueeze(1) + shifted.unsqueeze(1)
+            z = points[:, :, 2]
+            u = points[:, :, 0] / z.clamp(min=1e-6)
+            v = points[:, :, 1] / z.clamp(min=1e-6)
+            valid = (z > 1e-6) & (u >= 0) & (u <= width - 1) & (v >= 0) & (v <= height - 1)
+            sample_at = torch.stack([2 * u / (width - 1) - 1, 2 * v / (height - 1) - 1], -1)
+            warped = nn.functional.grid_sample(
+                lookup.repeat_interleave(len(chunk), 0),
+                sample_at.reshape(batch * len(chunk), height, width, 2),
+                mode='bilinear', padding_mode='zeros', align_corners=True)
+            difference = (warped.view(batch, len(chunk), channels, height, width)
+                          - current.unsqueeze(1)).abs().mean(2)
+            costs.append(difference * valid.view(batch, len(chunk), height, width))
+            valids.append(valid.view(batch, len(chunk), height, width))
+        cost, valid = torch.cat(costs, 1), torch.cat(valids, 1)
+        # Hypotheses that warp outside the lookup image get the pixel's highest cost, and pixels
+        # with any such hypothesis are not trusted at all (ManyDepth).
+        cost = torch.where(valid, cost, cost.amax(1, keepdim=True))
+        confidence = valid.all(1, keepdim=True).to(cost.dtype)
+        argmin_depth = bins[cost.argmin(1, keepdim=True)]
+        return cost * confidence, confidence, argmin_depth

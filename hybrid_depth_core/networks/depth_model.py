@@ -1,0 +1,100 @@
+"""The depth network (single- or multi-frame) and the factories for depth and pose models."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hybrid_depth_core.geometry import scale_intrinsics
+from hybrid_depth_core.networks.cost_volume import CostVolume, Matching
+from hybrid_depth_core.networks.decoder import DepthDecoder
+from hybrid_depth_core.networks.encoders import HybridConfig, HybridEncoder, ResNet18Encoder
+from hybrid_depth_core.networks.pose import PoseNet
+from hybrid_depth_core.networks.resnet import load_imagenet_weights
+
+ARCHITECTURES = ('hybrid', 'resnet18')
+
+
+@dataclass(frozen=True)
+class DepthModelConfig:
+    arch: str = 'hybrid'             # 'hybrid' (the paper) or 'resnet18' (ManyDepth's baseline)
+    multi_frame: bool = False        # ManyDepth cost volume against the previous frame
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
+    num_depth_bins: int = 96         # ManyDepth's default
+    min_depth_bin: float = 0.1       # initial hypothesis range (metres); adapted in training
+    max_depth_bin: float = 20.0
+    min_depth: float = 0.1           # range of the sigmoid disparity output (disp_to_depth)
+    max_depth: float = 100.0
+
+    def __post_init__(self):
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f'arch must be one of {ARCHITECTURES}, got {self.arch!r}')
+        if not 0 < self.min_depth < self.max_depth:
+            raise ValueError(f'need 0 < min_depth < max_depth, got {self.min_depth}, '
+                             f'{self.max_depth}')
+        if self.num_depth_bins < 2:
+            raise ValueError(f'num_depth_bins must be >= 2, got {self.num_depth_bins}')
+
+
+@dataclass
+class DepthOutput:
+    disparities: list[torch.Tensor]  # (B, 1, H / 2^s, W / 2^s) in (0, 1), s = 0..3
+    matching: Matching | None        # multi-frame only
+
+
+class DepthModel(nn.Module):
+    """image (B, 3, H, W) in [0, 1], H and W multiples of 32 (>= 64) -> DepthOutput.
+
+    Multi-frame: pass the previous frame `lookup`, intrinsics `K` (B, 3, 3) of the input
+    resolution and `T_lookup_current` (B, 4, 4); lookup None runs the single-frame mode
+    (zero cost volume), for the first frame or a static camera.
+    """
+
+    def __init__(self, config: DepthModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = (HybridEncoder(config.hybrid) if config.arch == 'hybrid'
+                        else ResNet18Encoder())
+        self.decoder = DepthDecoder()
+        self.cost_volume = (CostVolume(64, config.num_depth_bins, config.min_depth_bin,
+                                       config.max_depth_bin) if config.multi_frame else None)
+
+    def forward(self, image: torch.Tensor, lookup: torch.Tensor | None = None,
+                K: torch.Tensor | None = None,
+                T_lookup_current: torch.Tensor | None = None) -> DepthOutput:
+        height, width = image.shape[-2:]
+        if height % 32 or width % 32 or min(height, width) < 64:
+            # 1/32 resolution must be >= 2 pixels for the decoder's reflection padding.
+            raise ValueError(f'input width and height must be multiples of 32, at least 64; '
+                             f'got {width}x{height}')
+        half, quarter = self.encoder(image)
+        matching = None
+        if self.cost_volume is not None:
+            lookup_quarter = None
+            if lookup is not None:
+                if K is None or T_lookup_current is None:
+                    raise ValueError('multi-frame inference with a lookup frame needs K and '
+                                     'T_lookup_current')
+                with torch.no_grad():  # ManyDepth: no gradient through the lookup features
+                    _, lookup_quarter = self.encoder(lookup)
+                K = scale_intrinsics(K, quarter.shape[-1] / width, quarter.shape[-2] / height)
+            quarter, matching = self.cost_volume(quarter, lookup_quarter, K, T_lookup_current)
+        features = [half, quarter] + self.encoder.deep_features(quarter)
+        return DepthOutput(disparities=self.decoder(features), matching=matching)
+
+
+def build_depth_model(arch: str = 'hybrid', multi_frame: bool = False,
+                      pretrained: bool | str | Path = False, **config) -> DepthModel:
+    """`hybrid` and `resnet18` are one argument apart. `pretrained`: ImageNet ResNet18 weights
+    for the ResNet parts (True = download, or a path to resnet18-f37072fd.pth)."""
+    model = DepthModel(DepthModelConfig(arch=arch, multi_frame=multi_frame, **config))
+    load_imagenet_weights(model.encoder, pretrained)
+    return model
+
+
+def build_pose_model(pretrained: bool | str | Path = False) -> PoseNet:
+    model = PoseNet()
+    load_imagenet_weights(model.encoder, pretrained)
+    return model
