@@ -30,6 +30,7 @@ test: setup
 # Speed figures recorded in docs/benchmarks.md.
 bench: setup
 	$(BIN)/python benchmarks/render.py --width 640 --height 192
+	$(BIN)/hybrid-depth profile --width 640 --height 192
 
 clean:
 	rm -rf $(VENV) build install log out *.egg-info

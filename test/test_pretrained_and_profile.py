@@ -138,3 +138,10 @@ def test_profile_command_prints_json_and_rejects_bad_sizes():
     bad = subprocess.run(command + ['--width', '100'], capture_output=True, text=True)
     assert bad.returncode == 1 and 'multiples of 32' in bad.stderr
     assert 'Traceback' not in bad.stderr
+
+
+def test_position_table_size_matches_a_hand_count():
+    # heads x N x N/k^2, 2 blocks per stage, at 80x24, 40x12 and 20x6 tokens, k = 4, 2, 1.
+    by_hand = 2 * (2 * 1920 * 1920 // 16 + 4 * 480 * 480 // 4 + 8 * 120 * 120)
+    from hybrid_depth_core.networks.profile import position_table_params
+    assert position_table_params(640, 192) == by_hand == 1_612_800

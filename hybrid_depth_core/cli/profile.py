@@ -24,15 +24,17 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.errors import UserError
-    from hybrid_depth_core.networks.profile import PAPER_TABLE_1, as_dicts, profile_models
+    from hybrid_depth_core.networks.profile import (PAPER_TABLE_1, as_dicts, position_table_params,
+                                                    profile_models)
 
     if args.width % 32 or args.height % 32:
         raise UserError(f'--width and --height must be multiples of 32, got '
                         f'{args.width}x{args.height}')
     rows = profile_models(args.width, args.height)
+    table = position_table_params(args.width, args.height)
     if args.json:
-        print(json.dumps({'width': args.width, 'height': args.height, 'models': as_dicts(rows)},
-                         indent=2))
+        print(json.dumps({'width': args.width, 'height': args.height, 'models': as_dicts(rows),
+                          'cmt_position_table_params': table}, indent=2))
         return 0
     print(f'input {args.width}x{args.height}, batch 1; params = depth encoder + decoder; '
           f'GMACs: conv + linear (+ attention matmuls)')
@@ -47,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     print(f'\nhybrid / resnet18: params {hybrid.params_m / resnet.params_m:.3f}, encoder GMACs '
           f'{hybrid.encoder_gmacs_thop / resnet.encoder_gmacs_thop:.3f} '
           f'(with attention {hybrid.encoder_gmacs / resnet.encoder_gmacs:.3f})')
+    print(f'no size-dependent position table; CMT\'s would add {table / 1e6:.3f} M params to the '
+          f'hybrid encoder at {args.width}x{args.height} and fix it to that size')
     if (args.width, args.height) == (640, 192):
         print("paper's Table 1 (640x192):")
         for arch, (params, gmacs) in PAPER_TABLE_1.items():

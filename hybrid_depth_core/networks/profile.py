@@ -133,5 +133,18 @@ def _cost_volume_ops(model, width: int, height: int) -> int:
     return 5 * 64 * model.cost_volume.num_bins * (width // 4) * (height // 4)
 
 
+def position_table_params(width: int, height: int) -> int:
+    """Parameters CMT's learned relative-position bias (heads x N x N/k^2 per block) would add to
+    the hybrid encoder at this input size. This model has none: such a table fixes the size."""
+    encoder = build_depth_model('hybrid').encoder
+    total = 0
+    for level, stage in enumerate(encoder.stages, start=3):
+        tokens = (height >> level) * (width >> level)
+        for block in stage.blocks:
+            attention = block.attention
+            total += attention.heads * tokens * tokens // attention.reduction ** 2
+    return total
+
+
 def as_dicts(rows: list[ModelProfile]) -> list[dict]:
     return [asdict(row) for row in rows]
