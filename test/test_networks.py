@@ -145,3 +145,15 @@ def test_models_do_not_fix_device_or_batch_size():
         for batch in (1, 3):
             assert model(torch.rand(batch, 3, 64, 96)).disparities[0].shape[0] == batch
     assert isinstance(model.encoder, ResNet18Encoder)
+
+
+def test_depth_bin_range_is_saved_with_the_model_and_updatable():
+    model = build_depth_model('hybrid', multi_frame=True, min_depth_bin=0.5, max_depth_bin=30.0)
+    state = model.state_dict()
+    torch.testing.assert_close(state['cost_volume.depth_range'], torch.tensor([0.5, 30.0]))
+    model.cost_volume.depth_range.copy_(torch.tensor([1.0, 11.0]))  # what training adapts
+    restored = build_depth_model('hybrid', multi_frame=True)
+    restored.load_state_dict(model.state_dict())
+    bins = restored.cost_volume.depth_bins()
+    assert len(bins) == 96 and bins[0] == 1.0 and bins[-1] == 11.0
+    assert torch.allclose(bins.diff(), torch.full((95,), 10 / 95))  # linear in depth
