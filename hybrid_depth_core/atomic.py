@@ -20,14 +20,18 @@ def new_output_directory(path: Path) -> Iterator[Path]:
     `path` never exists half-written. Parent directories are created.
     """
     path = Path(path)
-    if path.exists() or path.is_symlink():
-        raise UserError(f'{path} already exists; refusing to overwrite it (choose another path '
-                        f'or remove it first)')
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f'.{path.name}.partial-', dir=path.parent))
+        exists = path.exists() or path.is_symlink()
+        if not exists:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Bounded prefix: the staging name must fit where the final name fits.
+            staging = Path(tempfile.mkdtemp(prefix=f'.{path.name[:100]}.partial-',
+                                            dir=path.parent))
     except OSError as error:
         raise UserError(f'cannot create output {path}: {error.strerror}') from None
+    if exists:
+        raise UserError(f'{path} already exists; refusing to overwrite it (choose another path '
+                        f'or remove it first)')
     try:
         # Same name inside the staging directory: some writers (rosbag2) name files after it.
         yield staging / path.name

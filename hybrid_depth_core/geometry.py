@@ -86,3 +86,18 @@ def invert_transform(T: torch.Tensor) -> torch.Tensor:
     inverse[..., :3, 3:] = -R_t @ T[..., :3, 3:]
     inverse[..., 3, 3] = 1
     return inverse
+
+
+def warp(source: torch.Tensor, depth: torch.Tensor, T_source_target: torch.Tensor,
+         K: torch.Tensor, inv_K: torch.Tensor) -> torch.Tensor:
+    """Synthesise the target view from `source` (B, C, H, W): each target pixel is backprojected
+    with its depth (B, 1, H, W), moved into the source camera by T_source_target (B, 4, 4),
+    projected with K (B, 3, 3) of this resolution, and the source sampled there (bilinear,
+    border-clamped, as Monodepth2 does)."""
+    batch, _, height, width = depth.shape
+    pixels, _ = project(backproject(depth, inv_K), K, T_source_target)
+    grid = pixels.reshape(batch, 2, height, width).permute(0, 2, 3, 1)
+    scale = torch.tensor([2 / (width - 1), 2 / (height - 1)], device=grid.device,
+                         dtype=grid.dtype)
+    return torch.nn.functional.grid_sample(source, grid * scale - 1, mode='bilinear',
+                                           padding_mode='border', align_corners=True)

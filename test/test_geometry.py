@@ -44,3 +44,6 @@ def test_scale_intrinsics_keeps_pixel_centres_aligned():
     K = torch.tensor([[200.0, 0, 99.5], [0, 200, 49.5], [0, 0, 1]])  # centred in 200x100
     half = geometry.scale_intrinsics(K, 0.5, 0.5)
     torch.testing.assert_close(half, torch.tensor([[100.0, 0, 49.5], [0, 100, 24.5], [0, 0, 1]]))
+    K = torch.tensor([[210.0, 0, 99.5], [0, 190, 49.5], [0, 0, 1]])
+    resized = geometry.scale_intrinsics(K, 0.25, 0.5)  # 200x100 -> 50x50
+    torch.testing.assert_close(resized, torch.tensor([[52.5, 0, 24.5], [0, 95, 24.5], [0, 0, 1]]))

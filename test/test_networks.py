@@ -49,9 +49,13 @@ def test_multi_frame_model_runs_without_a_previous_frame_or_with_a_blank_one(arc
     with torch.no_grad():
         alone = model(image)
         blank = model(image, torch.zeros_like(image), intrinsics(96, 64), sideways(1))
-    assert alone.matching.cost.abs().sum() == 0  # single-frame mode: zero cost volume
-    for output in (alone, blank):
+    with torch.no_grad():  # a small motion keeps every hypothesis inside the lookup image
+        matched = model(image, torch.rand_like(image), intrinsics(96, 64), sideways(1, 0.01))
+    assert matched.matching.confidence.mean() > 0.5
+    for output in (alone, blank, matched):
         assert torch.isfinite(output.disparities[0]).all()
+    # The previous frame really enters the prediction.
+    assert not torch.allclose(alone.disparities[0], matched.disparities[0])
 
 
 @pytest.mark.parametrize('height, width', [(100, 96), (32, 96)])
@@ -128,6 +132,23 @@ def test_cost_volume_minimum_is_at_the_true_depth_of_a_plane():
         assert agree.float().mean() > 0.95, f'depth {depth}: {agree.float().mean():.2f}'
         torch.testing.assert_close(matching.argmin_depth[0, 0][confident].median(),
                                    bins[nearest], atol=0.25, rtol=0)
+
+
+def test_sweep_coordinates_match_backproject_and_project_under_general_motion():
+    from hybrid_depth_core import geometry
+    from hybrid_depth_core.networks.cost_volume import sweep_coordinates
+    K = torch.tensor([[[60.0, 0, 40.3], [0, 55, 11.8], [0, 0, 1]]], dtype=torch.float64)
+    T = geometry.pose_vector_to_matrix(torch.tensor([[0.02, -0.05, 0.01]], dtype=torch.float64),
+                                       torch.tensor([[0.1, -0.05, -0.9]], dtype=torch.float64))
+    depths = torch.tensor([2.0, 7.5, 30.0], dtype=torch.float64)
+    u, v, z = sweep_coordinates(K, T, depths, 24, 80)
+    for i, depth in enumerate(depths):
+        points = geometry.backproject(torch.full((1, 1, 24, 80), float(depth),
+                                                 dtype=torch.float64), torch.linalg.inv(K))
+        pixels, expected_z = geometry.project(points, K, T)
+        torch.testing.assert_close(u[:, i], pixels[:, 0])
+        torch.testing.assert_close(v[:, i], pixels[:, 1])
+        torch.testing.assert_close(z[:, i], expected_z)
 
 
 def test_cpu_forward_at_kitti_size():

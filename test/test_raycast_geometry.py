@@ -80,6 +80,24 @@ def test_pole_depth_matches_circle_intersection():
     np.testing.assert_allclose(hits.depth[rows, u], t, rtol=1e-9)
 
 
+def test_a_wall_beside_the_camera_straddling_the_image_plane():
+    """A box from 10 m behind to 30 m ahead of the camera, 3 m to its left: corners behind the
+    camera must not cull it, and its -y face has depth 3 * fx / (cx - u) in each column."""
+    wall = Boxes(lo=np.array([[-10.0, 3.0, 0.0]]), hi=np.array([[30.0, 4.0, 50.0]]),
+                 material=np.array([Material.FACADE]), color=np.full((1, 3), 0.5, np.float32),
+                 pattern=np.array([[0, 0, 3.0, 3.0]], np.float32))
+    empty = _scene(with_wall=False, with_pole=False)
+    scene = Scene(road_half_width=5.0, sidewalk_width=2.0, boxes=wall, poles=empty.poles,
+                  sun=empty.sun)
+    camera, hits = _cast(scene)
+    on_wall = hits.material == Material.FACADE
+    assert on_wall.any()
+    v, u = np.nonzero(on_wall)
+    np.testing.assert_allclose(hits.depth[v, u], 3.0 * camera.fx / (camera.cx - u), rtol=1e-9)
+    assert np.all(hits.face[on_wall] == 2)  # axis y, normal towards -y (the camera)
+    assert np.all(u < camera.cx)  # only left of the principal point
+
+
 def test_nothing_beyond_max_depth_is_rendered():
     camera, hits = _cast(_scene(with_wall=False, with_pole=False), max_depth=20.0)
     finite = np.isfinite(hits.depth)
@@ -90,6 +108,8 @@ def test_nothing_beyond_max_depth_is_rendered():
 @pytest.mark.parametrize('size', [(17, 16), (64, 48), (333, 101)])
 def test_any_resolution(size):
     width, height = size
-    camera, hits = _cast(_scene(), PinholeCamera.from_fov(width, height, 70.0))
+    camera, hits = _cast(_scene(with_pole=False), PinholeCamera.from_fov(width, height, 70.0))
     assert hits.depth.shape == (height, width)
-    assert (hits.material == Material.POLE).any() or width < 64
+    bottom = height - 1  # the bottom row sees the ground just in front of the camera
+    np.testing.assert_allclose(hits.depth[bottom], HEIGHT * camera.fy / (bottom - camera.cy),
+                               rtol=1e-9)

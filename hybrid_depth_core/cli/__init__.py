@@ -10,10 +10,10 @@ import sys
 from hybrid_depth_core import __version__
 from hybrid_depth_core.errors import UserError
 
-SUBCOMMANDS = ('sample', 'profile')
+SUBCOMMANDS = ('sample', 'profile', 'train', 'evaluate')
 
 
-class Terminated(Exception):
+class Terminated(BaseException):
     """SIGTERM arrived. Raised like Ctrl-C so that cleanup (`finally`) runs and partial
     outputs are removed, instead of the process dying where it stands."""
 

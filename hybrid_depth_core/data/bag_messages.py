@@ -1,7 +1,9 @@
 """ROS 2 messages as `rosbags` objects, built from arrays: pure functions, no ROS install needed.
 
-Layouts follow REP 117/118 and image_transport: 32FC1 depth in metres (NaN = no return),
-little-endian, step = width * bytes per pixel; CameraInfo K and P of the rectified image.
+Layouts follow REP 118 and image_transport: 32FC1 depth in metres, little-endian,
+step = width * bytes per pixel; CameraInfo K and P of the rectified image. No-depth pixels
+(sky) are NaN, which depth_image_proc and RViz skip (REP 117 would say +Inf for "too far";
+NaN is what this project's depth topics use throughout).
 """
 from __future__ import annotations
 

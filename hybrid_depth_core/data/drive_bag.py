@@ -40,6 +40,7 @@ def write_drive_bag(drive: SyntheticDrive, out: Path, storage: str = 'mcap',
     (32FC1 metres, NaN = sky), all stamped with the frame's time and `camera_optical_frame`;
     the camera pose in `world` as PoseStamped and as /tf (so RViz can show the drive).
     """
+    out = Path(out)
     if storage not in STORAGE_PLUGINS:
         raise ValueError(f'storage must be one of {sorted(STORAGE_PLUGINS)}, got {storage!r}')
     counts: Counter = Counter()

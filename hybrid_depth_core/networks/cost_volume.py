@@ -50,24 +50,19 @@ class CostVolume(nn.Module):
             confidence = current.new_zeros(batch, 1, height, width)
             argmin_depth = current.new_zeros(batch, 1, height, width)
         else:
-            cost, confidence, argmin_depth = self._match(current, lookup, K, T_lookup_current)
-        fused = self.reduce_conv(torch.cat([current, cost], 1))
+            # Projection in fp32 whatever the autocast: bf16 cannot hold pixel coordinates.
+            with torch.autocast(current.device.type, enabled=False):
+                cost, confidence, argmin_depth = self._match(
+                    current.float(), lookup.float(), K.float(), T_lookup_current.float())
+        fused = self.reduce_conv(torch.cat([current, cost.to(current.dtype)], 1))
         return fused, Matching(cost=cost, confidence=confidence, argmin_depth=argmin_depth)
 
     def _match(self, current, lookup, K, T):
         batch, channels, height, width = current.shape
-        bins = self.depth_bins().to(current.dtype)
-        grid = pixel_grid(height, width, current.device, current.dtype)
-        # A pixel's ray at depth d lands at K (R K^-1 p d + t) in the lookup camera.
-        K = K.to(current.dtype)
-        rotated = K @ T[:, :3, :3].to(current.dtype) @ torch.linalg.inv(K) @ grid  # (B, 3, N)
-        shifted = K @ T[:, :3, 3:].to(current.dtype)                                 # (B, 3, 1)
+        bins = self.depth_bins()
         costs, valids = [], []
         for chunk in bins.split(BIN_CHUNK):
-            points = chunk.view(1, -1, 1, 1) * rotated.unsqueeze(1) + shifted.unsqueeze(1)
-            z = points[:, :, 2]
-            u = points[:, :, 0] / z.clamp(min=1e-6)
-            v = points[:, :, 1] / z.clamp(min=1e-6)
+            u, v, z = sweep_coordinates(K, T, chunk, height, width)
             valid = (z > 1e-6) & (u >= 0) & (u <= width - 1) & (v >= 0) & (v <= height - 1)
             sample_at = torch.stack([2 * u / (width - 1) - 1, 2 * v / (height - 1) - 1], -1)
             warped = nn.functional.grid_sample(
@@ -85,3 +80,16 @@ class CostVolume(nn.Module):
         confidence = valid.all(1, keepdim=True).to(cost.dtype)
         argmin_depth = bins[cost.argmin(1, keepdim=True)]
         return cost * confidence, confidence, argmin_depth
+
+
+def sweep_coordinates(K: torch.Tensor, T_lookup_current: torch.Tensor, depths: torch.Tensor,
+                      height: int, width: int):
+    """Where each current pixel lands in the lookup camera if its depth were each hypothesis:
+    (u, v, z), each (B, D, H*W), for K (B, 3, 3) and T_lookup_current (B, 4, 4)."""
+    grid = pixel_grid(height, width, K.device, K.dtype)
+    # A pixel's ray at depth d lands at K (R K^-1 p d + t) in the lookup camera.
+    rotated = K @ T_lookup_current[:, :3, :3] @ torch.linalg.inv(K) @ grid   # (B, 3, N)
+    shifted = K @ T_lookup_current[:, :3, 3:]                                 # (B, 3, 1)
+    points = depths.view(1, -1, 1, 1) * rotated.unsqueeze(1) + shifted.unsqueeze(1)
+    z = points[:, :, 2]
+    return points[:, :, 0] / z.clamp(min=1e-6), points[:, :, 1] / z.clamp(min=1e-6), z

@@ -40,4 +40,5 @@ class PoseNet(nn.Module):
         half, quarter = self.encoder(torch.cat([earlier, later], 1))
         deepest = self.encoder.deep_features(quarter)[-1]
         axis_angle, translation = self.decoder(deepest)
-        return pose_vector_to_matrix(axis_angle, translation)
+        # fp32 even under autocast: a bf16 rotation matrix is off by ~0.2 degrees.
+        return pose_vector_to_matrix(axis_angle.float(), translation.float())

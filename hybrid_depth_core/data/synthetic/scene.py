@@ -42,11 +42,17 @@ class SceneConfig:
     margin_ahead: float = 160.0                         # and ends this far beyond the last pose
 
     def __post_init__(self):
+        # Lengths and spacings must be positive, or the generator's loops never advance.
         for name in ('road_half_width', 'sidewalk_width', 'building_length', 'building_height',
-                     'building_depth', 'building_setback', 'pole_spacing'):
+                     'building_depth', 'pole_spacing'):
             low, high = getattr(self, name)
-            if not 0 <= low <= high:
-                raise ValueError(f'scene.{name} must satisfy 0 <= low <= high, got {(low, high)}')
+            if not 0.5 <= low <= high:
+                raise ValueError(f'scene.{name} must satisfy 0.5 <= low <= high, '
+                                 f'got {(low, high)}')
+        low, high = self.building_setback
+        if not 0 <= low <= high:
+            raise ValueError(f'scene.building_setback must satisfy 0 <= low <= high, '
+                             f'got {(low, high)}')
         for name in ('building_gap_probability', 'car_probability', 'crate_probability'):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f'scene.{name} must be a probability, got {getattr(self, name)}')

@@ -103,20 +103,23 @@ def cell_value(i: np.ndarray, j: np.ndarray, size: float | np.ndarray,
 
 
 def fbm(u: np.ndarray, v: np.ndarray, footprint: np.ndarray, scale: float,
-        octaves: int) -> np.ndarray:
-    """Fractal noise in about [-0.5, 0.5]: octaves of value noise from `scale` metres down,
-    each fading out where the pixel footprint exceeds 1/2 of its lattice spacing."""
+        octaves: int, gain: float = 0.55) -> np.ndarray:
+    """Fractal noise in about [-0.5, 0.5]: octaves of value noise from `scale` metres down, each
+    `gain` times weaker than the last (higher = rougher), fading out where the pixel footprint
+    exceeds 1/2 of its lattice spacing."""
     total = np.zeros_like(u)
-    amplitude, norm = 1.0, 0.0
+    amplitude = 1.0
+    # Normalised by all octaves' amplitudes: a point's colour must not depend on which other
+    # pixels are rendered with it.
+    norm = sum(gain ** octave for octave in range(octaves))
     for octave in range(octaves):
         spacing = scale / 2 ** octave
         weight = detail_weight(spacing, footprint)
-        norm += amplitude
         if not weight.any():
             break  # finer octaves are smaller still
         shift = 17.31 * octave  # decorrelates octaves that share the lattice table
         total += amplitude * weight * (value_noise(u / spacing + shift, v / spacing - shift) - 0.5)
-        amplitude *= 0.55
+        amplitude *= gain
     return total / norm
 
 
@@ -155,9 +158,11 @@ def _face_coordinates(points: np.ndarray, face_axis: np.ndarray) -> tuple[np.nda
 def _ground(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     x, y = points[:, 0], points[:, 1]
     road = scene.road_half_width
-    grain = fbm(x, y, footprint, 1.6, 9)
+    # Real asphalt is rough at every scale: a flat spectrum gives view synthesis something to
+    # match on the road right in front of the camera, at any image resolution.
+    grain = fbm(x, y, footprint, 1.6, 9, gain=0.8)
     patches = fbm(x + 311.0, y, footprint, 14.0, 3)
-    asphalt = np.float32([0.30, 0.30, 0.31]) * (1 + 1.1 * grain + 0.8 * patches)[:, None]
+    asphalt = np.float32([0.30, 0.30, 0.31]) * (1 + 2.2 * grain + 0.8 * patches)[:, None]
     centre_line = stripes(x, 9.0, 1 / 3, footprint) * band(y, -0.08, 0.08, footprint)
     edge_line = band(np.abs(y), road - 0.45, road - 0.3, footprint)
     asphalt = _mix(asphalt, np.float32([0.88, 0.88, 0.84]), np.maximum(centre_line, edge_line))
@@ -165,7 +170,7 @@ def _ground(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     tile = 0.6
     tiles = stripes(x, tile, 0.93, footprint) * stripes(y, tile, 0.93, footprint)
     tint = 1 + 0.3 * cell_value(np.floor(x / tile), np.floor(y / tile), tile, footprint)
-    paving = np.float32([0.60, 0.57, 0.52]) * (tint * (1 + 0.9 * grain))[:, None]
+    paving = np.float32([0.60, 0.57, 0.52]) * (tint * (1 + 1.4 * grain))[:, None]
     paving *= (0.55 + 0.45 * tiles)[:, None]
     on_road = band(np.abs(y), 0.0, road, footprint)
     return _mix(paving, asphalt, on_road)
@@ -177,7 +182,8 @@ def _facade(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     pattern = boxes.pattern[index]
     offset, spacing, floor = pattern[:, :2], pattern[:, 2], pattern[:, 3]
     u_off, v_off = u + offset[:, 0], v + offset[:, 1]
-    wall = boxes.color[index] * (1 + 0.9 * fbm(u_off, v_off, footprint, 0.9, 8))[:, None]
+    wall = boxes.color[index] * (1 + 1.6 * fbm(u_off, v_off, footprint, 0.9, 8, gain=0.75))[
+        :, None]
     courses = stripes(v, 0.075, 0.85, footprint)  # brick / panel courses
     wall *= (0.85 + 0.15 * courses)[:, None]
     column, storey = np.floor(u_off / spacing), np.floor(v / floor)

@@ -1,0 +1,101 @@
+"""The training sample contract, shared by every dataset, and the augmentations applied to it.
+
+A sample is a dict (batched by torch's default collate):
+
+    ('color', f, s)      (3, H/2^s, W/2^s) float32 in [0, 1]: frame f in {-1, 0, +1}, scale s
+                         in 0..3, as recorded (the losses compare these)
+    ('color_aug', f, s)  the same after colour jitter (the networks see these)
+    ('K', s), ('inv_K', s)  (3, 3) float32 intrinsics of scale s and their inverse
+    'depth_gt'           (1, H, W) float32 metres, NaN where unknown (only if the dataset has it)
+
+Colour jitter and horizontal flip are drawn once per sample and applied to all its frames, so
+the frames stay consistent with each other. Flipping mirrors the principal point too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from hybrid_depth_core.geometry import scale_intrinsics
+
+FRAME_IDS = (0, -1, 1)
+NUM_SCALES = 4
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """ManyDepth's augmentations (probabilities and ranges)."""
+
+    color_jitter_probability: float = 0.5
+    brightness: float = 0.2     # factor in [1 - x, 1 + x]
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.1            # fraction of a full turn, in [-x, x]
+    flip_probability: float = 0.5
+
+
+def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Generator | None,
+                augment: AugmentConfig | None, depth_gt: np.ndarray | None = None) -> dict:
+    """Build the sample dict from uint8 RGB frames (H, W, 3) keyed by frame id and the
+    intrinsics K (3, 3) of that resolution. rng None or augment None: no augmentation."""
+    height, width = frames[0].shape[:2]
+    K = np.asarray(K, dtype=np.float32).copy()
+    flip = augment is not None and rng is not None and rng.random() < augment.flip_probability
+    jitter = (_draw_jitter(augment, rng) if augment is not None and rng is not None
+              and rng.random() < augment.color_jitter_probability else None)
+    if flip:
+        frames = {f: np.ascontiguousarray(image[:, ::-1]) for f, image in frames.items()}
+        K[0, 2] = (width - 1) - K[0, 2]
+        if depth_gt is not None:
+            depth_gt = np.ascontiguousarray(depth_gt[:, ::-1])
+    sample = {}
+    for frame_id, image in frames.items():
+        for scale in range(NUM_SCALES):
+            resized = image if scale == 0 else cv2.resize(
+                image, (width >> scale, height >> scale), interpolation=cv2.INTER_AREA)
+            color = torch.from_numpy(resized).permute(2, 0, 1).float() / 255
+            sample[('color', frame_id, scale)] = color
+            sample[('color_aug', frame_id, scale)] = (color if jitter is None
+                                                      else apply_jitter(color, *jitter))
+    K_full = torch.from_numpy(K)
+    for scale in range(NUM_SCALES):
+        K_scaled = scale_intrinsics(K_full, 1 / 2 ** scale, 1 / 2 ** scale)
+        sample[('K', scale)] = K_scaled
+        sample[('inv_K', scale)] = torch.linalg.inv(K_scaled)
+    if depth_gt is not None:
+        sample['depth_gt'] = torch.from_numpy(np.asarray(depth_gt, np.float32))[None]
+    return sample
+
+
+def _draw_jitter(augment: AugmentConfig, rng: np.random.Generator) -> tuple[float, ...]:
+    return (rng.uniform(1 - augment.brightness, 1 + augment.brightness),
+            rng.uniform(1 - augment.contrast, 1 + augment.contrast),
+            rng.uniform(1 - augment.saturation, 1 + augment.saturation),
+            rng.uniform(-augment.hue, augment.hue))
+
+
+def apply_jitter(color: torch.Tensor, brightness: float, contrast: float, saturation: float,
+                 hue: float) -> torch.Tensor:
+    """Brightness, contrast, saturation factors and a hue rotation (fraction of a turn) on a
+    (3, H, W) image in [0, 1]."""
+    gray_weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    color = (color * brightness).clamp(0, 1)
+    mean = (color * gray_weights).sum(0).mean()
+    color = ((color - mean) * contrast + mean).clamp(0, 1)
+    gray = (color * gray_weights).sum(0, keepdim=True)
+    color = ((color - gray) * saturation + gray).clamp(0, 1)
+    return _rotate_hue(color, hue).clamp(0, 1)
+
+
+def _rotate_hue(color: torch.Tensor, turns: float) -> torch.Tensor:
+    """Rotate chroma about the grey axis in YIQ space (a linear stand-in for an HSV hue shift)."""
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                           [0.211, -0.523, 0.312]])
+    angle = 2 * np.pi * turns
+    rotation = torch.tensor([[1.0, 0, 0], [0, np.cos(angle), -np.sin(angle)],
+                             [0, np.sin(angle), np.cos(angle)]], dtype=torch.float32)
+    matrix = torch.linalg.inv(to_yiq) @ rotation @ to_yiq
+    return torch.einsum('ij,jhw->ihw', matrix, color)

@@ -1,0 +1,50 @@
+"""Device and precision choice, in one place for training and inference: CUDA when present,
+else CPU; bf16 autocast where the hardware computes bf16 natively."""
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+
+import torch
+
+from hybrid_depth_core.errors import UserError
+
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+
+
+def pick_device(name: str = 'auto') -> torch.device:
+    """'auto' = CUDA if available (this process's LOCAL_RANK under torchrun), else CPU."""
+    if name == 'auto':
+        name = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if name.startswith('cuda'):
+        if not torch.cuda.is_available():
+            raise UserError(f'device {name!r}: no CUDA device is available')
+        device = torch.device(name)
+        if device.index is None:
+            device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+        torch.cuda.set_device(device)
+        return device
+    if name != 'cpu':
+        raise UserError(f'device must be auto, cpu or cuda[:N], got {name!r}')
+    return torch.device('cpu')
+
+
+def cpu_has_native_bf16() -> bool:
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get('avx512_bf16') or capabilities.get('amx_bf16'))
+
+
+def autocast(device: torch.device, precision: str = 'auto'):
+    """Autocast context for `precision`. 'auto': bf16 on CUDA and on CPUs with native bf16,
+    fp32 elsewhere. Geometry and losses should cast network outputs back to fp32."""
+    if precision not in PRECISIONS:
+        raise UserError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+    if precision == 'auto':
+        native = device.type == 'cuda' or cpu_has_native_bf16()
+        precision = 'bf16' if native else 'fp32'
+    if precision == 'fp32':
+        return nullcontext()
+    if precision == 'fp16' and device.type != 'cuda':
+        raise UserError('fp16 autocast needs a CUDA device; use bf16 on CPU')
+    dtype = torch.bfloat16 if precision == 'bf16' else torch.float16
+    return torch.autocast(device.type, dtype=dtype)

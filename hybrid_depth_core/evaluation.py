@@ -1,0 +1,116 @@
+"""Depth metrics and evaluation protocols (KITTI Eigen, and a plain one for other data).
+
+Per image: select valid ground truth, optionally scale the prediction by the ratio of medians
+(monocular depth is up to scale), clamp to the range, compute the metrics; the dataset result is
+the mean over images. Functions take numpy arrays of the same (H, W) size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+METRICS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2', 'a3')
+
+
+@dataclass(frozen=True)
+class Protocol:
+    min_depth: float = 1e-3
+    max_depth: float = 80.0
+    garg_crop: bool = False       # KITTI Eigen: rows 0.408-0.992 H, cols 0.036-0.964 W
+    median_scaling: bool = True   # monocular models: per-image ratio of GT and predicted medians
+
+
+KITTI_EIGEN = Protocol(garg_crop=True)
+
+
+def depth_metrics(prediction: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """The standard metrics on matched 1-D arrays of valid, positive depths."""
+    threshold = np.maximum(gt / prediction, prediction / gt)
+    return {
+        'abs_rel': float(np.mean(np.abs(gt - prediction) / gt)),
+        'sq_rel': float(np.mean((gt - prediction) ** 2 / gt)),
+        'rmse': float(np.sqrt(np.mean((gt - prediction) ** 2))),
+        'rmse_log': float(np.sqrt(np.mean((np.log(gt) - np.log(prediction)) ** 2))),
+        'a1': float(np.mean(threshold < 1.25)),
+        'a2': float(np.mean(threshold < 1.25 ** 2)),
+        'a3': float(np.mean(threshold < 1.25 ** 3)),
+    }
+
+
+def valid_mask(gt: np.ndarray, protocol: Protocol) -> np.ndarray:
+    mask = np.isfinite(gt) & (gt > protocol.min_depth) & (gt < protocol.max_depth)
+    if protocol.garg_crop:
+        height, width = gt.shape
+        crop = np.zeros_like(mask)
+        crop[int(0.40810811 * height):int(0.99189189 * height),
+             int(0.03594771 * width):int(0.96405229 * width)] = True
+        mask &= crop
+    return mask
+
+
+def evaluate_image(prediction: np.ndarray, gt: np.ndarray,
+                   protocol: Protocol) -> tuple[dict[str, float], float] | None:
+    """Metrics and the applied scale ratio for one image; None if it has no valid GT."""
+    if prediction.shape != gt.shape:
+        raise ValueError(f'prediction {prediction.shape} and GT {gt.shape} differ in size')
+    mask = valid_mask(gt, protocol)
+    if not mask.any():
+        return None
+    predicted, truth = prediction[mask].astype(np.float64), gt[mask].astype(np.float64)
+    ratio = float(np.median(truth) / np.median(predicted)) if protocol.median_scaling else 1.0
+    predicted = np.clip(predicted * ratio, protocol.min_depth, protocol.max_depth)
+    return depth_metrics(predicted, truth), ratio
+
+
+class Accumulator:
+    """Mean of per-image metrics, and the median scale ratio with its spread."""
+
+    def __init__(self, protocol: Protocol):
+        self.protocol = protocol
+        self.per_image: list[dict[str, float]] = []
+        self.ratios: list[float] = []
+
+    def add(self, prediction: np.ndarray, gt: np.ndarray) -> None:
+        result = evaluate_image(prediction, gt, self.protocol)
+        if result is not None:
+            self.per_image.append(result[0])
+            self.ratios.append(result[1])
+
+    def summary(self) -> dict[str, float]:
+        if not self.per_image:
+            raise ValueError('no image had valid ground truth')
+        result = {name: float(np.mean([m[name] for m in self.per_image])) for name in METRICS}
+        ratios = np.array(self.ratios)
+        result.update(images=len(self.per_image), scale_median=float(np.median(ratios)),
+                      scale_std_over_median=float(np.std(ratios / np.median(ratios))))
+        return result
+
+
+def format_table(result: dict[str, float]) -> str:
+    """The familiar one-line table."""
+    header = ' '.join(f'{name:>9}' for name in METRICS)
+    values = ' '.join(f'{result[name]:9.4f}' for name in METRICS)
+    return f'{header}\n{values}'
+
+
+def evaluate_synthetic(predict, seeds, frames: int, width: int, height: int,
+                       protocol: Protocol = Protocol(), progress: bool = True) -> dict:
+    """Evaluate `predict(rgb, K, previous) -> depth` on held-out synthetic drives, frame by
+    frame in driving order (multi-frame models see the previous frame; the first frame of each
+    drive has none)."""
+    from tqdm import tqdm
+
+    from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+
+    accumulator = Accumulator(protocol)
+    bar = tqdm(total=len(seeds) * frames, desc='evaluating', unit='frame', disable=not progress)
+    for seed in seeds:
+        drive = SyntheticDrive(DriveConfig(width=width, height=height, frames=frames, seed=seed))
+        previous = None
+        for frame in drive:
+            accumulator.add(predict(frame.rgb, drive.camera.K, previous), frame.depth)
+            previous = frame.rgb
+            bar.update(1)
+    bar.close()
+    return accumulator.summary()

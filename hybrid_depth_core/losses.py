@@ -1,0 +1,87 @@
+"""Self-supervised losses (Monodepth2 / ManyDepth recipe): pure functions on tensors.
+
+Images are (B, 3, H, W) in [0, 1]; per-pixel maps are (B, 1, H, W).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SSIM_C1, SSIM_C2 = 0.01 ** 2, 0.03 ** 2
+SSIM_WEIGHT = 0.85  # photometric error = 0.85 (1 - SSIM) / 2 + 0.15 L1
+SMOOTHNESS_WEIGHT = 1e-3  # divided by 2^scale
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-pixel structural similarity on 3x3 windows (reflection padded), (B, C, H, W)."""
+    x, y = F.pad(x, (1, 1, 1, 1), mode='reflect'), F.pad(y, (1, 1, 1, 1), mode='reflect')
+    mu_x, mu_y = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
+    sigma_x = F.avg_pool2d(x * x, 3, 1) - mu_x ** 2
+    sigma_y = F.avg_pool2d(y * y, 3, 1) - mu_y ** 2
+    sigma_xy = F.avg_pool2d(x * y, 3, 1) - mu_x * mu_y
+    numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * sigma_xy + SSIM_C2)
+    denominator = (mu_x ** 2 + mu_y ** 2 + SSIM_C1) * (sigma_x + sigma_y + SSIM_C2)
+    return numerator / denominator
+
+
+def photometric_error(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """0.85 * (1 - SSIM) / 2 + 0.15 * |difference|, averaged over channels -> (B, 1, H, W)."""
+    l1 = (prediction - target).abs().mean(1, keepdim=True)
+    structure = ((1 - ssim(prediction, target)) / 2).clamp(0, 1).mean(1, keepdim=True)
+    return SSIM_WEIGHT * structure + (1 - SSIM_WEIGHT) * l1
+
+
+def reprojection_loss(warped: list[torch.Tensor], unwarped: list[torch.Tensor],
+                      target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel minimum over source frames of the photometric error, with auto-masking.
+
+    warped: the source frames synthesised into the target view; unwarped: the same sources as
+    they are. A pixel whose error is lower without warping (static camera, objects moving with
+    it, textureless) is masked out, as in Monodepth2: the identity errors join the minimum, with
+    a tiny noise to break ties. Returns the per-pixel loss (B, 1, H, W) and the mask of pixels
+    where a warped source won (1) rather than an unwarped one (0).
+    """
+    reprojection = torch.cat([photometric_error(w, target) for w in warped], 1)
+    identity = torch.cat([photometric_error(u, target) for u in unwarped], 1)
+    identity = identity + 1e-5 * torch.randn_like(identity)
+    combined = torch.cat([identity, reprojection], 1)
+    minimum, index = combined.min(1, keepdim=True)
+    return minimum, (index >= identity.shape[1]).float()
+
+
+def smoothness_loss(disparity: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """Edge-aware smoothness of mean-normalised disparity: gradients are penalised less where
+    the image has edges. disparity (B, 1, H, W), image (B, 3, H, W) of the same size."""
+    disparity = disparity / (disparity.mean((2, 3), keepdim=True) + 1e-7)
+    grad_x = (disparity[..., :, :-1] - disparity[..., :, 1:]).abs()
+    grad_y = (disparity[..., :-1, :] - disparity[..., 1:, :]).abs()
+    image_x = (image[..., :, :-1] - image[..., :, 1:]).abs().mean(1, keepdim=True)
+    image_y = (image[..., :-1, :] - image[..., 1:, :]).abs().mean(1, keepdim=True)
+    return (grad_x * torch.exp(-image_x)).mean() + (grad_y * torch.exp(-image_y)).mean()
+
+
+def unreliable_matching(argmin_depth: torch.Tensor, confidence: torch.Tensor,
+                        teacher_depth: torch.Tensor) -> torch.Tensor:
+    """ManyDepth's mask of pixels where the cost volume cannot be trusted: its best hypothesis
+    and the single-frame teacher's depth differ by more than 100% of either, or the pixel had
+    no confident matching. (B, 1, h, w) maps at one resolution -> float mask, detached."""
+    teacher_depth = teacher_depth.detach()
+    ratio = torch.maximum(argmin_depth / teacher_depth.clamp(min=1e-6),
+                          teacher_depth / argmin_depth.clamp(min=1e-6))
+    return ((ratio > 2.0) | (confidence < 0.5)).float().detach()
+
+
+def consistency_loss(depth: torch.Tensor, teacher_depth: torch.Tensor,
+                     unreliable: torch.Tensor) -> torch.Tensor:
+    """|depth - teacher depth| on the unreliable pixels, averaged over all pixels (ManyDepth);
+    the teacher gets no gradient."""
+    return ((depth - teacher_depth.detach()).abs() * unreliable).mean()
+
+
+def updated_depth_range(depth_range: torch.Tensor, teacher_depth: torch.Tensor,
+                        momentum: float = 0.99) -> torch.Tensor:
+    """ManyDepth's adaptive hypothesis range: an exponential moving average towards
+    (0.9 x the teacher's min depth, 1.1 x its max depth)."""
+    teacher_depth = teacher_depth.detach()
+    observed = torch.stack([0.9 * teacher_depth.min(), 1.1 * teacher_depth.max()])
+    return momentum * depth_range + (1 - momentum) * observed.to(depth_range)

@@ -1,0 +1,94 @@
+"""Inference API for the node and scripts: numpy image in, metric depth out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from hybrid_depth_core.device import autocast, pick_device
+from hybrid_depth_core.geometry import invert_transform, scale_intrinsics
+from hybrid_depth_core.networks import DepthModel, PoseNet, disp_to_depth
+from hybrid_depth_core.training.checkpoint import load_checkpoint
+from hybrid_depth_core.training.config import TrainConfig, from_dict
+
+
+class DepthPredictor:
+    """predict(rgb (H, W, 3) uint8, K (3, 3), previous=None) -> depth (H, W) float32 metres.
+
+    Inputs of any size are resized to the model's input size, with K scaled to match, and the
+    depth is resized back. Multi-frame models use `previous` (the preceding frame, same size
+    and camera) with the pose network's relative pose; without it they run single-frame.
+    """
+
+    def __init__(self, model: DepthModel, pose: PoseNet | None, input_size: tuple[int, int],
+                 device: torch.device, precision: str = 'fp32', depth_scale: float = 1.0):
+        self.model, self.pose = model.to(device).eval(), pose
+        if pose is not None:
+            self.pose = pose.to(device).eval()
+        self.width, self.height = input_size
+        self.device, self.precision, self.depth_scale = device, precision, depth_scale
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = 'auto', precision: str = 'fp32',
+                        depth_scale: float = 1.0) -> DepthPredictor:
+        state = load_checkpoint(path)
+        config = from_dict(TrainConfig, state['config'], where=f'{path}: config')
+        objective = {key[len('depth.'):]: value for key, value in state['objective'].items()
+                     if key.startswith('depth.')}
+        model = DepthModel(config.model)
+        model.load_state_dict(objective)
+        pose = None
+        if config.model.multi_frame:
+            pose = PoseNet()
+            pose.load_state_dict({key[len('pose.'):]: value
+                                  for key, value in state['objective'].items()
+                                  if key.startswith('pose.')})
+        return cls(model, pose, (config.data.width, config.data.height), pick_device(device),
+                   precision, depth_scale)
+
+    @property
+    def multi_frame(self) -> bool:
+        return self.pose is not None
+
+    @torch.no_grad()
+    def predict(self, rgb: np.ndarray, K: np.ndarray,
+                previous: np.ndarray | None = None) -> np.ndarray:
+        height, width = _check_image(rgb, 'rgb')
+        K = np.asarray(K, dtype=np.float64)
+        if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+            raise ValueError(f'K must be a finite 3x3 intrinsic matrix with fx, fy > 0, got {K}')
+        image = self._to_tensor(rgb)
+        K_model = scale_intrinsics(torch.from_numpy(K).float(), self.width / width,
+                                   self.height / height).unsqueeze(0).to(self.device)
+        lookup = T = None
+        if self.multi_frame and previous is not None:
+            if _check_image(previous, 'previous') != (height, width):
+                raise ValueError('previous frame and current frame differ in size')
+            lookup = self._to_tensor(previous)
+            with autocast(self.device, self.precision):
+                T = invert_transform(self.pose(lookup, image))  # T_previous_current
+        with autocast(self.device, self.precision):
+            disparity = self.model(image, lookup, K_model, T).disparities[0].float()
+        config = self.model.config
+        depth = disp_to_depth(disparity, config.min_depth, config.max_depth)[0, 0]
+        depth = depth.cpu().numpy() * self.depth_scale
+        if (height, width) != (self.height, self.width):
+            depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+        return depth.astype(np.float32)
+
+    def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        if rgb.shape[:2] != (self.height, self.width):
+            rgb = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255
+        return tensor.unsqueeze(0).to(self.device)
+
+
+def _check_image(image: np.ndarray, name: str) -> tuple[int, int]:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+            or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        shape = getattr(image, 'shape', None)
+        raise ValueError(f'{name} must be an (H, W, 3) uint8 RGB image, got {shape} '
+                         f'{getattr(image, "dtype", type(image).__name__)}')
+    return image.shape[:2]

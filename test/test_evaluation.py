@@ -1,0 +1,53 @@
+"""Metrics and protocols against values computed by hand."""
+import math
+
+import numpy as np
+import pytest
+
+from hybrid_depth_core.evaluation import (KITTI_EIGEN, Accumulator, Protocol, depth_metrics,
+                                          evaluate_image, valid_mask)
+
+
+def test_metrics_of_a_hand_made_pair():
+    prediction, gt = np.array([1.0, 3.0, 2.0]), np.array([1.0, 2.0, 4.0])
+    m = depth_metrics(prediction, gt)
+    assert m['abs_rel'] == pytest.approx((0 + 1 / 2 + 2 / 4) / 3)
+    assert m['sq_rel'] == pytest.approx((0 + 1 / 2 + 4 / 4) / 3)
+    assert m['rmse'] == pytest.approx(math.sqrt((0 + 1 + 4) / 3))
+    assert m['rmse_log'] == pytest.approx(math.sqrt((0 + math.log(1.5) ** 2
+                                                     + math.log(2) ** 2) / 3))
+    # max ratios 1, 1.5, 2 -> below 1.25: 1 of 3; below 1.5625: 2; below 1.953: 2.
+    assert (m['a1'], m['a2'], m['a3']) == pytest.approx((1 / 3, 2 / 3, 2 / 3))
+
+
+def test_median_scaling_removes_a_global_scale_and_reports_it():
+    gt = np.random.default_rng(0).uniform(2, 50, size=(20, 30))
+    metrics, ratio = evaluate_image(gt / 4, gt, Protocol())
+    assert ratio == pytest.approx(4.0) and metrics['abs_rel'] == pytest.approx(0, abs=1e-12)
+    metrics, ratio = evaluate_image(gt / 4, gt, Protocol(median_scaling=False))
+    assert ratio == 1.0 and metrics['abs_rel'] == pytest.approx(0.75)
+
+
+def test_invalid_ground_truth_and_caps_are_excluded():
+    gt = np.array([[np.nan, 0.0, 5.0, 100.0]])
+    assert valid_mask(gt, Protocol(max_depth=80)).tolist() == [[False, False, True, False]]
+    assert evaluate_image(np.ones((1, 4)), np.full((1, 4), np.nan), Protocol()) is None
+
+
+def test_garg_crop_keeps_the_central_lower_region():
+    mask = valid_mask(np.full((375, 1242), 10.0), KITTI_EIGEN)
+    rows, cols = np.nonzero(mask)
+    # int(0.40810811 * 375) = 153 .. int(0.99189189 * 375) = 371 exclusive; likewise columns.
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (153, 370, 44, 1196)
+
+
+def test_accumulator_averages_images_and_summarises_scale():
+    accumulator = Accumulator(Protocol())
+    gt = np.full((4, 4), 10.0)
+    accumulator.add(gt / 2, gt)
+    accumulator.add(gt / 2 * np.array([[1.0, 1.0, 1.0, 2.0]]), gt)
+    result = accumulator.summary()
+    assert result['images'] == 2
+    assert result['abs_rel'] == pytest.approx((0 + 0.25 * 1.0) / 2)  # 1 of 4 pixels off by 2x
+    with pytest.raises(ValueError, match='no image'):
+        Accumulator(Protocol()).summary()

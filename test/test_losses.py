@@ -1,0 +1,80 @@
+"""Losses: analytic values, gradients, and the photometric loss on exact synthetic geometry."""
+import numpy as np
+import pytest
+import torch
+
+from hybrid_depth_core import losses
+from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.geometry import warp
+
+
+def test_ssim_of_an_image_with_itself_is_one_and_lower_otherwise():
+    image = torch.rand(2, 3, 16, 20)
+    torch.testing.assert_close(losses.ssim(image, image), torch.ones_like(image))
+    assert losses.ssim(image, torch.rand_like(image)).mean() < 0.5
+    assert losses.photometric_error(image, image).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize('name', ['photometric', 'smoothness', 'consistency'])
+def test_loss_gradients_in_float64(name):
+    torch.manual_seed(0)
+    a = torch.rand(1, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    b = torch.rand(1, 3, 6, 7, dtype=torch.float64)
+    disparity = (0.1 + torch.rand(1, 1, 6, 7, dtype=torch.float64)).requires_grad_()
+    mask = (torch.rand(1, 1, 6, 7) > 0.5).double()
+    functions = {
+        'photometric': (lambda x: losses.photometric_error(x, b), (a,)),
+        'smoothness': (lambda d: losses.smoothness_loss(d, b), (disparity,)),
+        'consistency': (lambda d: losses.consistency_loss(d, 2 * torch.ones_like(d), mask),
+                        (disparity,)),
+    }
+    function, inputs = functions[name]
+    assert torch.autograd.gradcheck(function, inputs)
+
+
+def test_automasking_drops_pixels_that_match_without_warping():
+    target = torch.rand(1, 3, 8, 8)
+    still = target.clone()                 # a source identical to the target (static camera)
+    wrong = torch.rand(1, 3, 8, 8)         # a bad warp
+    per_pixel, kept = losses.reprojection_loss([wrong], [still], target)
+    assert kept.sum() == 0 and per_pixel.max() < 1e-3
+    per_pixel, kept = losses.reprojection_loss([target], [wrong], target)
+    assert kept.mean() == 1 and per_pixel.max() < 1e-3
+
+
+def test_unreliable_matching_and_depth_range_update_by_hand():
+    argmin = torch.tensor([[[[1.0, 4.0, 10.0, 3.0]]]])
+    teacher = torch.tensor([[[[1.5, 1.0, 4.0, 3.0]]]])
+    confidence = torch.tensor([[[[1.0, 1.0, 1.0, 0.0]]]])
+    # ratios 1.5 (ok), 4 (> 2), 2.5 (> 2); the last pixel had no confident matching.
+    assert losses.unreliable_matching(argmin, confidence, teacher).flatten().tolist() == [
+        0, 1, 1, 1]
+    updated = losses.updated_depth_range(torch.tensor([0.1, 20.0]), teacher)
+    torch.testing.assert_close(updated, torch.tensor([0.99 * 0.1 + 0.01 * 0.9 * 1.0,
+                                                      0.99 * 20 + 0.01 * 1.1 * 4.0]))
+
+
+@pytest.fixture(scope='module')
+def synthetic_pair():
+    drive = SyntheticDrive(DriveConfig(width=320, height=96, frames=2, seed=11))
+    source, target = drive.render(0), drive.render(1)
+
+    def tensor(rgb):
+        return torch.from_numpy(rgb).permute(2, 0, 1).float()[None] / 255
+    depth = torch.from_numpy(np.nan_to_num(target.depth, nan=1e4))[None, None]
+    T = torch.from_numpy(np.linalg.inv(source.T_world_cam) @ target.T_world_cam).float()[None]
+    K = torch.from_numpy(drive.camera.K).float()[None]
+    return tensor(source.rgb), tensor(target.rgb), depth, T, K
+
+
+def test_photometric_loss_is_near_its_floor_with_true_depth_and_pose(synthetic_pair):
+    source, target, depth, T, K = synthetic_pair
+    inv_K = torch.linalg.inv(K)
+
+    def loss(d):
+        per_pixel, _ = losses.reprojection_loss([warp(source, d, T, K, inv_K)], [source], target)
+        return per_pixel.mean().item()
+    true, scaled, flat = loss(depth), loss(depth * 1.5), loss(torch.full_like(depth, 10.0))
+    print(f'photometric loss: true depth {true:.4f}, x1.5 {scaled:.4f}, constant {flat:.4f}')
+    assert true < 0.03
+    assert true < 0.6 * scaled and true < 0.6 * flat

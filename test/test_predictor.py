@@ -1,0 +1,40 @@
+"""DepthPredictor: checkpoint in, metric depth out, at the input's own size."""
+import numpy as np
+import pytest
+
+from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_core.training.config import load_config
+from hybrid_depth_core.training.trainer import train
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    config = load_config(None, ['data.seeds=[3]', 'data.frames_per_drive=4', 'data.width=96',
+                                'data.height=64', 'batch_size=2', 'num_workers=0'])
+    return train(config, tmp_path_factory.mktemp('run'), max_steps=1, progress=False)
+
+
+def test_predict_returns_positive_depth_at_the_input_size(checkpoint):
+    predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu')
+    assert predictor.multi_frame and (predictor.width, predictor.height) == (96, 64)
+    drive = SyntheticDrive(DriveConfig(width=150, height=70, frames=2, seed=9))
+    first, second = drive.render(0), drive.render(1)
+    alone = predictor.predict(first.rgb, drive.camera.K)
+    streamed = predictor.predict(second.rgb, drive.camera.K, previous=first.rgb)
+    for depth in (alone, streamed):
+        assert depth.shape == (70, 150) and depth.dtype == np.float32
+        assert np.isfinite(depth).all() and (depth > 0).all()
+    assert not np.allclose(streamed, predictor.predict(second.rgb, drive.camera.K))
+
+
+def test_predict_rejects_bad_inputs_with_the_input_named(checkpoint):
+    predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu')
+    image = np.zeros((64, 96, 3), np.uint8)
+    K = np.array([[50.0, 0, 48], [0, 50, 32], [0, 0, 1]])
+    with pytest.raises(ValueError, match='rgb must be an'):
+        predictor.predict(image.astype(np.float32), K)
+    with pytest.raises(ValueError, match='K must be'):
+        predictor.predict(image, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match='previous frame and current frame differ'):
+        predictor.predict(image, K, previous=np.zeros((32, 96, 3), np.uint8))

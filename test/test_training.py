@@ -1,0 +1,122 @@
+"""Training: the loss falls, resume is exact, checkpoints are atomic, DDP runs, configs load."""
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hybrid_depth_core.data.samples import AugmentConfig
+from hybrid_depth_core.data.synthetic_dataset import SyntheticDataConfig, SyntheticDataset
+from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.networks import DepthModelConfig
+from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
+from hybrid_depth_core.training.config import TrainConfig, load_config
+from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
+from hybrid_depth_core.training.trainer import train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ['data.seeds=[3]', 'data.frames_per_drive=6', 'data.width=96', 'data.height=64',
+        'batch_size=2', 'num_workers=0', 'log_every=1', 'image_every=2',
+        'checkpoint_every=100']
+
+
+@pytest.mark.parametrize('arch, multi_frame', [('hybrid', False), ('resnet18', True)])
+def test_a_few_steps_on_one_batch_reduce_the_loss(arch, multi_frame):
+    torch.manual_seed(0)
+    data = SyntheticDataConfig(seeds=(5,), frames_per_drive=4, width=128, height=64)
+    batch = torch.utils.data.default_collate(
+        [SyntheticDataset(data, progress=False)[i] for i in range(2)])
+    objective = SelfSupervisedObjective(DepthModelConfig(arch=arch, multi_frame=multi_frame),
+                                        LossConfig())
+    optimizer = torch.optim.Adam(objective.parameters(), lr=1e-4)
+    history = []
+    for _ in range(12):
+        loss, logs, _ = objective(batch, draw=0.9)  # 0.9: a normal multi-frame step
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    assert sum(history[-3:]) / 3 < 0.8 * sum(history[:3]) / 3, history
+
+
+def test_resume_continues_exactly(tmp_path):
+    config = load_config(None, TINY)
+    uninterrupted = train(config, tmp_path / 'a', max_steps=3, progress=False)
+    train(config, tmp_path / 'b', max_steps=2, progress=False)
+    resumed = train(config, tmp_path / 'b', max_steps=3, resume=True, progress=False)
+    a, b = load_checkpoint(uninterrupted), load_checkpoint(resumed)
+    assert a['step'] == b['step'] == 3
+    for key, value in a['objective'].items():
+        torch.testing.assert_close(b['objective'][key], value, msg=key)
+    assert (a['optimizer']['param_groups'][0]['lr']
+            == b['optimizer']['param_groups'][0]['lr'])
+    assert list((tmp_path / 'a' / 'tensorboard').iterdir())  # TensorBoard events written
+
+
+def test_training_refuses_to_clobber_or_to_resume_something_else(tmp_path):
+    config = load_config(None, TINY)
+    train(config, tmp_path, max_steps=1, progress=False)
+    with pytest.raises(UserError, match='--resume'):
+        train(config, tmp_path, max_steps=1, progress=False)
+    other = load_config(None, TINY + ['learning_rate=0.5'])
+    with pytest.raises(UserError, match='different config'):
+        train(other, tmp_path, max_steps=2, resume=True, progress=False)
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / 'last.pt'
+    save_checkpoint(path, {'step': 1})
+
+    def crash(*args, **kwargs):
+        raise OSError('disk full')
+    monkeypatch.setattr(torch, 'save', crash)
+    with pytest.raises(OSError, match='disk full'):
+        save_checkpoint(path, {'step': 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)['step'] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ['last.pt']
+
+
+def test_bad_checkpoints_are_named_in_the_error(tmp_path):
+    with pytest.raises(UserError, match='does not exist'):
+        load_checkpoint(tmp_path / 'none.pt')
+    (tmp_path / 'junk.pt').write_bytes(b'junk')
+    with pytest.raises(UserError, match='not a readable checkpoint'):
+        load_checkpoint(tmp_path / 'junk.pt')
+    torch.save({'weights': 1}, tmp_path / 'other.pt')
+    with pytest.raises(UserError, match='not a hybrid-depth checkpoint'):
+        load_checkpoint(tmp_path / 'other.pt')
+
+
+def test_configs_in_the_repository_load_and_bad_keys_are_named():
+    for path in sorted((REPO / 'config').glob('train_*.yaml')):
+        assert isinstance(load_config(path), TrainConfig)
+    config = load_config(None, ['model.arch=resnet18', 'data.seeds=[1, 2]', 'batch_size=3'])
+    assert (config.model.arch, config.data.seeds, config.batch_size) == ('resnet18', (1, 2), 3)
+    assert isinstance(config.augment, AugmentConfig)
+    with pytest.raises(UserError, match=r"config.model: unknown key\(s\) \['depth'\]"):
+        load_config(None, ['model.depth=3'])
+    with pytest.raises(UserError, match='key.sub=value'):
+        load_config(None, ['batch_size'])
+    with pytest.raises(UserError, match="arch must be one of"):
+        load_config(None, ['model.arch=vgg'])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_with_two_gloo_processes_runs_two_steps(tmp_path):
+    command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+               '--master_addr', '127.0.0.1', '--master_port', str(_free_port()),
+               '-m', 'hybrid_depth_core.cli', 'train', '--out', str(tmp_path), '--max-steps',
+               '2', '--device', 'cpu'] + TINY
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_checkpoint(tmp_path / 'last.pt')['step'] == 2
