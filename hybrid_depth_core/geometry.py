@@ -5,15 +5,17 @@ optical frame z forward, x right, y down; `T_a_b` (4x4) maps points in frame b t
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
-def scale_intrinsics(K: torch.Tensor, scale_x: float, scale_y: float) -> torch.Tensor:
-    """Intrinsics (..., 3, 3) of the image resized by (scale_x, scale_y).
+def scale_intrinsics(K, scale_x: float, scale_y: float):
+    """Intrinsics (..., 3, 3) of the image resized by (scale_x, scale_y); a tensor or a numpy
+    array (returned as float64).
 
     With pixel centres at integers, the resized principal point is (c + 0.5) * s - 0.5.
     """
-    K = K.clone()
+    K = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64)
     K[..., 0, 0] *= scale_x
     K[..., 1, 1] *= scale_y
     K[..., 0, 2] = (K[..., 0, 2] + 0.5) * scale_x - 0.5

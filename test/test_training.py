@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hybrid_depth_core.data.samples import AugmentConfig
-from hybrid_depth_core.data.synthetic_dataset import SyntheticDataConfig, SyntheticDataset
+from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.networks import DepthModelConfig
 from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
@@ -26,9 +26,9 @@ TINY = ['data.seeds=[3]', 'data.frames_per_drive=6', 'data.width=96', 'data.heig
 @pytest.mark.parametrize('arch, multi_frame', [('hybrid', False), ('resnet18', True)])
 def test_a_few_steps_on_one_batch_reduce_the_loss(arch, multi_frame):
     torch.manual_seed(0)
-    data = SyntheticDataConfig(seeds=(5,), frames_per_drive=4, width=128, height=64)
-    batch = torch.utils.data.default_collate(
-        [SyntheticDataset(data, progress=False)[i] for i in range(2)])
+    dataset = SyntheticDataset(seeds=(5,), frames_per_drive=4, width=128, height=64,
+                               progress=False)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])
     objective = SelfSupervisedObjective(DepthModelConfig(arch=arch, multi_frame=multi_frame),
                                         LossConfig())
     optimizer = torch.optim.Adam(objective.parameters(), lr=1e-4)

@@ -9,12 +9,16 @@ from pathlib import Path
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         'evaluate', help='depth metrics of a checkpoint against ground truth',
-        description='Evaluate a checkpoint on held-out synthetic drives (exact GT). Monocular '
+        description='Evaluate a checkpoint on held-out synthetic drives (exact GT), or on KITTI '
+                    'raw with the Eigen protocol (Velodyne GT, Garg crop, 80 m cap). Monocular '
                     'depth is up to scale: predictions are median-scaled per image and the '
                     'scale ratio is reported.')
     parser.add_argument('--checkpoint', type=Path, required=True)
     parser.add_argument('--synthetic-seeds', type=int, nargs='+', default=[1000, 1001],
                         help='held-out drive seeds (keep them apart from training seeds)')
+    parser.add_argument('--kitti-root', type=Path, help='KITTI raw data root (with --kitti-split)')
+    parser.add_argument('--kitti-split', type=Path,
+                        help='split file, e.g. the Eigen test_files.txt (Monodepth2 format)')
     parser.add_argument('--frames', type=int, default=30, help='frames per drive')
     parser.add_argument('--max-depth', type=float, default=80.0, help='GT cap in metres')
     parser.add_argument('--device', default='auto')
@@ -23,13 +27,20 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hybrid_depth_core.data.kitti import evaluate_kitti
+    from hybrid_depth_core.errors import UserError
     from hybrid_depth_core.evaluation import Protocol, evaluate_synthetic, format_table
     from hybrid_depth_core.predictor import DepthPredictor
 
+    if (args.kitti_root is None) != (args.kitti_split is None):
+        raise UserError('--kitti-root and --kitti-split go together')
     predictor = DepthPredictor.from_checkpoint(args.checkpoint, device=args.device)
-    result = evaluate_synthetic(predictor.predict, args.synthetic_seeds, args.frames,
-                                predictor.width, predictor.height,
-                                Protocol(max_depth=args.max_depth))
+    if args.kitti_root is not None:
+        result = evaluate_kitti(predictor.predict, args.kitti_root, args.kitti_split)
+    else:
+        result = evaluate_synthetic(predictor.predict, args.synthetic_seeds, args.frames,
+                                    predictor.width, predictor.height,
+                                    Protocol(max_depth=args.max_depth))
     print(format_table(result))
     print(f'{result["images"]} images; median scale ratio {result["scale_median"]:.3f} '
           f'(std/median {result["scale_std_over_median"]:.3f})')

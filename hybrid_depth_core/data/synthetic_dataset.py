@@ -1,22 +1,12 @@
 """Training samples from synthetic drives (frames rendered once, kept in memory)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
-
-
-@dataclass(frozen=True)
-class SyntheticDataConfig:
-    seeds: tuple[int, ...] = tuple(range(1, 17))  # one street per seed; keep eval seeds apart
-    frames_per_drive: int = 60
-    width: int = 320
-    height: int = 96
 
 
 class SyntheticDataset(torch.utils.data.Dataset):
@@ -26,19 +16,18 @@ class SyntheticDataset(torch.utils.data.Dataset):
     the number of DataLoader workers; call `set_epoch` each epoch to get new draws.
     """
 
-    def __init__(self, config: SyntheticDataConfig, augment: AugmentConfig | None = None,
-                 seed: int = 0, progress: bool = True):
-        self.config, self.augment, self.seed, self.epoch = config, augment, seed, 0
+    def __init__(self, seeds, frames_per_drive: int, width: int, height: int,
+                 augment: AugmentConfig | None = None, seed: int = 0, progress: bool = True):
+        self.augment, self.seed, self.epoch = augment, seed, 0
         self.drives: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # rgb, depth, K
-        bar = tqdm(config.seeds, desc='rendering synthetic drives', unit='drive',
-                   disable=not progress)
+        bar = tqdm(seeds, desc='rendering synthetic drives', unit='drive', disable=not progress)
         for drive_seed in bar:
-            drive = SyntheticDrive(DriveConfig(width=config.width, height=config.height,
-                                               frames=config.frames_per_drive, seed=drive_seed))
+            drive = SyntheticDrive(DriveConfig(width=width, height=height,
+                                               frames=frames_per_drive, seed=drive_seed))
             frames = [drive.render(i) for i in range(len(drive))]
             self.drives.append((np.stack([f.rgb for f in frames]),
                                 np.stack([f.depth for f in frames]), drive.camera.K))
-        interior = range(1, config.frames_per_drive - 1)
+        interior = range(1, frames_per_drive - 1)
         self.index = [(d, t) for d in range(len(self.drives)) for t in interior]
 
     def set_epoch(self, epoch: int) -> None:

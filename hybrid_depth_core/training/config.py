@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from hybrid_depth_core.data.samples import AugmentConfig
-from hybrid_depth_core.data.synthetic_dataset import SyntheticDataConfig
+from hybrid_depth_core.data.datasets import DataConfig
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.networks import DepthModelConfig
 from hybrid_depth_core.training.objective import LossConfig
@@ -19,7 +19,7 @@ from hybrid_depth_core.training.objective import LossConfig
 @dataclass(frozen=True)
 class TrainConfig:
     model: DepthModelConfig = field(default_factory=lambda: DepthModelConfig(multi_frame=True))
-    data: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     batch_size: int = 12          # ManyDepth

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
+from hybrid_depth_core.data.datasets import build_dataset
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
@@ -64,8 +64,8 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     device = pick_device(device)
     torch.manual_seed(config.seed)
 
-    dataset = SyntheticDataset(config.data, config.augment, seed=config.seed,
-                               progress=progress and rank == 0)
+    dataset = build_dataset(config.data, config.augment, config.seed,
+                            progress=progress and rank == 0)
     steps_per_epoch = len(dataset) // world // config.batch_size
     if steps_per_epoch == 0:
         raise UserError(f'{len(dataset)} samples are fewer than one batch of '

@@ -1,0 +1,56 @@
+"""Training data sources behind one config: synthetic drives, KITTI raw, an image folder."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hybrid_depth_core.data.samples import AugmentConfig
+from hybrid_depth_core.errors import UserError
+
+SOURCES = ('synthetic', 'kitti', 'folder')
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = 'synthetic'      # synthetic | kitti | folder
+    width: int = 320               # network input size; images are resized to it
+    height: int = 96
+    seeds: tuple[int, ...] = tuple(range(1, 17))  # synthetic: one street per seed
+    frames_per_drive: int = 60     # synthetic
+    root: str = ''                 # kitti: the raw-data root; folder: the image folder
+    split: str = ''                # kitti: split file, lines '<date>/<drive>_sync <frame> l|r'
+    intrinsics: str = ''           # folder: intrinsics YAML (see data/image_folder.py)
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f'data.source must be one of {SOURCES}, got {self.source!r}')
+        if self.width % 32 or self.height % 32 or min(self.width, self.height) < 64:
+            raise ValueError(f'data.width and data.height must be multiples of 32, at least '
+                             f'64; got {self.width}x{self.height}')
+
+
+def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
+                  progress: bool = True) -> torch.utils.data.Dataset:
+    """The dataset `config.source` names; every one yields the sample contract of samples.py
+    and has `set_epoch(epoch)` for repeatable augmentation."""
+    if config.source == 'synthetic':
+        from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
+        return SyntheticDataset(config.seeds, config.frames_per_drive, config.width,
+                                config.height, augment, seed, progress)
+    if config.source == 'kitti':
+        from hybrid_depth_core.data.kitti import KittiRawDataset
+        _require(config, 'root', 'split')
+        return KittiRawDataset(Path(config.root), Path(config.split), config.width,
+                               config.height, augment, seed)
+    from hybrid_depth_core.data.image_folder import ImageFolderDataset
+    _require(config, 'root', 'intrinsics')
+    return ImageFolderDataset(Path(config.root), Path(config.intrinsics), config.width,
+                              config.height, augment, seed)
+
+
+def _require(config: DataConfig, *names: str) -> None:
+    missing = [f'data.{name}' for name in names if not getattr(config, name)]
+    if missing:
+        raise UserError(f'data.source={config.source} needs {", ".join(missing)}')
