@@ -20,6 +20,7 @@ class DepthPredictor:
     Inputs of any size are resized to the model's input size, with K scaled to match, and the
     depth is resized back. Multi-frame models use `previous` (the preceding frame, same size
     and camera) with the pose network's relative pose; without it they run single-frame.
+    For a live stream, `stream(rgb, K)` keeps the previous frame itself; `reset()` forgets it.
     """
 
     def __init__(self, model: DepthModel, pose: PoseNet | None, input_size: tuple[int, int],
@@ -29,6 +30,7 @@ class DepthPredictor:
             self.pose = pose.to(device).eval()
         self.width, self.height = input_size
         self.device, self.precision, self.depth_scale = device, precision, depth_scale
+        self._previous: np.ndarray | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = 'auto', precision: str = 'fp32',
@@ -77,6 +79,19 @@ class DepthPredictor:
         if (height, width) != (self.height, self.width):
             depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
         return depth.astype(np.float32)
+
+    def stream(self, rgb: np.ndarray, K: np.ndarray) -> np.ndarray:
+        """The next frame of a sequence: predicted with the frame of the last call (if it has
+        the same size), which this frame then replaces."""
+        previous = self._previous
+        if previous is not None and previous.shape != rgb.shape:
+            previous = None  # the camera changed resolution: start over
+        depth = self.predict(rgb, K, previous)
+        self._previous = rgb.copy()
+        return depth
+
+    def reset(self) -> None:
+        self._previous = None
 
     def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
         if rgb.shape[:2] != (self.height, self.width):

@@ -28,6 +28,19 @@ def test_predict_returns_positive_depth_at_the_input_size(checkpoint):
     assert not np.allclose(streamed, predictor.predict(second.rgb, drive.camera.K))
 
 
+def test_streaming_uses_the_previous_call_as_the_lookup_frame(checkpoint):
+    predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu')
+    drive = SyntheticDrive(DriveConfig(width=96, height=64, frames=2, seed=4))
+    first, second = drive.render(0), drive.render(1)
+    K = drive.camera.K
+    np.testing.assert_array_equal(predictor.stream(first.rgb, K), predictor.predict(first.rgb, K))
+    np.testing.assert_array_equal(predictor.stream(second.rgb, K),
+                                  predictor.predict(second.rgb, K, previous=first.rgb))
+    predictor.reset()
+    np.testing.assert_array_equal(predictor.stream(second.rgb, K),
+                                  predictor.predict(second.rgb, K))
+
+
 def test_predict_rejects_bad_inputs_with_the_input_named(checkpoint):
     predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu')
     image = np.zeros((64, 96, 3), np.uint8)
