@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from hybrid_depth_core.device import autocast, pick_device
+from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import invert_transform, scale_intrinsics
 from hybrid_depth_core.networks import DepthModel, PoseNet, disp_to_depth
 from hybrid_depth_core.training.checkpoint import load_checkpoint
@@ -36,17 +37,19 @@ class DepthPredictor:
     def from_checkpoint(cls, path: str | Path, device: str = 'auto', precision: str = 'fp32',
                         depth_scale: float = 1.0) -> DepthPredictor:
         state = load_checkpoint(path)
-        config = from_dict(TrainConfig, state['config'], where=f'{path}: config')
-        objective = {key[len('depth.'):]: value for key, value in state['objective'].items()
-                     if key.startswith('depth.')}
+        config = from_dict(TrainConfig, state['config'] if 'config' in state else None,
+                           where=f'{path}: config')
+        weights = state.get('objective', {})
         model = DepthModel(config.model)
-        model.load_state_dict(objective)
-        pose = None
-        if config.model.multi_frame:
-            pose = PoseNet()
-            pose.load_state_dict({key[len('pose.'):]: value
-                                  for key, value in state['objective'].items()
-                                  if key.startswith('pose.')})
+        pose = PoseNet() if config.model.multi_frame else None
+        try:
+            model.load_state_dict(_prefixed(weights, 'depth.'))
+            if pose is not None:
+                pose.load_state_dict(_prefixed(weights, 'pose.'))
+        except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
+            summary = ' '.join(str(error).split())
+            raise UserError(f'{path}: the weights do not fit the network its config describes '
+                            f'({summary[:300]})') from None
         return cls(model, pose, (config.data.width, config.data.height), pick_device(device),
                    precision, depth_scale)
 
@@ -98,6 +101,10 @@ class DepthPredictor:
             rgb = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
         tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255
         return tensor.unsqueeze(0).to(self.device)
+
+
+def _prefixed(weights: dict, prefix: str) -> dict:
+    return {key[len(prefix):]: value for key, value in weights.items() if key.startswith(prefix)}
 
 
 def _check_image(image: np.ndarray, name: str) -> tuple[int, int]:

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
 
@@ -51,3 +53,16 @@ def test_predict_rejects_bad_inputs_with_the_input_named(checkpoint):
         predictor.predict(image, np.zeros((3, 3)))
     with pytest.raises(ValueError, match='previous frame and current frame differ'):
         predictor.predict(image, K, previous=np.zeros((32, 96, 3), np.uint8))
+
+
+def test_weights_that_do_not_fit_their_config_are_named_in_one_error(checkpoint, tmp_path):
+    state = load_checkpoint(checkpoint)
+    state['config']['model']['arch'] = 'resnet18'  # the weights are a hybrid's
+    mismatched = tmp_path / 'mismatched.pt'
+    save_checkpoint(mismatched, state)
+    with pytest.raises(UserError, match='do not fit the network'):
+        DepthPredictor.from_checkpoint(mismatched, device='cpu')
+    del state['config']
+    save_checkpoint(mismatched, state)
+    with pytest.raises(UserError, match='config must be a mapping'):
+        DepthPredictor.from_checkpoint(mismatched, device='cpu')

@@ -13,7 +13,7 @@ from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.networks import DepthModelConfig
 from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
-from hybrid_depth_core.training.config import TrainConfig, load_config
+from hybrid_depth_core.training.config import TrainConfig, learning_rate, load_config
 from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
 from hybrid_depth_core.training.trainer import train
 
@@ -120,3 +120,12 @@ def test_ddp_with_two_gloo_processes_runs_two_steps(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert load_checkpoint(tmp_path / 'last.pt')['step'] == 2
+
+
+def test_learning_rate_warms_up_linearly_then_steps_down():
+    config = TrainConfig(learning_rate=1e-3, warmup_steps=100, lr_step_epoch=5)
+    assert learning_rate(config, step=0, epoch=0) == pytest.approx(1e-5)
+    assert learning_rate(config, step=49, epoch=0) == pytest.approx(5e-4)
+    assert learning_rate(config, step=100, epoch=1) == pytest.approx(1e-3)
+    assert learning_rate(config, step=5000, epoch=5) == pytest.approx(1e-4)
+    assert learning_rate(TrainConfig(learning_rate=1e-3), step=0, epoch=0) == 1e-3

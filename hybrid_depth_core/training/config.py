@@ -24,6 +24,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     batch_size: int = 12          # ManyDepth
     learning_rate: float = 1e-4   # Adam
+    warmup_steps: int = 0         # linear ramp from 0: keeps Adam's first, noisy steps small
     epochs: int = 20
     lr_step_epoch: int = 15       # learning rate x 0.1 from this epoch on
     freeze_epoch: int = 15        # teacher and pose network frozen from this epoch on
@@ -36,9 +37,10 @@ class TrainConfig:
     precision: str = 'auto'       # autocast: bf16 on CUDA and bf16-capable CPUs, else fp32
 
 
-def learning_rate(config: TrainConfig, epoch: int) -> float:
-    """Step schedule: x0.1 from `lr_step_epoch` on."""
-    return config.learning_rate * (0.1 if epoch >= config.lr_step_epoch else 1.0)
+def learning_rate(config: TrainConfig, step: int, epoch: int) -> float:
+    """Linear warm-up over `warmup_steps`, then a step schedule: x0.1 from `lr_step_epoch` on."""
+    warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps > 0 else 1.0
+    return config.learning_rate * warmup * (0.1 if epoch >= config.lr_step_epoch else 1.0)
 
 
 def to_dict(config) -> dict:

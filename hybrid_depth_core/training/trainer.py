@@ -110,8 +110,6 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
             dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
             num_workers=config.num_workers, pin_memory=device.type == 'cuda',
             persistent_workers=False)
-        for group in optimizer.param_groups:
-            group['lr'] = learning_rate(config, epoch)
         objective.train()
         frozen = epoch >= config.freeze_epoch
         for batch in loader:
@@ -120,6 +118,8 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
                 total_steps = step  # budget spent: stop after saving
                 break
             torch.manual_seed(config.seed * 1_000_003 + step)
+            for group in optimizer.param_groups:
+                group['lr'] = learning_rate(config, step, epoch)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             draw = float(np.random.default_rng([config.seed, step]).random())
             with precision:
