@@ -15,6 +15,7 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        (f'share/{PACKAGE}/rviz', glob('rviz/*.rviz')),
     ],
     python_requires='>=3.10',
     # Pinned versions live in requirements.txt; these are the ranges the code is written for.
@@ -36,6 +37,7 @@ setup(
     entry_points={
         'console_scripts': [
             'hybrid-depth = hybrid_depth_core.cli:main',
+            'depth_node = hybrid_depth_ros.node:main',
         ],
     },
 )

@@ -42,7 +42,10 @@ def test_install_tree_has_the_ros_layout(workspace):
     assert executable.is_file() and os.access(executable, os.X_OK)
     share = prefix / 'share' / PACKAGE
     assert (share / 'package.xml').read_text() == (REPO / 'package.xml').read_text()
-    assert (share / 'launch').is_dir() and (share / 'config').is_dir()
+    for installed in ('launch/depth.launch.py', 'config/depth_node.yaml', 'rviz/depth.rviz'):
+        assert (share / installed).is_file(), installed
+    node = prefix / 'lib' / PACKAGE / 'depth_node'
+    assert node.is_file() and os.access(node, os.X_OK)
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / PACKAGE).is_file()
 
 

@@ -1,0 +1,55 @@
+"""`hybrid-depth play BAG`: replay a rosbag2 into ROS 2 at its recorded rate (for running the
+node against recordings where `ros2 bag` is not installed). ROS is imported inside `run`."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _number(minimum: float, inclusive: bool):
+    """argparse type: a float above (or at, if inclusive) `minimum`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected a number, got {text!r}') from None
+        if not (value >= minimum if inclusive else value > minimum):
+            raise argparse.ArgumentTypeError(
+                f'must be {">=" if inclusive else ">"} {minimum:g}, got {text}')
+        return value
+    return parse
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'play', help='replay a rosbag2 into ROS 2 at the recorded rate',
+        description='Publish the messages of a rosbag2 (MCAP or sqlite3) at their recorded '
+                    'times, on their recorded topics; topics whose message type is not '
+                    'installed are skipped. Header stamps are kept as recorded.')
+    parser.add_argument('bag', type=Path, help='rosbag2 directory (or file)')
+    parser.add_argument('--rate', type=_number(0, inclusive=False), default=1.0,
+                        help='speed factor: 2 plays twice as fast (default: 1)')
+    parser.add_argument('--loop', action='store_true', help='start over at the end, until Ctrl-C')
+    parser.add_argument('--topics', nargs='+', metavar='TOPIC',
+                        help='replay only these topics (default: all)')
+    parser.add_argument('--delay', type=_number(0, inclusive=True), default=1.0,
+                        help='seconds to wait for subscribers to be discovered before the '
+                             'first message (default: 1)')
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+
+    from hybrid_depth_core.errors import UserError
+
+    try:
+        from hybrid_depth_ros.play import main
+    except ImportError as error:
+        raise UserError(f'ROS 2 Python packages are missing ({error}); source a ROS 2 install '
+                        f'or install the wheels in requirements.txt') from None
+    # Replay writes nothing to clean up: SIGTERM ends it like Ctrl-C, with its summary. SIGINT
+    # explicitly too: a shell starting it in the background would have it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+    return main(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, delay=args.delay)

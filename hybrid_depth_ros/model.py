@@ -1,0 +1,44 @@
+"""The network behind the node: a trained checkpoint, or a randomly initialised one (weights
+empty) that exercises every topic without meaningful depth."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hybrid_depth_core.device import pick_device
+from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.networks import DepthModel, DepthModelConfig
+from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_ros.config import RANDOM_INPUT_SIZE, NodeConfig
+
+
+def load_predictor(config: NodeConfig) -> DepthPredictor:
+    """DepthPredictor for `config`, already run once, so that a bad device or precision stops
+    the node at start (UserError, one line) instead of failing on every frame."""
+    if config.weights:
+        predictor = DepthPredictor.from_checkpoint(config.weights, config.device,
+                                                   config.precision, config.depth_scale)
+    else:
+        torch.manual_seed(0)  # the same random network every run
+        model = DepthModel(DepthModelConfig(arch='hybrid', multi_frame=False))
+        predictor = DepthPredictor(model, None, RANDOM_INPUT_SIZE, pick_device(config.device),
+                                   config.precision, config.depth_scale)
+    width, height = predictor.width, predictor.height
+    K = np.array([[width / 2, 0, width / 2], [0, width / 2, height / 2], [0, 0, 1]])
+    try:
+        predictor.predict(np.zeros((height, width, 3), np.uint8), K)
+    except RuntimeError as error:  # CUDA out of memory, unsupported dtype on this device...
+        raise UserError(f'inference on {predictor.device} with precision {config.precision} '
+                        f'failed: {_one_line(error)}') from None
+    return predictor
+
+
+def describe(predictor: DepthPredictor) -> str:
+    frames = 'multi-frame' if predictor.multi_frame else 'single-frame'
+    return (f'{predictor.model.config.arch} {frames} network, input {predictor.width}x'
+            f'{predictor.height}, on {predictor.device} ({predictor.precision})')
+
+
+def _one_line(error: Exception, limit: int = 300) -> str:
+    text = ' '.join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + '...'

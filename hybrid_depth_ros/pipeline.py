@@ -1,0 +1,104 @@
+"""One frame through the node, without ROS: an image message and the newest camera_info in, the
+fields of every output message out. The node wraps threads and topics around this."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_ros import outputs
+from hybrid_depth_ros.camera import Camera, camera_from_fov, camera_from_info
+from hybrid_depth_ros.config import NodeConfig
+from hybrid_depth_ros.images import BadMessage, compressed_to_rgb, image_to_rgb
+
+# Multi-frame inference needs a previous frame of the same sequence that shows motion.
+MAX_LOOKUP_GAP_NS = 1_000_000_000  # older frames differ too much for the cost volume
+STATIC_DIFFERENCE = 1.0  # mean |difference| (grey levels, at 1/4 size) below: a static camera
+
+
+class NoCameraInfo(BadMessage):
+    """No camera_info has arrived yet (and fallback_fov is off)."""
+
+
+@dataclass
+class Outputs:
+    depth: dict             # sensor_msgs/Image fields (32FC1)
+    camera_info: dict       # sensor_msgs/CameraInfo fields of the depth image
+    colorized: dict | None  # sensor_msgs/Image fields (rgb8), if configured
+    points: dict | None     # sensor_msgs/PointCloud2 fields, if configured
+    used_previous: bool     # multi-frame inference with the previous frame
+
+
+@dataclass
+class _Frame:
+    rgb: np.ndarray
+    stamp_ns: int
+    frame_id: str
+
+
+class DepthPipeline:
+    """process(image, camera_info) -> Outputs; raises BadMessage naming what is wrong."""
+
+    def __init__(self, predictor: DepthPredictor, config: NodeConfig):
+        self.predictor, self.config = predictor, config
+        self._previous: _Frame | None = None
+
+    def process(self, image, info) -> Outputs:
+        config, header = self.config, image.header
+        decode = compressed_to_rgb if config.image_transport == 'compressed' else image_to_rgb
+        rgb = decode(image)
+        camera, rectifier = self._camera(info, rgb.shape[1], rgb.shape[0])
+        if rectifier is not None:
+            rgb = rectifier(rgb)
+        size = (self.predictor.width, self.predictor.height)
+        if config.output_resolution == 'model' and (camera.width, camera.height) != size:
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            camera = camera.scaled(*size)
+        frame = _Frame(rgb, header.stamp.sec * 10**9 + header.stamp.nanosec, header.frame_id)
+        previous = self._lookup(frame)
+        depth = self.predictor.predict(rgb, camera.K, previous)
+        self._previous = frame
+        depth = outputs.mask_depth(depth, config.min_depth, config.max_depth)
+        return Outputs(
+            depth=outputs.depth_image_fields(depth, header),
+            camera_info=camera.info_fields(header),
+            colorized=(outputs.colorized_fields(depth, header, config.min_depth,
+                                                config.max_depth) if config.colorized else None),
+            points=(outputs.point_cloud_fields(depth, camera.K, rgb, header, config.cloud_stride)
+                    if config.publish_points else None),
+            used_previous=previous is not None)
+
+    def _camera(self, info, width: int, height: int) -> tuple[Camera, Callable | None]:
+        uncalibrated = info is None or not np.any(np.asarray(info.k))
+        if uncalibrated and self.config.fallback_fov:
+            return camera_from_fov(width, height, self.config.fallback_fov), None
+        if info is None:
+            raise NoCameraInfo('no camera_info received yet; waiting for it (or set the '
+                               'fallback_fov parameter)')
+        return camera_from_info(info, width, height, self.config.rectify)
+
+    def _lookup(self, frame: _Frame) -> np.ndarray | None:
+        """The previous frame if multi-frame inference can use it, else None (single-frame):
+        first frame, a new sequence (size or frame id changed, stamps went back, as when a
+        bag loops, or a long gap), or a camera that did not move."""
+        previous = self._previous
+        if (not self.predictor.multi_frame or self.config.single_frame or previous is None
+                or previous.rgb.shape != frame.rgb.shape or previous.frame_id != frame.frame_id
+                or not 0 < frame.stamp_ns - previous.stamp_ns <= MAX_LOOKUP_GAP_NS
+                or is_static(previous.rgb, frame.rgb)):
+            return None
+        return previous.rgb
+
+
+def is_static(previous: np.ndarray, current: np.ndarray) -> bool:
+    """True when two RGB frames differ by less than sensor noise: the camera stood still, and
+    a cost volume over a zero baseline says nothing about depth. Compared at 1/4 size, where
+    area averaging cuts per-pixel noise by 4."""
+    size = (max(1, current.shape[1] // 4), max(1, current.shape[0] // 4))
+    small = [cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), size,
+                        interpolation=cv2.INTER_AREA).astype(np.float32)
+             for image in (previous, current)]
+    return float(np.abs(small[0] - small[1]).mean()) < STATIC_DIFFERENCE

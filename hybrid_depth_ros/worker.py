@@ -1,0 +1,98 @@
+"""Plumbing between the subscription callbacks and the inference thread, without ROS: a slot
+that keeps only the newest frame, counters for the once-a-second log line, and a throttle so
+that one bad input stream cannot flood the log."""
+from __future__ import annotations
+
+import threading
+import time
+
+
+class LatestSlot:
+    """Holds only the newest item. A producer that outruns the consumer replaces the waiting
+    item (a drop) instead of queuing it, so latency never builds up behind a slow model."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._item = None
+        self._closed = False
+
+    def put(self, item) -> bool:
+        """Store `item`; True if it replaced one that was never taken (a dropped frame)."""
+        with self._condition:
+            dropped = self._item is not None
+            self._item = item
+            self._condition.notify()
+            return dropped
+
+    def take(self, timeout: float | None = None):
+        """The newest item (removing it), or None after `timeout` seconds or once closed."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._item is not None or self._closed, timeout)
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+
+class Stats:
+    """Frames served, their latency (received -> published), drops and bad inputs since the
+    last report; thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._since = time.monotonic()
+        self._latencies: list[float] = []
+        self._dropped = self._bad = self._dropped_total = 0
+
+    def served(self, latency_s: float) -> None:
+        with self._lock:
+            self._latencies.append(latency_s)
+
+    def dropped(self) -> None:
+        with self._lock:
+            self._dropped += 1
+            self._dropped_total += 1
+
+    def bad(self) -> None:
+        with self._lock:
+            self._bad += 1
+
+    def report(self, now: float | None = None) -> str | None:
+        """One line about the interval since the last report (then reset), None if idle."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            latencies, dropped, bad = self._latencies, self._dropped, self._bad
+            seconds = max(now - self._since, 1e-9)
+            self._latencies, self._dropped, self._bad, self._since = [], 0, 0, now
+            total = self._dropped_total
+        if not (latencies or dropped or bad):
+            return None
+        line = f'{len(latencies) / seconds:.1f} Hz'
+        if latencies:
+            line += (f', latency {1000 * sum(latencies) / len(latencies):.0f} ms '
+                     f'(max {1000 * max(latencies):.0f})')
+        return line + f', dropped {dropped} (total {total}), bad input {bad}'
+
+
+class Throttle:
+    """ready(key) is True at most once per `period_s` for each key (e.g. an error message), so
+    a recurring problem is reported periodically and a new problem at once."""
+
+    def __init__(self, period_s: float):
+        self.period_s = period_s
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def ready(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.period_s:
+                return False
+            if len(self._last) >= 256:  # forget expired keys: messages may carry changing numbers
+                self._last = {k: t for k, t in self._last.items() if now - t < self.period_s}
+            self._last[key] = now
+            return True

@@ -1,0 +1,152 @@
+"""launch/depth.launch.py and rviz/depth.rviz: every launch argument reaches a real node
+parameter, remapping or RViz option; the RViz config shows the node's topics in the camera
+frame; setup.py installs both. launch_ros is not installable here, so one test runs the launch
+file against stand-ins that record what it builds, and one loads it through launch_ros where
+that is importable."""
+import importlib.util
+import runpy
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import setuptools
+import yaml
+
+from hybrid_depth_core.data.drive_bag import CAMERA_FRAME
+from hybrid_depth_ros import config
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = REPO / 'launch' / 'depth.launch.py'
+ARGUMENTS = {'params_file', 'weights', 'device', 'image', 'camera_info', 'rviz', 'fixed_frame'}
+
+
+class Recorded:
+    """Stand-in for a launch class: remembers how it was built."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class LaunchConfiguration(Recorded):
+    def perform(self, context):
+        return context[self.args[0]]
+
+
+def stand_in_modules():
+    modules = {}
+    contents = {'launch': ['LaunchDescription'],
+                'launch.actions': ['DeclareLaunchArgument', 'OpaqueFunction'],
+                'launch.conditions': ['IfCondition'],
+                'launch.substitutions': ['PathJoinSubstitution'],
+                'launch_ros': [], 'launch_ros.actions': ['Node'],
+                'launch_ros.substitutions': ['FindPackageShare']}
+    for name, classes in contents.items():
+        module = modules[name] = types.ModuleType(name)
+        for cls in classes:
+            setattr(module, cls, type(cls, (Recorded,), {}))
+    modules['launch.substitutions'].LaunchConfiguration = LaunchConfiguration
+    return modules
+
+
+def load_launch_file():
+    spec = importlib.util.spec_from_file_location('depth_launch', LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def configurations(value) -> set[str]:
+    """Names of every LaunchConfiguration inside `value` (nested in lists, dicts, actions)."""
+    if isinstance(value, LaunchConfiguration):
+        return {value.args[0]}
+    if isinstance(value, Recorded):
+        return configurations(list(value.args) + list(value.kwargs.values()))
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return set().union(*map(configurations, value)) if value else set()
+    return set()
+
+
+def test_every_launch_argument_maps_to_a_parameter_remapping_or_rviz(monkeypatch):
+    for name, module in stand_in_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    launch = load_launch_file()
+    entities = launch.generate_launch_description().args[0]
+    declared = {e.args[0]: e.kwargs for e in entities if type(e).__name__ ==
+                'DeclareLaunchArgument'}
+    assert set(declared) == ARGUMENTS
+    assert all(kwargs['description'] for kwargs in declared.values())
+    opaque = next(e for e in entities if type(e).__name__ == 'OpaqueFunction')
+    rviz = next(e for e in entities if type(e).__name__ == 'Node')
+
+    context = {name: f'<{name}>' for name in declared}
+    node, = opaque.kwargs['function'](context)
+    assert (node.kwargs['package'], node.kwargs['executable'], node.kwargs['name']) == (
+        'hybrid_depth_ros', 'depth_node', config.NODE_NAME)
+    params_file, overrides = node.kwargs['parameters']
+    assert configurations(params_file) == {'params_file'}
+    parameter_names = {p.name for p in config.PARAMETERS}
+    assert overrides == {name: f'<{name}>' for name in launch.PARAMETER_ARGUMENTS}
+    assert set(overrides) <= parameter_names
+    remappings = {source: configurations(target) for source, target in node.kwargs['remappings']}
+    assert remappings == {config.IMAGE_TOPIC: {'image'},
+                          config.CAMERA_INFO_TOPIC: {'camera_info'}}
+    # Unset weights/device do not override what the parameter file says.
+    node, = opaque.kwargs['function']({**context, 'weights': '', 'device': ''})
+    assert len(node.kwargs['parameters']) == 1
+
+    assert (rviz.kwargs['package'], rviz.kwargs['executable']) == ('rviz2', 'rviz2')
+    assert configurations(rviz.kwargs['condition']) == {'rviz'}
+    flag_d, config_path, flag_f, fixed_frame = rviz.kwargs['arguments']
+    assert (flag_d, flag_f) == ('-d', '-f') and configurations(fixed_frame) == {'fixed_frame'}
+    assert config_path.args[0][1:] == ['rviz', 'depth.rviz']  # share/<package>/rviz/...
+    used = (configurations(node) | set(launch.PARAMETER_ARGUMENTS) | configurations(rviz))
+    assert used == ARGUMENTS  # no argument that does nothing
+    assert declared['fixed_frame']['default_value'] == CAMERA_FRAME
+
+
+def test_launch_file_loads_through_launch_ros():
+    pytest.importorskip('launch_ros', reason='launch_ros is not installed (no ROS install)')
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    description = load_launch_file().generate_launch_description()
+    arguments = [e for e in description.entities if isinstance(e, DeclareLaunchArgument)]
+    assert {a.name for a in arguments} == ARGUMENTS
+    context = LaunchContext()
+    for argument in arguments:
+        context.launch_configurations[argument.name] = 'x'
+    node, = next(e for e in description.entities if isinstance(e, OpaqueFunction)).execute(
+        context)
+    assert (node.node_package, node.node_executable) == ('hybrid_depth_ros', 'depth_node')
+
+
+def test_rviz_config_shows_the_node_outputs_in_the_camera_frame():
+    rviz = yaml.safe_load((REPO / 'rviz' / 'depth.rviz').read_text())
+    manager = rviz['Visualization Manager']
+    assert manager['Global Options']['Fixed Frame'] == CAMERA_FRAME
+    displays = {d['Class']: d for d in manager['Displays']}
+    image = displays['rviz_default_plugins/Image']
+    cloud = displays['rviz_default_plugins/PointCloud2']
+    assert image['Topic']['Value'] == '/' + config.COLORIZED_TOPIC
+    assert cloud['Topic']['Value'] == '/' + config.POINTS_TOPIC
+    assert cloud['Color Transformer'] == 'RGB8'  # the cloud's packed rgb field
+    # The node publishes reliably by default; RViz must ask for what it gets.
+    assert image['Topic']['Reliability Policy'] == cloud['Topic']['Reliability Policy'] == \
+        'Reliable' and config.NodeConfig().output_reliability == 'reliable'
+
+
+def test_setup_installs_the_node_launch_rviz_and_parameter_files(monkeypatch):
+    monkeypatch.chdir(REPO)  # setup.py globs relative paths
+    arguments = {}
+    monkeypatch.setattr(setuptools, 'setup', lambda **kwargs: arguments.update(kwargs))
+    runpy.run_path(str(REPO / 'setup.py'))
+    installed = dict(arguments['data_files'])
+    share = 'share/hybrid_depth_ros'
+    assert installed[f'{share}/launch'] == ['launch/depth.launch.py']
+    assert installed[f'{share}/rviz'] == ['rviz/depth.rviz']
+    assert 'config/depth_node.yaml' in installed[f'{share}/config']
+    assert 'depth_node = hybrid_depth_ros.node:main' in \
+        arguments['entry_points']['console_scripts']

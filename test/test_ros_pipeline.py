@@ -1,0 +1,225 @@
+"""The node's frame pipeline, parameters, model loading and threading plumbing, without ROS:
+outputs consistent with the input, multi-frame use of the previous frame, camera_info
+handling, bad input that leaves the pipeline serving the next good frame."""
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from hybrid_depth_core.data import bag_messages
+from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.networks import DepthModel, DepthModelConfig, PoseNet
+from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_ros.camera import Camera
+from hybrid_depth_ros.config import PARAMETERS, RANDOM_INPUT_SIZE, NodeConfig
+from hybrid_depth_ros.images import BadMessage
+from hybrid_depth_ros.model import load_predictor
+from hybrid_depth_ros.pipeline import DepthPipeline, NoCameraInfo, is_static
+from hybrid_depth_ros.worker import LatestSlot, Stats, Throttle
+
+WIDTH, HEIGHT, FRAME_ID = 96, 48, 'camera_optical_frame'
+# A random network's depth is about 0.2 m: keep all of it valid.
+CONFIG = NodeConfig(min_depth=0.01, max_depth=80.0)
+
+
+@pytest.fixture(scope='module')
+def drive():
+    drive = SyntheticDrive(DriveConfig(width=WIDTH, height=HEIGHT, frames=3, seed=5))
+    return drive, [drive.render(i) for i in range(3)]
+
+
+@pytest.fixture(scope='module')
+def networks():
+    """Random single- and multi-frame networks at a 64x64 input, built once (building is the
+    slow part; predictors are stateless when used through the pipeline)."""
+    torch.manual_seed(0)
+    return {False: (DepthModel(DepthModelConfig(arch='hybrid')), None),
+            True: (DepthModel(DepthModelConfig(arch='hybrid', multi_frame=True)), PoseNet())}
+
+
+@pytest.fixture
+def small_predictor(networks):
+    def build(multi_frame=False, depth_scale=1.0):
+        model, pose = networks[multi_frame]
+        return DepthPredictor(model, pose, (64, 64), torch.device('cpu'),
+                              depth_scale=depth_scale)
+    return build
+
+
+def messages(drive, frame, stamp_ns=None, frame_id=FRAME_ID):
+    header = bag_messages.header(frame.stamp_ns if stamp_ns is None else stamp_ns, frame_id)
+    return (bag_messages.rgb_image(frame.rgb, header),
+            bag_messages.camera_info(drive.camera.K, WIDTH, HEIGHT, header))
+
+
+def test_outputs_carry_the_input_header_size_and_intrinsics(drive, small_predictor):
+    drive, frames = drive
+    image, info = messages(drive, frames[0])
+    out = DepthPipeline(small_predictor(), NodeConfig(**{**CONFIG.__dict__, 'cloud_stride': 2})
+                        ).process(image, info)
+    for fields in (out.depth, out.camera_info, out.colorized, out.points):
+        assert fields['header'] is image.header
+    assert (out.depth['width'], out.depth['height']) == (WIDTH, HEIGHT)
+    assert (out.colorized['width'], out.colorized['height']) == (WIDTH, HEIGHT)
+    assert (out.points['width'], out.points['height']) == (WIDTH // 2, HEIGHT // 2)
+    np.testing.assert_allclose(np.reshape(out.camera_info['k'], (3, 3)), drive.camera.K)
+    depth = np.frombuffer(out.depth['data'], '<f4').reshape(HEIGHT, WIDTH)
+    assert np.isfinite(depth).all() and (depth > 0).all()
+    z = np.frombuffer(out.points['data'], np.float32).reshape(HEIGHT // 2, WIDTH // 2, 8)[..., 2]
+    np.testing.assert_array_equal(z, depth[::2, ::2])  # the cloud is the published depth
+
+
+def test_model_resolution_output_scales_camera_info(drive, small_predictor):
+    drive, frames = drive
+    config = NodeConfig(**{**CONFIG.__dict__, 'output_resolution': 'model'})
+    out = DepthPipeline(small_predictor(), config).process(*messages(drive, frames[0]))
+    assert (out.depth['width'], out.depth['height']) == (64, 64)
+    P = np.hstack([drive.camera.K, np.zeros((3, 1))])
+    assert out.camera_info['p'] == Camera(WIDTH, HEIGHT, P).scaled(64, 64).info_fields(None)['p']
+    assert (out.camera_info['width'], out.camera_info['height']) == (64, 64)
+
+
+def test_multi_frame_uses_the_previous_frame_only_within_one_sequence(drive, small_predictor):
+    drive, frames = drive
+    pipeline = DepthPipeline(small_predictor(multi_frame=True), CONFIG)
+    t0 = frames[0].stamp_ns
+
+    def used(frame, stamp_ns, frame_id=FRAME_ID):
+        return pipeline.process(*messages(drive, frame, stamp_ns, frame_id)).used_previous
+    assert not used(frames[0], t0)                   # first frame
+    assert used(frames[1], t0 + 10**8)               # the next one, moved
+    assert not used(frames[1], t0 + 2 * 10**8)       # static camera: same image
+    assert not used(frames[2], t0 + 10**8)           # stamps went back (a looping bag)
+    assert not used(frames[0], t0 + 3 * 10**9)       # a gap of seconds
+    assert not used(frames[1], t0 + 31 * 10**8, 'other_camera')
+    single = DepthPipeline(small_predictor(multi_frame=True),
+                           NodeConfig(**{**CONFIG.__dict__, 'single_frame': True}))
+    single.process(*messages(drive, frames[0]))
+    assert not single.process(*messages(drive, frames[1])).used_previous
+
+
+def test_is_static_tells_sensor_noise_from_motion(drive):
+    _, frames = drive
+    rng = np.random.default_rng(1)
+    noisy = np.clip(frames[0].rgb + rng.normal(0, 2, frames[0].rgb.shape), 0, 255)
+    assert is_static(frames[0].rgb, noisy.astype(np.uint8))
+    assert not is_static(frames[0].rgb, frames[1].rgb)
+
+
+def test_without_camera_info_it_waits_or_uses_the_fallback_field_of_view(drive, small_predictor):
+    drive, frames = drive
+    image, info = messages(drive, frames[0])
+    with pytest.raises(NoCameraInfo, match='no camera_info received yet'):
+        DepthPipeline(small_predictor(), CONFIG).process(image, None)
+    fallback = DepthPipeline(small_predictor(),
+                             NodeConfig(**{**CONFIG.__dict__, 'fallback_fov': 90.0}))
+    for camera_info in (None, SimpleNamespace(k=np.zeros(9))):  # none, or uncalibrated
+        k = fallback.process(image, camera_info).camera_info['k']
+        assert k[0] == pytest.approx(WIDTH / 2) and k[2] == (WIDTH - 1) / 2
+
+
+def test_bad_input_raises_and_the_next_good_frame_is_served(drive, small_predictor):
+    drive, frames = drive
+    pipeline = DepthPipeline(small_predictor(), CONFIG)
+    image, info = messages(drive, frames[0])
+    bad_images = [SimpleNamespace(**{**image.__dict__, 'encoding': '32FC1'}),
+                  SimpleNamespace(**{**image.__dict__, 'data': image.data[:-1]}),
+                  SimpleNamespace(**{**image.__dict__, 'width': 0, 'height': 0})]
+    for bad in bad_images:
+        with pytest.raises(BadMessage):
+            pipeline.process(bad, info)
+    for bad in (messages(drive, frames[0])[1] for _ in range(3)):
+        bad.k = np.full(9, np.nan)
+        with pytest.raises(BadMessage, match='NaN'):
+            pipeline.process(image, bad)
+    assert pipeline.process(image, info).depth['width'] == WIDTH
+
+
+def test_compressed_transport(drive, small_predictor):
+    drive, frames = drive
+    image, info = messages(drive, frames[0])
+    jpeg = bag_messages.jpeg_image(frames[0].rgb, image.header)
+    config = NodeConfig(**{**CONFIG.__dict__, 'image_transport': 'compressed'})
+    out = DepthPipeline(small_predictor(), config).process(jpeg, info)
+    assert (out.depth['width'], out.depth['height']) == (WIDTH, HEIGHT)
+
+
+def test_depth_scale_and_range_mask_the_depth_and_the_cloud(drive, small_predictor):
+    drive, frames = drive
+    config = NodeConfig(**{**CONFIG.__dict__, 'colorized': False, 'publish_points': True})
+    near = DepthPipeline(small_predictor(), config).process(*messages(drive, frames[0]))
+    far = DepthPipeline(small_predictor(depth_scale=1000.0), config).process(
+        *messages(drive, frames[0]))
+    assert near.colorized is None
+    assert np.isfinite(np.frombuffer(near.depth['data'], '<f4')).all()
+    # x 1000 puts every pixel beyond max_depth: all NaN, in the depth and in the cloud.
+    assert np.isnan(np.frombuffer(far.depth['data'], '<f4')).all()
+    assert np.isnan(np.frombuffer(far.points['data'], np.float32).reshape(-1, 8)[:, :3]).all()
+
+
+def test_load_predictor_random_init_and_start_up_errors():
+    predictor = load_predictor(NodeConfig())
+    assert (predictor.width, predictor.height) == RANDOM_INPUT_SIZE
+    assert not predictor.multi_frame
+    with pytest.raises(UserError, match='fp16 autocast needs a CUDA device'):
+        load_predictor(NodeConfig(device='cpu', precision='fp16'))
+    with pytest.raises(UserError, match='does not exist'):
+        load_predictor(NodeConfig(weights='/nonexistent/last.pt'))
+
+
+def test_parameter_table_and_config_agree():
+    assert [(p.name, p.default) for p in PARAMETERS] == [
+        (name, value) for name, value in NodeConfig().__dict__.items()]
+    for param in PARAMETERS:
+        assert type(getattr(NodeConfig(), param.name)) is type(param.default)
+        assert param.description and (param.minimum is None) == (param.maximum is None)
+
+
+@pytest.mark.parametrize('values, problem', [
+    ({'precision': 'fp8'}, 'precision must be one of fp32, bf16, fp16'),
+    ({'device': 'tpu'}, 'device must be auto, cpu, cuda or cuda:N'),
+    ({'min_depth': 5.0, 'max_depth': 2.0}, 'min_depth .* must be less than max_depth'),
+    ({'fallback_fov': 0.5}, 'fallback_fov must be 0'),
+    ({'cloud_stride': 0}, r'cloud_stride must be in \[1, 64\]'),
+])
+def test_bad_parameters_name_the_parameter(values, problem):
+    with pytest.raises(UserError, match=problem):
+        NodeConfig.from_values({**NodeConfig().__dict__, **values})
+
+
+def test_latest_slot_keeps_only_the_newest_and_counts_drops():
+    slot = LatestSlot()
+    assert slot.put(1) is False and slot.put(2) is True and slot.put(3) is True
+    assert slot.take(timeout=0) == 3 and slot.take(timeout=0) is None
+    taken = []
+    consumer = threading.Thread(target=lambda: taken.append(slot.take(timeout=5)))
+    consumer.start()
+    slot.put('wakes the consumer')
+    consumer.join(timeout=5)
+    assert taken == ['wakes the consumer']
+    slot.close()
+    assert slot.take() is None  # closed: returns at once instead of waiting forever
+
+
+def test_stats_report_rate_latency_drops_and_reset():
+    stats = Stats()
+    start = time.monotonic()
+    for latency in (0.05, 0.15):
+        stats.served(latency)
+    stats.dropped()
+    stats.bad()
+    line = stats.report(now=start + 2.0)
+    assert line.startswith('1.0 Hz') or line.startswith('0.9 Hz')
+    assert 'latency 100 ms (max 150)' in line and 'dropped 1 (total 1)' in line
+    assert 'bad input 1' in line
+    assert stats.report() is None  # nothing since the last report
+
+
+def test_throttle_is_per_message():
+    throttle = Throttle(5.0)
+    assert throttle.ready('a', now=0.0) and throttle.ready('b', now=0.1)
+    assert not throttle.ready('a', now=4.0) and throttle.ready('a', now=5.1)
