@@ -117,6 +117,9 @@ def _wait_for_subscribers(publishers, seconds: float, stop: threading.Event) -> 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not stop.is_set():
         if all(p.get_subscription_count() > 0 for p in publishers):
+            # Matching is not symmetric: the subscriber's side may finish a moment after the
+            # publisher's, and a message sent in between is lost.
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
             return
         time.sleep(0.02)
 
