@@ -3,6 +3,7 @@ else CPU; bf16 autocast where the hardware computes bf16 natively."""
 from __future__ import annotations
 
 import os
+import re
 from contextlib import nullcontext
 
 import torch
@@ -16,12 +17,15 @@ def pick_device(name: str = 'auto') -> torch.device:
     """'auto' = CUDA if available (this process's LOCAL_RANK under torchrun), else CPU."""
     if name == 'auto':
         name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name.startswith('cuda'):
+    if re.fullmatch(r'cuda(:\d+)?', name):
         if not torch.cuda.is_available():
             raise UserError(f'device {name!r}: no CUDA device is available')
         device = torch.device(name)
         if device.index is None:
             device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+        if device.index >= torch.cuda.device_count():
+            raise UserError(f'device {name!r}: this machine has {torch.cuda.device_count()} '
+                            f'CUDA device(s)')
         torch.cuda.set_device(device)
         return device
     if name != 'cpu':

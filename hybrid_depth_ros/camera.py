@@ -18,7 +18,9 @@ from hybrid_depth_core.camera import PinholeCamera
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_ros.images import BadMessage
 
-DISTORTION_MODELS = ('plumb_bob', 'rational_polynomial', 'equidistant')
+# Coefficient counts as sensor_msgs/CameraInfo defines them for each model.
+DISTORTION_COEFFICIENTS = {'plumb_bob': (5,), 'rational_polynomial': (8,), 'equidistant': (4,)}
+DISTORTION_MODELS = tuple(DISTORTION_COEFFICIENTS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,8 +98,10 @@ def camera_from_info(info, width: int, height: int, rectify: bool = True):
         raise BadMessage(f'unsupported distortion model {model!r}; supported: '
                          f'{", ".join(DISTORTION_MODELS)} (or publish rectified images and set '
                          f'rectify false)')
-    if model == 'equidistant' and D.size != 4:
-        raise BadMessage(f'equidistant distortion needs 4 coefficients, got {D.size}')
+    expected = DISTORTION_COEFFICIENTS.get(model)
+    if D.any() and D.size not in expected:
+        raise BadMessage(f'{model} distortion needs {" or ".join(map(str, expected))} '
+                         f'coefficients, got {D.size}')
     maps = _rectify_maps(tuple(K.reshape(-1)), tuple(D), tuple(R.reshape(-1)),
                          tuple(P[:, :3].reshape(-1)), model, width, height)
     return camera, functools.partial(_remap, maps=maps)

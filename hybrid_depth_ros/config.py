@@ -3,6 +3,8 @@ from, config/depth_node.yaml and docs/ros_node.md repeat (tests compare all thre
 typed config they are read into once at start. No ROS imports, so it is tested without ROS."""
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 from hybrid_depth_core.errors import UserError
@@ -92,7 +94,7 @@ class NodeConfig:
                 raise UserError(f'parameter {name} must be in [{param.minimum}, '
                                 f'{param.maximum}], got {value}')
         config = cls(**values)
-        if not (config.device in ('auto', 'cpu') or config.device.startswith('cuda')):
+        if not re.fullmatch(r'auto|cpu|cuda(:\d+)?', config.device):
             raise UserError(f'parameter device must be auto, cpu, cuda or cuda:N, got '
                             f'{config.device!r}')
         if config.min_depth >= config.max_depth:

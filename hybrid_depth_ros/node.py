@@ -195,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGTERM while starting up: rclpy's handler shut the context down under the
+        # constructor, which then fails creating publishers. That is a clean stop, not an error.
     finally:
         if node is not None:
             node.stop()

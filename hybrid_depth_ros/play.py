@@ -62,6 +62,10 @@ def play(bag: Path, node: Node, rate: float = 1.0, repeat: int | None = 1,
         reader.open()
     except (AnyReaderError, OSError) as error:
         raise UserError(f'cannot read bag {bag}: {error}') from None
+    if not reader.is2:
+        reader.close()
+        raise UserError(f'{bag} is a ROS 1 bag; play replays rosbag2 (convert it with '
+                        f'`rosbags-convert`)')
     try:
         in_bag = {c.topic for c in reader.connections}
         missing = sorted(set(topics or ()) - in_bag)

@@ -271,6 +271,10 @@ def test_unset_r_and_p_mean_identity_and_k():
     ({'k': np.ones(4)}, (128, 64), 'needs 9 k'),
     ({'d': np.ones(3), 'distortion_model': 'fancy'}, (128, 64),
      "unsupported distortion model 'fancy'"),
+    ({'d': np.full(3, 0.1), 'distortion_model': 'plumb_bob'}, (128, 64),
+     'plumb_bob distortion needs 5 coefficients, got 3'),
+    ({'d': np.full(5, 0.1), 'distortion_model': 'equidistant'}, (128, 64),
+     'equidistant distortion needs 4 coefficients, got 5'),
 ])
 def test_bad_camera_info_names_the_problem(changes, size, problem):
     with pytest.raises(BadMessage, match=problem):

@@ -182,6 +182,7 @@ def test_parameter_table_and_config_agree():
 @pytest.mark.parametrize('values, problem', [
     ({'precision': 'fp8'}, 'precision must be one of fp32, bf16, fp16'),
     ({'device': 'tpu'}, 'device must be auto, cpu, cuda or cuda:N'),
+    ({'device': 'cudafoo'}, 'device must be auto, cpu, cuda or cuda:N'),
     ({'min_depth': 5.0, 'max_depth': 2.0}, 'min_depth .* must be less than max_depth'),
     ({'fallback_fov': 0.5}, 'fallback_fov must be 0'),
     ({'cloud_stride': 0}, r'cloud_stride must be in \[1, 64\]'),
