@@ -33,19 +33,14 @@ def pick_device(name: str = 'auto') -> torch.device:
     return torch.device('cpu')
 
 
-def cpu_has_native_bf16() -> bool:
-    capabilities = torch.cpu.get_capabilities()
-    return bool(capabilities.get('avx512_bf16') or capabilities.get('amx_bf16'))
-
-
 def autocast(device: torch.device, precision: str = 'auto'):
-    """Autocast context for `precision`. 'auto': bf16 on CUDA and on CPUs with native bf16,
-    fp32 elsewhere. Geometry and losses should cast network outputs back to fp32."""
+    """Autocast context for `precision`. 'auto': bf16 on CUDA, fp32 on CPU: training in bf16 on
+    CPU ran no faster here and collapsed to max_depth where fp32 kept learning
+    (docs/benchmarks.md). Geometry and losses should cast network outputs back to fp32."""
     if precision not in PRECISIONS:
         raise UserError(f'precision must be one of {PRECISIONS}, got {precision!r}')
     if precision == 'auto':
-        native = device.type == 'cuda' or cpu_has_native_bf16()
-        precision = 'bf16' if native else 'fp32'
+        precision = 'bf16' if device.type == 'cuda' else 'fp32'
     if precision == 'fp32':
         return nullcontext()
     if precision == 'fp16' and device.type != 'cuda':

@@ -34,7 +34,7 @@ class TrainConfig:
     image_every: int = 250        # steps between TensorBoard depth images
     checkpoint_every: int = 250   # steps between checkpoints (also written at the end)
     pretrained: str = ''          # ImageNet ResNet18 weights: '' none, 'download', or a path
-    precision: str = 'auto'       # autocast: bf16 on CUDA and bf16-capable CPUs, else fp32
+    precision: str = 'auto'       # autocast: bf16 on CUDA, fp32 on CPU (device.py)
 
 
 def learning_rate(config: TrainConfig, step: int, epoch: int) -> float:
