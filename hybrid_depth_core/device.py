@@ -1,5 +1,5 @@
 """Device and precision choice, in one place for training and inference: CUDA when present,
-else CPU; bf16 autocast where the hardware computes bf16 natively."""
+else CPU; bf16 autocast on CUDA."""
 from __future__ import annotations
 
 import os
