@@ -18,8 +18,8 @@ $(STAMP): requirements.txt setup.py setup.cfg package.xml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-# The main job. Until the depth node lands, it records the bundled sample drive and says what it
-# wrote. It owns $(DEMO_DIR) and regenerates it on every run.
+# The main job. Until training yields a model worth running the node with (docs/benchmarks.md),
+# it records the bundled sample drive and says what it wrote. It owns $(DEMO_DIR) and regenerates it on every run.
 demo: setup
 	rm -rf $(DEMO_DIR)
 	$(BIN)/hybrid-depth sample $(DEMO_DIR)/sample_drive --frames 50 --seed 0
