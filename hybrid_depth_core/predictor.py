@@ -37,8 +37,7 @@ class DepthPredictor:
     def from_checkpoint(cls, path: str | Path, device: str = 'auto', precision: str = 'fp32',
                         depth_scale: float = 1.0) -> DepthPredictor:
         state = load_checkpoint(path)
-        config = from_dict(TrainConfig, state['config'] if 'config' in state else None,
-                           where=f'{path}: config')
+        config = from_dict(TrainConfig, state.get('config'), where=f'{path}: config')
         weights = state.get('objective', {})
         model = DepthModel(config.model)
         pose = PoseNet() if config.model.multi_frame else None

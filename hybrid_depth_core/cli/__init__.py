@@ -49,12 +49,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def int_at_least(minimum: int):
     """argparse type: an integer >= minimum, with a message naming the bound."""
-    def parse(text: str) -> int:
+    return _bounded(int, 'an integer', minimum, inclusive=True)
+
+
+def float_above(minimum: float, inclusive: bool = False):
+    """argparse type: a number > minimum (>= if inclusive), with a message naming the bound."""
+    return _bounded(float, 'a number', minimum, inclusive)
+
+
+def _bounded(convert, noun: str, minimum, inclusive: bool):
+    def parse(text: str):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be >= {minimum}, got {value}')
+            raise argparse.ArgumentTypeError(f'expected {noun}, got {text!r}') from None
+        if not (value >= minimum if inclusive else value > minimum):
+            raise argparse.ArgumentTypeError(
+                f'must be {">=" if inclusive else ">"} {minimum:g}, got {text}')
         return value
     return parse

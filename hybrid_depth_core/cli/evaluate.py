@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from hybrid_depth_core.cli import float_above, int_at_least
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -19,8 +21,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--kitti-root', type=Path, help='KITTI raw data root (with --kitti-split)')
     parser.add_argument('--kitti-split', type=Path,
                         help='split file, e.g. the Eigen test_files.txt (Monodepth2 format)')
-    parser.add_argument('--frames', type=int, default=30, help='frames per drive')
-    parser.add_argument('--max-depth', type=float, default=80.0, help='GT cap in metres')
+    parser.add_argument('--frames', type=int_at_least(1), default=30, help='frames per drive')
+    parser.add_argument('--max-depth', type=float_above(0), default=80.0, help='GT cap in metres')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--json', type=Path, help='also write the results to this JSON file')
     parser.set_defaults(run=run)

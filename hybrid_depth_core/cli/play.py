@@ -5,19 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _number(minimum: float, inclusive: bool):
-    """argparse type: a float above (or at, if inclusive) `minimum`."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'expected a number, got {text!r}') from None
-        if not (value >= minimum if inclusive else value > minimum):
-            raise argparse.ArgumentTypeError(
-                f'must be {">=" if inclusive else ">"} {minimum:g}, got {text}')
-        return value
-    return parse
+from hybrid_depth_core.cli import float_above
 
 
 def add_parser(subparsers) -> None:
@@ -27,12 +15,12 @@ def add_parser(subparsers) -> None:
                     'times, on their recorded topics; topics whose message type is not '
                     'installed are skipped. Header stamps are kept as recorded.')
     parser.add_argument('bag', type=Path, help='rosbag2 directory (or file)')
-    parser.add_argument('--rate', type=_number(0, inclusive=False), default=1.0,
+    parser.add_argument('--rate', type=float_above(0), default=1.0,
                         help='speed factor: 2 plays twice as fast (default: 1)')
     parser.add_argument('--loop', action='store_true', help='start over at the end, until Ctrl-C')
     parser.add_argument('--topics', nargs='+', metavar='TOPIC',
                         help='replay only these topics (default: all)')
-    parser.add_argument('--delay', type=_number(0, inclusive=True), default=1.0,
+    parser.add_argument('--delay', type=float_above(0, inclusive=True), default=1.0,
                         help='seconds to wait for subscribers to be discovered before the '
                              'first message (default: 1)')
     parser.set_defaults(run=run)
