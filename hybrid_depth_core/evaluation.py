@@ -114,3 +114,64 @@ def evaluate_synthetic(predict, seeds, frames: int, width: int, height: int,
             bar.update(1)
     bar.close()
     return accumulator.summary()
+
+
+def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = None,
+                 camera_info_topic: str | None = None, protocol: Protocol = Protocol(),
+                 progress: bool = True) -> dict:
+    """Evaluate `predict(rgb, K, previous) -> depth` on a recorded bag against its depth topic
+    (32FC1 metres or 16UC1 millimetres, registered to the camera image), frame by frame in
+    recording order; each image is matched to the depth image with the same header stamp.
+    Multi-frame models see the previous frame unless the camera stood still."""
+    from tqdm import tqdm
+
+    from hybrid_depth_core.data.motion import is_static
+    from hybrid_depth_core.data.rosbag import Bag, stamp_ns
+    from hybrid_depth_core.errors import UserError
+    from hybrid_depth_core.messages.camera_info import camera_from_info
+    from hybrid_depth_core.messages.images import BadMessage, depth_to_metres
+
+    accumulator = Accumulator(protocol)
+    with Bag(bag_path, image_topic, camera_info_topic) as bag:
+        depth_topics = bag.topics_of({'sensor_msgs/msg/Image'})
+        if gt_topic not in depth_topics or gt_topic == bag.image_topic:
+            raise UserError(f'bag {bag.path} has no depth topic {gt_topic!r}; Image topics in '
+                            f'it: {", ".join(sorted(depth_topics)) or "none"}')
+        truth = {}
+        for item in bag.messages([gt_topic]):
+            try:
+                truth[stamp_ns(item.message, item.time_ns)] = depth_to_metres(item.message)
+            except BadMessage as error:
+                raise UserError(f'bag {bag.path}: {gt_topic}: {error}') from None
+        infos = bag.camera_infos()
+        if not len(infos):
+            raise UserError(f'bag {bag.path} has no camera_info for {bag.image_topic}; name it '
+                            f'with --camera-info-topic')
+        previous = None
+        bar = tqdm(bag.images(), total=bag.message_count(bag.image_topic), unit='frame',
+                   desc=f'evaluating {bag.path.name}', disable=not progress)
+        for stamp, rgb, _ in bar:
+            try:
+                camera, rectifier = camera_from_info(infos.nearest(stamp), rgb.shape[1],
+                                                     rgb.shape[0])
+            except BadMessage as error:
+                raise UserError(f'bag {bag.path}: camera_info: {error}') from None
+            if rectifier is not None:
+                raise UserError(f'bag {bag.path}: the camera_info describes distortion; '
+                                f'evaluation needs rectified images and depth registered to '
+                                f'them (record image_rect)')
+            if previous is not None and is_static(previous, rgb):
+                previous = None
+            depth = predict(rgb, camera.K, previous)
+            previous = rgb
+            gt = truth.get(stamp)
+            if gt is None:
+                continue
+            if gt.shape != depth.shape:
+                raise UserError(f'bag {bag.path}: {gt_topic} is {gt.shape[1]}x{gt.shape[0]} but '
+                                f'the images are {depth.shape[1]}x{depth.shape[0]}')
+            accumulator.add(depth, gt)
+    if not accumulator.per_image:
+        raise UserError(f'bag {bag_path}: no image has a {gt_topic} message with the same stamp '
+                        f'and valid depth')
+    return accumulator.summary()

@@ -73,9 +73,12 @@ def unreliable_matching(argmin_depth: torch.Tensor, confidence: torch.Tensor,
 
 def consistency_loss(depth: torch.Tensor, teacher_depth: torch.Tensor,
                      unreliable: torch.Tensor) -> torch.Tensor:
-    """|depth - teacher depth| on the unreliable pixels, averaged over all pixels (ManyDepth);
-    the teacher gets no gradient."""
-    return ((depth - teacher_depth.detach()).abs() * unreliable).mean()
+    """|depth - teacher depth| / teacher depth on the unreliable pixels, averaged over all
+    pixels; the teacher gets no gradient. ManyDepth uses the absolute difference, which is in
+    the network's own depth units: relative, the loss weighs the same whatever scale training
+    settles on (with metre-scale depths the absolute one outweighs the photometric loss 10x)."""
+    teacher_depth = teacher_depth.detach()
+    return ((depth - teacher_depth).abs() / teacher_depth * unreliable).mean()
 
 
 def updated_depth_range(depth_range: torch.Tensor, teacher_depth: torch.Tensor,

@@ -8,15 +8,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hybrid_depth_core.data.motion import is_static
+from hybrid_depth_core.messages import outputs
+from hybrid_depth_core.messages.camera_info import Camera, camera_from_fov, camera_from_info
+from hybrid_depth_core.messages.images import BadMessage, compressed_to_rgb, image_to_rgb
 from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_ros import outputs
-from hybrid_depth_ros.camera import Camera, camera_from_fov, camera_from_info
 from hybrid_depth_ros.config import NodeConfig
-from hybrid_depth_ros.images import BadMessage, compressed_to_rgb, image_to_rgb
 
 # Multi-frame inference needs a previous frame of the same sequence that shows motion.
 MAX_LOOKUP_GAP_NS = 1_000_000_000  # older frames differ too much for the cost volume
-STATIC_DIFFERENCE = 1.0  # mean |difference| (grey levels, at 1/4 size) below: a static camera
 
 
 class NoCameraInfo(BadMessage):
@@ -91,14 +91,3 @@ class DepthPipeline:
                 or is_static(previous.rgb, frame.rgb)):
             return None
         return previous.rgb
-
-
-def is_static(previous: np.ndarray, current: np.ndarray) -> bool:
-    """True when two RGB frames differ by less than sensor noise: the camera stood still, and
-    a cost volume over a zero baseline says nothing about depth. Compared at 1/4 size, where
-    area averaging cuts per-pixel noise by 4."""
-    size = (max(1, current.shape[1] // 4), max(1, current.shape[0] // 4))
-    small = [cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), size,
-                        interpolation=cv2.INTER_AREA).astype(np.float32)
-             for image in (previous, current)]
-    return float(np.abs(small[0] - small[1]).mean()) < STATIC_DIFFERENCE

@@ -6,10 +6,10 @@ import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.image import message_to_cvimage
 
-from hybrid_depth_core.data import bag_messages
 from hybrid_depth_core.data.drive_bag import write_drive_bag
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.messages import bag_messages
 
 FRAMES = 3
 

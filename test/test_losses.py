@@ -32,6 +32,13 @@ def test_loss_gradients_in_float64(name):
     assert torch.autograd.gradcheck(function, inputs)
 
 
+def test_consistency_loss_is_relative_so_any_depth_scale_weighs_the_same():
+    depth, teacher = torch.tensor([[[[2.0, 6.0]]]]), torch.tensor([[[[4.0, 3.0]]]])
+    mask = torch.ones_like(depth)
+    assert losses.consistency_loss(depth, teacher, mask).item() == pytest.approx((0.5 + 1) / 2)
+    assert losses.consistency_loss(10 * depth, 10 * teacher, mask).item() == pytest.approx(0.75)
+
+
 def test_automasking_drops_pixels_that_match_without_warping():
     target = torch.rand(1, 3, 8, 8)
     still = target.clone()                 # a source identical to the target (static camera)

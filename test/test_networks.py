@@ -105,6 +105,25 @@ def test_disp_to_depth_spans_the_range_linearly_in_inverse_depth():
     torch.testing.assert_close(depth, torch.tensor([100.0, 1 / (0.01 + 0.5 * 9.99), 0.1]))
 
 
+@pytest.mark.parametrize('arch', ARCHS)
+def test_untrained_networks_start_at_the_initial_depth_and_forward_motion(arch):
+    """Training starts from a street-scale depth and a camera moving forward (see
+    DepthModelConfig.initial_depth and networks/pose.py for why)."""
+    torch.manual_seed(0)
+    model = build_depth_model(arch, initial_depth=7.0).eval()
+    with torch.no_grad():
+        disparity = model(torch.rand(2, 3, 64, 96)).disparities[0]
+    depth = disp_to_depth(disparity, model.config.min_depth, model.config.max_depth)
+    assert depth.median().item() == pytest.approx(7.0, rel=0.2)
+    pose = build_pose_model().eval()
+    with torch.no_grad():
+        T = pose(torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96))
+    assert torch.allclose(T[:, :3, 3], torch.tensor([0.0, 0.0, -0.5]), atol=0.02)
+    assert torch.allclose(T[:, :3, :3], torch.eye(3), atol=1e-3)
+    with pytest.raises(ValueError, match='initial_depth must lie in'):
+        build_depth_model(arch, initial_depth=500.0)
+
+
 def test_cost_volume_minimum_is_at_the_true_depth_of_a_plane():
     """A textured fronto-parallel plane at depth d seen by a camera moved sideways by b shifts
     by f*b/d pixels; the cost must be lowest at the hypothesis nearest d. (Depths are chosen

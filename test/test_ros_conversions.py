@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from hybrid_depth_core.data import bag_messages
-from hybrid_depth_ros import outputs
-from hybrid_depth_ros.camera import Camera, camera_from_fov, camera_from_info
-from hybrid_depth_ros.images import BadMessage, compressed_to_rgb, image_to_rgb
+from hybrid_depth_core.messages import bag_messages
+from hybrid_depth_core.messages import outputs
+from hybrid_depth_core.messages.camera_info import Camera, camera_from_fov, camera_from_info
+from hybrid_depth_core.messages.images import BadMessage, compressed_to_rgb, image_to_rgb
 
 HEADER = bag_messages.header(1_500_000_000, 'cam_optical')
 RNG = np.random.default_rng(0)

@@ -9,20 +9,21 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core.data import bag_messages
+from hybrid_depth_core.data.motion import is_static
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.messages import bag_messages
+from hybrid_depth_core.messages.camera_info import Camera
+from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_core.networks import DepthModel, DepthModelConfig, PoseNet
 from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_ros.camera import Camera
 from hybrid_depth_ros.config import PARAMETERS, RANDOM_INPUT_SIZE, NodeConfig
-from hybrid_depth_ros.images import BadMessage
 from hybrid_depth_ros.model import load_predictor
-from hybrid_depth_ros.pipeline import DepthPipeline, NoCameraInfo, is_static
+from hybrid_depth_ros.pipeline import DepthPipeline, NoCameraInfo
 from hybrid_depth_ros.worker import LatestSlot, Stats, Throttle
 
 WIDTH, HEIGHT, FRAME_ID = 96, 48, 'camera_optical_frame'
-# A random network's depth is about 0.2 m: keep all of it valid.
+# A random network's depth is about 10 m (DepthModelConfig.initial_depth): keep all of it valid.
 CONFIG = NodeConfig(min_depth=0.01, max_depth=80.0)
 
 

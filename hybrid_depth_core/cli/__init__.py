@@ -10,7 +10,7 @@ import sys
 from hybrid_depth_core import __version__
 from hybrid_depth_core.errors import UserError
 
-SUBCOMMANDS = ('sample', 'profile', 'train', 'evaluate', 'node', 'play')
+SUBCOMMANDS = ('sample', 'profile', 'train', 'evaluate', 'infer', 'node', 'play')
 
 
 class Terminated(BaseException):

@@ -12,7 +12,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         'evaluate', help='depth metrics of a checkpoint against ground truth',
         description='Evaluate a checkpoint on held-out synthetic drives (exact GT), or on KITTI '
-                    'raw with the Eigen protocol (Velodyne GT, Garg crop, 80 m cap). Monocular '
+                    'raw with the Eigen protocol (Velodyne GT, Garg crop, 80 m cap), or on a '
+                    'recorded bag against its depth topic (valid-GT mask, cap). Monocular '
                     'depth is up to scale: predictions are median-scaled per image and the '
                     'scale ratio is reported.')
     parser.add_argument('--checkpoint', type=Path, required=True)
@@ -21,6 +22,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--kitti-root', type=Path, help='KITTI raw data root (with --kitti-split)')
     parser.add_argument('--kitti-split', type=Path,
                         help='split file, e.g. the Eigen test_files.txt (Monodepth2 format)')
+    parser.add_argument('--bag', type=Path, help='a recorded rosbag2 with a GT depth topic')
+    parser.add_argument('--gt-depth-topic',
+                        help='with --bag: depth registered to the image (32FC1 m or 16UC1 mm)')
+    parser.add_argument('--image-topic', help="with --bag: default the bag's only image topic")
+    parser.add_argument('--camera-info-topic',
+                        help="with --bag: default the image topic's camera_info")
     parser.add_argument('--frames', type=int_at_least(1), default=30, help='frames per drive')
     parser.add_argument('--max-depth', type=float_above(0), default=80.0, help='GT cap in metres')
     parser.add_argument('--device', default='auto')
@@ -31,14 +38,22 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.data.kitti import evaluate_kitti
     from hybrid_depth_core.errors import UserError
-    from hybrid_depth_core.evaluation import Protocol, evaluate_synthetic, format_table
+    from hybrid_depth_core.evaluation import (Protocol, evaluate_bag, evaluate_synthetic,
+                                              format_table)
     from hybrid_depth_core.predictor import DepthPredictor
 
     if (args.kitti_root is None) != (args.kitti_split is None):
         raise UserError('--kitti-root and --kitti-split go together')
+    if (args.bag is None) != (args.gt_depth_topic is None):
+        raise UserError('--bag and --gt-depth-topic go together')
+    if args.bag is not None and args.kitti_root is not None:
+        raise UserError('evaluate one dataset at a time: --bag or --kitti-root')
     predictor = DepthPredictor.from_checkpoint(args.checkpoint, device=args.device)
     if args.kitti_root is not None:
         result = evaluate_kitti(predictor.predict, args.kitti_root, args.kitti_split)
+    elif args.bag is not None:
+        result = evaluate_bag(predictor.predict, args.bag, args.gt_depth_topic, args.image_topic,
+                              args.camera_info_topic, Protocol(max_depth=args.max_depth))
     else:
         result = evaluate_synthetic(predictor.predict, args.synthetic_seeds, args.frames,
                                     predictor.width, predictor.height,

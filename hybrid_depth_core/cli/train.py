@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hybrid_depth_core.cli import int_at_least
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -20,6 +22,17 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--resume', action='store_true',
                         help='continue OUT/last.pt exactly (same step, same learning rate)')
     parser.add_argument('--device', default='auto', help='auto (default), cpu or cuda[:N]')
+    bags = parser.add_argument_group('training from recorded bags (sets data.source=bag)')
+    bags.add_argument('--bag', type=Path, action='append', default=[],
+                      help='a rosbag2 directory or file (sqlite3 or MCAP); repeat for more')
+    bags.add_argument('--image-topic', help="default: the bag's only image topic")
+    bags.add_argument('--camera-info-topic', help="default: the image topic's camera_info")
+    bags.add_argument('--intrinsics', type=Path,
+                      help='intrinsics YAML for bags without camera_info')
+    bags.add_argument('--frame-stride', type=int_at_least(1),
+                      help='triplets (t-s, t, t+s) of recorded frames (default 1)')
+    bags.add_argument('--allow-partial-bags', action='store_true',
+                      help='train on the part of a damaged bag that could be read')
     parser.add_argument('overrides', nargs='*', metavar='KEY=VALUE',
                         help='config overrides, e.g. model.arch=resnet18 batch_size=6')
     parser.set_defaults(run=run)
@@ -30,7 +43,28 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.training.trainer import train
 
     config = load_config(args.config, args.overrides)
+    if args.bag:
+        config = with_bags(config, args)
     path = train(config, args.out, max_steps=args.max_steps, minutes=args.minutes,
                  resume=args.resume, device=args.device)
     print(f'checkpoint: {path}')
     return 0
+
+
+def with_bags(config, args: argparse.Namespace):
+    """The config with data.source=bag and the bag options of the command line."""
+    import dataclasses
+
+    from hybrid_depth_core.errors import UserError
+
+    chosen = {'image_topic': args.image_topic, 'camera_info_topic': args.camera_info_topic,
+              'intrinsics': args.intrinsics and str(args.intrinsics),
+              'frame_stride': args.frame_stride,
+              'allow_partial_bags': args.allow_partial_bags or None}
+    try:
+        data = dataclasses.replace(config.data, source='bag',
+                                   bags=tuple(str(bag) for bag in args.bag),
+                                   **{k: v for k, v in chosen.items() if v is not None})
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return dataclasses.replace(config, data=data)

@@ -1,4 +1,5 @@
-"""Training data sources behind one config: synthetic drives, KITTI raw, an image folder."""
+"""Training data sources behind one config: synthetic drives, KITTI raw, an image folder,
+recorded bags."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,19 +10,27 @@ import torch
 from hybrid_depth_core.data.samples import AugmentConfig
 from hybrid_depth_core.errors import UserError
 
-SOURCES = ('synthetic', 'kitti', 'folder')
+SOURCES = ('synthetic', 'kitti', 'folder', 'bag')
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = 'synthetic'      # synthetic | kitti | folder
+    source: str = 'synthetic'      # synthetic | kitti | folder | bag
     width: int = 320               # network input size; images are resized to it
     height: int = 96
     seeds: tuple[int, ...] = tuple(range(1, 17))  # synthetic: one street per seed
     frames_per_drive: int = 60     # synthetic
     root: str = ''                 # kitti: the raw-data root; folder: the image folder
     split: str = ''                # kitti: split file, lines '<date>/<drive>_sync <frame> l|r'
-    intrinsics: str = ''           # folder: intrinsics YAML (see data/image_folder.py)
+    intrinsics: str = ''           # folder, and bags without camera_info: intrinsics YAML
+    bags: tuple[str, ...] = ()     # bag: rosbag2 directories or files (data/bag_dataset.py)
+    image_topic: str = ''          # bag: '' = the bag's only image topic
+    camera_info_topic: str = ''    # bag: '' = the image topic's sibling camera_info
+    frame_stride: int = 1          # bag: triplets (t - s, t, t + s)
+    static_threshold: float = 1.0  # bag: frames closer than this (grey levels) are skipped
+    val_fraction: float = 0.1      # bag: the last part of each bag (by time) held out
+    cache_dir: str = '~/.cache/hybrid-depth/frames'  # bag: decoded frames; '' = no cache
+    allow_partial_bags: bool = False  # bag: train on what a damaged bag holds before damage
 
     def __post_init__(self):
         if self.source not in SOURCES:
@@ -29,6 +38,9 @@ class DataConfig:
         if self.width % 32 or self.height % 32 or min(self.width, self.height) < 64:
             raise ValueError(f'data.width and data.height must be multiples of 32, at least '
                              f'64; got {self.width}x{self.height}')
+        if self.frame_stride < 1 or not 0 <= self.val_fraction < 1:
+            raise ValueError(f'need data.frame_stride >= 1 and 0 <= data.val_fraction < 1, got '
+                             f'{self.frame_stride} and {self.val_fraction}')
 
 
 def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
@@ -44,6 +56,16 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
         _require(config, 'root', 'split')
         return KittiRawDataset(Path(config.root), Path(config.split), config.width,
                                config.height, augment, seed)
+    if config.source == 'bag':
+        from hybrid_depth_core.data.bag_dataset import BagDataset, BagSource
+        _require(config, 'bags')
+        sources = [BagSource(Path(bag), config.image_topic, config.camera_info_topic,
+                             config.intrinsics, config.allow_partial_bags)
+                   for bag in config.bags]
+        cache = Path(config.cache_dir).expanduser() if config.cache_dir else None
+        return BagDataset(sources, config.width, config.height, augment, seed,
+                          config.frame_stride, config.static_threshold, config.val_fraction,
+                          cache_dir=cache, progress=progress)
     from hybrid_depth_core.data.image_folder import ImageFolderDataset
     _require(config, 'root', 'intrinsics')
     return ImageFolderDataset(Path(config.root), Path(config.intrinsics), config.width,

@@ -9,8 +9,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from tqdm import tqdm
 
 from hybrid_depth_core.atomic import new_output_directory
-from hybrid_depth_core.data import bag_messages as msgs
 from hybrid_depth_core.data.synthetic import SyntheticDrive
+from hybrid_depth_core.messages import bag_messages as msgs
 
 CAMERA_FRAME = 'camera_optical_frame'
 WORLD_FRAME = 'world'

@@ -2,6 +2,8 @@
 scales; and the disparity -> depth mapping."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -28,7 +30,8 @@ class DepthDecoder(nn.Module):
 
     scales = (0, 1, 2, 3)
 
-    def __init__(self, encoder_channels=ENCODER_CHANNELS, decoder_channels=DECODER_CHANNELS):
+    def __init__(self, encoder_channels=ENCODER_CHANNELS, decoder_channels=DECODER_CHANNELS,
+                 initial_disparity: float = 0.5):
         super().__init__()
         self.upconvs = nn.ModuleList()
         self.fuseconvs = nn.ModuleList()
@@ -39,6 +42,10 @@ class DepthDecoder(nn.Module):
             self.fuseconvs.append(ConvBlock(decoder_channels[i] + skip, decoder_channels[i]))
         self.dispconvs = nn.ModuleList([ConvBlock(decoder_channels[s], 1, activation=False)
                                         for s in self.scales])
+        # The heads' bias sets the disparity the untrained network predicts everywhere.
+        for head in self.dispconvs:
+            logit = math.log(initial_disparity / (1 - initial_disparity))
+            nn.init.constant_(head.conv.bias, logit)
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         x = features[-1]
@@ -51,6 +58,12 @@ class DepthDecoder(nn.Module):
             if level in self.scales:
                 disparities[level] = torch.sigmoid(self.dispconvs[level](x))
         return [disparities[s] for s in self.scales]
+
+
+def depth_to_disp(depth: float, min_depth: float, max_depth: float) -> float:
+    """The inverse of disp_to_depth: the sigmoid output that gives `depth`."""
+    min_disp, max_disp = 1 / max_depth, 1 / min_depth
+    return (1 / depth - min_disp) / (max_disp - min_disp)
 
 
 def disp_to_depth(disp: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:

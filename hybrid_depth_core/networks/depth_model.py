@@ -9,7 +9,7 @@ from torch import nn
 
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.networks.cost_volume import CostVolume, Matching
-from hybrid_depth_core.networks.decoder import DepthDecoder
+from hybrid_depth_core.networks.decoder import DepthDecoder, depth_to_disp
 from hybrid_depth_core.networks.encoders import HybridConfig, HybridEncoder, ResNet18Encoder
 from hybrid_depth_core.networks.pose import PoseNet
 from hybrid_depth_core.networks.resnet import load_imagenet_weights
@@ -27,6 +27,11 @@ class DepthModelConfig:
     max_depth_bin: float = 20.0
     min_depth: float = 0.1           # range of the sigmoid disparity output (disp_to_depth)
     max_depth: float = 100.0
+    # What the untrained network predicts everywhere. With the pose net's metre-scale
+    # translation (networks/pose.py) this starts training near a street's true scale; the
+    # sigmoid's middle (0.2 m for 0.1-100 m) would leave near surfaces needing less than
+    # min_depth, and training then pushes them to max_depth instead (docs/benchmarks.md).
+    initial_depth: float = 10.0
 
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:
@@ -34,6 +39,9 @@ class DepthModelConfig:
         if not 0 < self.min_depth < self.max_depth:
             raise ValueError(f'need 0 < min_depth < max_depth, got {self.min_depth}, '
                              f'{self.max_depth}')
+        if not self.min_depth < self.initial_depth < self.max_depth:
+            raise ValueError(f'initial_depth must lie in (min_depth, max_depth) = '
+                             f'({self.min_depth}, {self.max_depth}), got {self.initial_depth}')
         if self.num_depth_bins < 2:
             raise ValueError(f'num_depth_bins must be >= 2, got {self.num_depth_bins}')
 
@@ -57,7 +65,8 @@ class DepthModel(nn.Module):
         self.config = config
         self.encoder = (HybridEncoder(config.hybrid) if config.arch == 'hybrid'
                         else ResNet18Encoder())
-        self.decoder = DepthDecoder()
+        self.decoder = DepthDecoder(initial_disparity=depth_to_disp(
+            config.initial_depth, config.min_depth, config.max_depth))
         self.cost_volume = (CostVolume(64, config.num_depth_bins, config.min_depth_bin,
                                        config.max_depth_bin) if config.multi_frame else None)
 

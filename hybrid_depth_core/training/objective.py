@@ -34,7 +34,8 @@ class SelfSupervisedObjective(nn.Module):
         # ManyDepth trains a single-frame ResNet18 teacher alongside the multi-frame network.
         self.teacher = (DepthModel(DepthModelConfig(arch='resnet18', multi_frame=False,
                                                     min_depth=model_config.min_depth,
-                                                    max_depth=model_config.max_depth))
+                                                    max_depth=model_config.max_depth,
+                                                    initial_depth=model_config.initial_depth))
                         if model_config.multi_frame else None)
 
     def forward(self, batch: dict, draw: float, frozen: bool = False):

@@ -11,6 +11,9 @@ import cv2
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
+from hybrid_depth_core.messages import outputs
+from hybrid_depth_core.messages.camera_info import Camera
+
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 _msg = TYPESTORE.types
 
@@ -45,22 +48,30 @@ def depth_image(depth: np.ndarray, hdr):
     """sensor_msgs/Image, encoding 32FC1 (metres, little-endian), from an (H, W) array."""
     if depth.ndim != 2:
         raise ValueError(f'expected an (H, W) depth map, got shape {depth.shape}')
-    height, width = depth.shape
-    data = np.ascontiguousarray(depth, dtype='<f4').view(np.uint8).reshape(-1)
-    return _msg['sensor_msgs/msg/Image'](
-        header=hdr, height=height, width=width, encoding='32FC1', is_bigendian=0,
-        step=width * 4, data=data)
+    return from_fields('sensor_msgs/msg/Image', outputs.depth_image_fields(depth, hdr))
 
 
 def camera_info(K: np.ndarray, width: int, height: int, hdr):
     """sensor_msgs/CameraInfo of an undistorted pinhole camera (plumb_bob with zero D)."""
-    P = np.hstack([K, np.zeros((3, 1))])
-    return _msg['sensor_msgs/msg/CameraInfo'](
-        header=hdr, height=height, width=width, distortion_model='plumb_bob',
-        d=np.zeros(5), k=np.asarray(K, dtype=np.float64).reshape(-1), r=np.eye(3).reshape(-1),
-        p=P.reshape(-1), binning_x=0, binning_y=0,
-        roi=_msg['sensor_msgs/msg/RegionOfInterest'](
+    camera = Camera(width, height, np.hstack([np.asarray(K, np.float64), np.zeros((3, 1))]))
+    return from_fields('sensor_msgs/msg/CameraInfo', camera.info_fields(hdr))
+
+
+def from_fields(msgtype: str, fields: dict):
+    """A rosbags message from the field dict of messages/outputs.py or Camera.info_fields:
+    byte blobs and number lists become the numpy arrays rosbags serialises, PointField dicts
+    become PointField messages, and a missing `roi` the empty one."""
+    fields = dict(fields)
+    if isinstance(fields.get('data'), (bytes, bytearray)):
+        fields['data'] = np.frombuffer(fields['data'], dtype=np.uint8)
+    if 'fields' in fields:
+        fields['fields'] = [_msg['sensor_msgs/msg/PointField'](**f) for f in fields['fields']]
+    if msgtype == 'sensor_msgs/msg/CameraInfo':
+        for name in ('d', 'k', 'r', 'p'):
+            fields[name] = np.asarray(fields[name], dtype=np.float64)
+        fields.setdefault('roi', _msg['sensor_msgs/msg/RegionOfInterest'](
             x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+    return _msg[msgtype](**fields)
 
 
 def pose_stamped(T: np.ndarray, hdr):

@@ -16,7 +16,7 @@ import numpy as np
 
 from hybrid_depth_core.camera import PinholeCamera
 from hybrid_depth_core.geometry import scale_intrinsics
-from hybrid_depth_ros.images import BadMessage
+from hybrid_depth_core.messages.images import BadMessage
 
 # Coefficient counts as sensor_msgs/CameraInfo defines them for each model.
 DISTORTION_COEFFICIENTS = {'plumb_bob': (5,), 'rational_polynomial': (8,), 'equidistant': (4,)}

@@ -1,4 +1,5 @@
-"""Depth -> the fields of the messages the node publishes. Pure numpy, no ROS imports: the node
+"""Depth -> the fields of the messages the node publishes (and `hybrid-depth infer` writes). Pure
+numpy, no ROS imports: the node
 turns each dict into its message class (`Image(**fields)`), tests decode the bytes directly.
 
 Layouts follow REP 118 and depth_image_proc: 32FC1 metres little-endian with NaN = no depth;

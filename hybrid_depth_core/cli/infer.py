@@ -1,0 +1,57 @@
+"""`hybrid-depth infer`: depth for every frame of a recorded bag, written to a new bag."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hybrid_depth_core.cli import float_above, int_at_least
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'infer', help='run a checkpoint over a rosbag2 and write a new bag with depth',
+        description='Run the depth node\'s pipeline offline: every image of BAG (raw or '
+                    'compressed, rectified with its camera_info) through the checkpoint. OUT is '
+                    'a new bag with the input\'s image and camera_info messages plus depth '
+                    '(32FC1 metres), depth/camera_info and points, stamped like their images, '
+                    'under the image topic\'s namespace. The input bag is only read; OUT is '
+                    'written under a temporary name and appears only when complete.')
+    parser.add_argument('--checkpoint', type=Path, required=True)
+    parser.add_argument('--bag', type=Path, required=True,
+                        help='input rosbag2 (directory or file)')
+    parser.add_argument('--out', type=Path, required=True, help='output bag directory (new)')
+    parser.add_argument('--image-topic', help="default: the bag's only image topic")
+    parser.add_argument('--camera-info-topic', help="default: the image topic's camera_info")
+    parser.add_argument('--namespace',
+                        help="namespace of the output topics (default: the image topic's)")
+    parser.add_argument('--no-points', action='store_true', help='do not write point clouds')
+    parser.add_argument('--cloud-stride', type=int_at_least(1), default=1,
+                        help='keep every n-th pixel of every n-th row in points')
+    parser.add_argument('--depth-scale', type=float_above(0), default=1.0,
+                        help='factor applied to the network depth (monocular scale)')
+    parser.add_argument('--fallback-fov', type=float_above(0, inclusive=True), default=0.0,
+                        help='horizontal FOV (degrees) for bags without camera_info')
+    parser.add_argument('--single-frame', action='store_true',
+                        help='never use the previous frame, even with a multi-frame checkpoint')
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--device', default='auto')
+    parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32')
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hybrid_depth_ros.bag_infer import infer_bag
+    from hybrid_depth_ros.config import NodeConfig
+    from hybrid_depth_ros.model import load_predictor
+
+    config = NodeConfig.from_values(dict(
+        weights=str(args.checkpoint), device=args.device, precision=args.precision,
+        depth_scale=args.depth_scale, cloud_stride=args.cloud_stride,
+        publish_points=not args.no_points, single_frame=args.single_frame,
+        fallback_fov=args.fallback_fov))
+    summary = infer_bag(load_predictor(config), args.bag, args.out, config, args.image_topic,
+                        args.camera_info_topic, args.namespace, args.storage)
+    print(f'wrote {summary.out}: {summary.frames} frames ({summary.multi_frame_frames} '
+          f'multi-frame); ' + ', '.join(f'{topic} {count}'
+                                        for topic, count in sorted(summary.messages.items())))
+    return 0

@@ -1,0 +1,222 @@
+"""Training samples from recorded bags: frames decoded once, undistorted, resized, cached.
+
+Per bag: images in recording order -> rectified with the nearest camera_info (or undistorted
+with an intrinsics YAML) -> resized to the training size -> cached on disk, keyed by the bag's
+content and everything that changes the decoded frames. Then frames where the camera did not
+move are dropped, sequences break at gaps in time, the last `val_fraction` of each bag (by
+time) is held out, and (t - s, t, t + s) triplets are built with the frame stride s.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hybrid_depth_core.data.image_folder import read_intrinsics
+from hybrid_depth_core.data.motion import is_static
+from hybrid_depth_core.data.rosbag import Bag
+from hybrid_depth_core.data.samples import AugmentConfig, make_sample
+from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.geometry import scale_intrinsics
+from hybrid_depth_core.messages.camera_info import camera_from_info
+from hybrid_depth_core.messages.images import BadMessage
+
+CACHE_VERSION = 1           # bump when decoding changes what a cached frame holds
+GAP_FACTOR = 3.0            # a frame interval this many times the median breaks a sequence
+FINGERPRINT_BYTES = 1 << 20  # hashed from each end of every bag file
+
+
+@dataclass(frozen=True)
+class BagSource:
+    """What to read from one bag and how."""
+
+    path: Path
+    image_topic: str = ''
+    camera_info_topic: str = ''
+    intrinsics: str = ''          # YAML used when the bag has no camera_info
+    allow_partial: bool = False
+
+
+@dataclass
+class Recording:
+    rgb: np.ndarray        # (N, H, W, 3) uint8 at the training size, rectified
+    stamps_ns: np.ndarray  # (N,) int64
+    K: np.ndarray          # (N, 3, 3) float64 intrinsics at the training size
+
+
+def decode_recording(source: BagSource, width: int, height: int,
+                     progress: bool = True) -> Recording:
+    """Read, rectify and resize every image of the bag (see the module docstring)."""
+    intrinsics = read_intrinsics(Path(source.intrinsics)) if source.intrinsics else None
+    with Bag(source.path, source.image_topic or None, source.camera_info_topic or None,
+             source.allow_partial) as bag:
+        infos = bag.camera_infos()
+        if not len(infos) and intrinsics is None:
+            raise UserError(f'bag {bag.path} has no camera_info for {bag.image_topic}; give the '
+                            f'intrinsics with --intrinsics FILE.yaml')
+        frames, stamps, Ks = [], [], []
+        size = None
+        bar = tqdm(bag.images(), total=bag.message_count(bag.image_topic), unit='frame',
+                   desc=f'decoding {bag.path.name}', disable=not progress)
+        for stamp, rgb, _ in bar:
+            if size is None:
+                size = rgb.shape[:2]
+            elif rgb.shape[:2] != size:
+                raise UserError(f'bag {bag.path}: images change size mid-bag, from '
+                                f'{size[1]}x{size[0]} to {rgb.shape[1]}x{rgb.shape[0]} at '
+                                f'{stamp / 1e9:.3f} s; split the bag where the camera changed')
+            if intrinsics is not None:
+                if rgb.shape[:2] != (intrinsics.height, intrinsics.width):
+                    raise UserError(f'bag {bag.path}: images are {rgb.shape[1]}x{rgb.shape[0]} '
+                                    f'but {source.intrinsics} describes '
+                                    f'{intrinsics.width}x{intrinsics.height}')
+                rgb, K = intrinsics.undistort(rgb), intrinsics.K
+            else:
+                try:
+                    camera, rectifier = camera_from_info(infos.nearest(stamp), rgb.shape[1],
+                                                         rgb.shape[0])
+                except BadMessage as error:
+                    raise UserError(f'bag {bag.path}: camera_info on {bag.camera_info_topic}: '
+                                    f'{error}') from None
+                rgb, K = (rectifier(rgb) if rectifier else rgb), camera.K
+            frames.append(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA))
+            Ks.append(scale_intrinsics(K, width / rgb.shape[1], height / rgb.shape[0]))
+            stamps.append(stamp)
+        if bag.damage:
+            print(f'warning: bag {bag.path} is damaged ({bag.damage}); using the {len(frames)} '
+                  f'frames before it')
+    if len(frames) < 3:
+        raise UserError(f'bag {source.path} has {len(frames)} readable images on '
+                        f'{source.image_topic or "its image topic"}; training needs at least 3')
+    order = np.argsort(np.array(stamps), kind='stable')  # header stamps can arrive out of order
+    return Recording(np.stack(frames)[order], np.array(stamps, np.int64)[order],
+                     np.stack(Ks)[order])
+
+
+def load_recording(source: BagSource, width: int, height: int, cache_dir: Path | None,
+                   progress: bool = True) -> Recording:
+    """decode_recording through the disk cache (cache_dir None: no cache)."""
+    if cache_dir is None:
+        return decode_recording(source, width, height, progress)
+    path = Path(cache_dir) / f'{_cache_key(source, width, height)}.npz'
+    if path.exists():
+        with np.load(path) as data:
+            return Recording(data['rgb'], data['stamps_ns'], data['K'])
+    recording = decode_recording(source, width, height, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix='.partial')
+    try:
+        with os.fdopen(descriptor, 'wb') as file:
+            np.savez(file, rgb=recording.rgb, stamps_ns=recording.stamps_ns, K=recording.K)
+        os.replace(temporary, path)  # readers see the whole file or none
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return recording
+
+
+def _cache_key(source: BagSource, width: int, height: int) -> str:
+    """Changes with the bag's content (each file's size and first and last MiB: cheap on big
+    bags, and a re-recorded bag differs there) and with every setting that changes frames."""
+    digest = hashlib.sha256()
+    root = Path(source.path)
+    files = sorted(p for p in root.rglob('*') if p.is_file()) if root.is_dir() else [root]
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f'{file.name}:{size}'.encode())
+        with open(file, 'rb') as handle:
+            digest.update(handle.read(FINGERPRINT_BYTES))
+            handle.seek(max(0, size - FINGERPRINT_BYTES))
+            digest.update(handle.read(FINGERPRINT_BYTES))
+    intrinsics = Path(source.intrinsics).read_bytes() if source.intrinsics else b''
+    digest.update(intrinsics)
+    digest.update(json.dumps([CACHE_VERSION, source.image_topic, source.camera_info_topic,
+                              source.allow_partial, width, height]).encode())
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Triplets:
+    train: list[tuple[int, int, int]]
+    val: list[tuple[int, int, int]]
+    static_frames: int  # dropped: the camera did not move
+    gaps: int           # sequence breaks
+
+
+def build_triplets(recording: Recording, stride: int = 1, static_threshold: float = 1.0,
+                   val_fraction: float = 0.1) -> Triplets:
+    """(previous, current, next) frame indices. Frames identical to the last kept one (up to
+    `static_threshold` grey levels) are dropped; a gap longer than GAP_FACTOR x the median
+    frame interval starts a new sequence; frames in the last `val_fraction` of the recording's
+    time span are validation. No triplet spans a gap or the train/val boundary."""
+    stamps = recording.stamps_ns
+    kept, static = [0], 0
+    for index in range(1, len(stamps)):
+        if is_static(recording.rgb[kept[-1]], recording.rgb[index], static_threshold):
+            static += 1
+        else:
+            kept.append(index)
+    intervals = np.diff(stamps[kept])
+    limit = GAP_FACTOR * float(np.median(intervals)) if len(intervals) else 0.0
+    boundary = stamps[0] + (1 - val_fraction) * (stamps[-1] - stamps[0])
+    segments, gaps = [[kept[0]]], 0
+    for previous, index in zip(kept, kept[1:]):
+        gap = stamps[index] - stamps[previous] > limit
+        crosses = (stamps[previous] <= boundary) != (stamps[index] <= boundary)
+        if gap or crosses:
+            gaps += gap
+            segments.append([])
+        segments[-1].append(index)
+    train, val = [], []
+    for segment in segments:
+        for i in range(stride, len(segment) - stride):
+            triplet = (segment[i - stride], segment[i], segment[i + stride])
+            (train if stamps[segment[i]] <= boundary else val).append(triplet)
+    return Triplets(train, val, static, gaps)
+
+
+class BagDataset(torch.utils.data.Dataset):
+    """Training (or validation) triplets of one or more bags, in the sample contract."""
+
+    def __init__(self, sources: list[BagSource], width: int, height: int,
+                 augment: AugmentConfig | None = None, seed: int = 0, stride: int = 1,
+                 static_threshold: float = 1.0, val_fraction: float = 0.1,
+                 split: str = 'train', cache_dir: Path | None = None, progress: bool = True):
+        self.recordings, self.items = [], []
+        for source in sources:
+            recording = load_recording(source, width, height, cache_dir, progress)
+            triplets = build_triplets(recording, stride, static_threshold, val_fraction)
+            chosen = getattr(triplets, split)
+            if progress:
+                print(f'{source.path}: {len(recording.stamps_ns)} frames, '
+                      f'{triplets.static_frames} static skipped, {triplets.gaps} gaps; '
+                      f'{len(triplets.train)} train / {len(triplets.val)} val triplets')
+            self.items += [(len(self.recordings), triplet) for triplet in chosen]
+            self.recordings.append(recording)
+        if not self.items:
+            names = ', '.join(str(source.path) for source in sources)
+            raise UserError(f'no usable {split} triplets in {names} (too few moving frames; '
+                            f'lower the frame stride or the static threshold)')
+        self.augment, self.seed, self.epoch = augment, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, item: int) -> dict:
+        which, (previous, current, following) = self.items[item]
+        recording = self.recordings[which]
+        frames = {-1: recording.rgb[previous], 0: recording.rgb[current],
+                  1: recording.rgb[following]}
+        rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
+        return make_sample(frames, recording.K[current], rng, self.augment)

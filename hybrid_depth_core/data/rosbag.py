@@ -1,0 +1,200 @@
+"""Camera frames from recorded bags, read with `rosbags` (no ROS install needed).
+
+rosbag2 directories (or their single .db3 / .mcap file) in sqlite3 or MCAP storage; bags
+without embedded type definitions (Humble's .db3) are read with Humble's message layouts.
+Images are sensor_msgs/Image of every common encoding or CompressedImage (JPEG/PNG), decoded
+by messages/images.py, the node's own decoder. Bags are only ever opened for reading.
+"""
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.typesys import Stores, get_typestore
+
+from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.messages.images import (ENCODINGS, BadMessage, compressed_to_rgb,
+                                               image_to_rgb)
+
+IMAGE_DECODERS = {'sensor_msgs/msg/Image': image_to_rgb,
+                  'sensor_msgs/msg/CompressedImage': compressed_to_rgb}
+CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+# Humble's recorder embeds no type definitions in .db3 bags; its message layouts then apply
+# (sensor_msgs and std_msgs are the same in every ROS 2 release).
+DEFAULT_TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
+
+
+def stamp_ns(message, fallback_ns: int) -> int:
+    """The header stamp in nanoseconds, or the bag's receive time if the driver left it 0."""
+    stamp = message.header.stamp
+    value = int(stamp.sec) * 10**9 + int(stamp.nanosec)
+    return value if value > 0 else int(fallback_ns)
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    msgtype: str
+    time_ns: int    # when the recorder received it
+    raw: bytes      # serialised as in the bag (CDR for rosbag2)
+    message: object  # deserialised
+
+
+class Bag:
+    """One recording, opened read-only; a context manager. Topic selection happens here so that
+    every command reports a wrong or missing topic the same way."""
+
+    def __init__(self, path: Path, image_topic: str | None = None,
+                 camera_info_topic: str | None = None, allow_partial: bool = False):
+        self.path = Path(path)
+        self.allow_partial = allow_partial
+        self.damage: str | None = None  # set when allow_partial stopped reading early
+        if not self.path.exists():
+            raise UserError(f'bag {self.path} does not exist')
+        if self.path.suffix == '.bag':
+            raise UserError(f'{self.path} is a ROS 1 bag; convert it to rosbag2 first '
+                            f'(rosbags-convert --src {self.path} --dst OUT)')
+        try:
+            self.reader = AnyReader([self.path], default_typestore=DEFAULT_TYPESTORE)
+            self.reader.open()
+        except Exception as error:  # rosbags raises many types for unreadable input
+            raise UserError(f'{self.path} is not a readable rosbag2: '
+                            f'{_describe(error)}') from None
+        try:
+            self.image_topic, self.image_type = self._image_topic(image_topic)
+            self.camera_info_topic = self._camera_info_topic(camera_info_topic)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.reader.stack is not None:
+            self.reader.close()
+
+    def __enter__(self) -> Bag:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def topics_of(self, msgtypes) -> dict[str, str]:
+        return {c.topic: c.msgtype for c in self.reader.connections if c.msgtype in msgtypes}
+
+    def message_count(self, topic: str) -> int:
+        return sum(c.msgcount for c in self.reader.connections if c.topic == topic)
+
+    def _image_topic(self, requested: str | None) -> tuple[str, str]:
+        images = self.topics_of(IMAGE_DECODERS)
+        if not requested:  # depth images are sensor_msgs/Image too: not camera images
+            images = {topic: msgtype for topic, msgtype in images.items()
+                      if msgtype != 'sensor_msgs/msg/Image'
+                      or self._first_encoding(topic) in ENCODINGS}
+        if requested:
+            if requested not in images:
+                raise UserError(f'bag {self.path} has no image topic {requested!r}; image topics '
+                                f'in it: {_listing(images)}')
+            return requested, images[requested]
+        if len(images) != 1:
+            raise UserError(f'bag {self.path} has {len(images)} image topics '
+                            f'({_listing(images)}); choose one with --image-topic')
+        return next(iter(images.items()))
+
+    def _first_encoding(self, topic: str) -> str | None:
+        connections = [c for c in self.reader.connections if c.topic == topic]
+        try:
+            for connection, _, raw in self.reader.messages(connections=connections):
+                return self.reader.deserialize(raw, connection.msgtype).encoding
+        except Exception:  # a damaged bag: reported when the frames are read
+            return None
+        return None
+
+    def _camera_info_topic(self, requested: str | None) -> str | None:
+        infos = self.topics_of({CAMERA_INFO_TYPE})
+        if requested:
+            if requested not in infos:
+                raise UserError(f'bag {self.path} has no camera_info topic {requested!r}; '
+                                f'camera_info topics in it: {_listing(infos)}')
+            return requested
+        # The image's sibling (image_transport's convention), else the only one there is.
+        namespace = self.image_topic.removesuffix('/compressed').rsplit('/', 1)[0]
+        sibling = f'{namespace}/camera_info'
+        if sibling in infos:
+            return sibling
+        return next(iter(infos)) if len(infos) == 1 else None
+
+    def messages(self, topics: list[str]) -> Iterator[Message]:
+        """The messages of `topics` in receive-time order. A damaged bag stops with an error
+        naming it, or, with allow_partial, ends early and sets `damage`."""
+        connections = [c for c in self.reader.connections if c.topic in topics]
+        iterator = self.reader.messages(connections=connections)
+        while True:
+            try:
+                connection, time_ns, raw = next(iterator)
+                message = self.reader.deserialize(raw, connection.msgtype)
+            except StopIteration:
+                return
+            except Exception as error:
+                self.damage = _describe(error)
+                if self.allow_partial:
+                    return
+                raise UserError(f'bag {self.path} is damaged: {self.damage} (pass '
+                                f'--allow-partial-bags to use what could be read before it)'
+                                ) from None
+            yield Message(connection.topic, connection.msgtype, time_ns, bytes(raw), message)
+
+    def camera_infos(self) -> CameraInfoTrack:
+        """Every camera_info of the bag, for looking up the one nearest to an image."""
+        track = CameraInfoTrack()
+        if self.camera_info_topic is not None:
+            for item in self.messages([self.camera_info_topic]):
+                track.add(stamp_ns(item.message, item.time_ns), item.message)
+        return track
+
+    def images(self) -> Iterator[tuple[int, np.ndarray, object]]:
+        """(stamp ns, decoded (H, W, 3) uint8 RGB, the message) per image, in recording order.
+        An undecodable image stops with an error naming the bag, the stamp and the problem."""
+        decode = IMAGE_DECODERS[self.image_type]
+        for item in self.messages([self.image_topic]):
+            stamp = stamp_ns(item.message, item.time_ns)
+            try:
+                rgb = decode(item.message)
+            except BadMessage as error:
+                raise UserError(f'bag {self.path}: image at {stamp / 1e9:.3f} s on '
+                                f'{self.image_topic}: {error}') from None
+            yield stamp, rgb, item.message
+
+
+class CameraInfoTrack:
+    """camera_info messages by stamp; `nearest(stamp)` is the one closest in time."""
+
+    def __init__(self):
+        self.stamps: list[int] = []
+        self.infos: list = []
+
+    def add(self, stamp: int, info) -> None:
+        index = bisect.bisect(self.stamps, stamp)
+        self.stamps.insert(index, stamp)
+        self.infos.insert(index, info)
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    def nearest(self, stamp: int):
+        if not self.stamps:
+            return None
+        index = bisect.bisect(self.stamps, stamp)
+        candidates = [i for i in (index - 1, index) if 0 <= i < len(self.stamps)]
+        return self.infos[min(candidates, key=lambda i: abs(self.stamps[i] - stamp))]
+
+
+def _listing(topics: dict[str, str]) -> str:
+    return ', '.join(f'{topic} ({msgtype})' for topic, msgtype in sorted(topics.items())) or 'none'
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) < 300 else text[:300] + '...'

@@ -1,0 +1,111 @@
+"""Offline inference bag -> bag: every image of a recording through the node's own pipeline
+(decoding, rectification, multi-frame lookup, output messages), written to a new bag. No ROS
+install needed: the pipeline works on rosbags messages as it does on rclpy ones."""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from rosbags.rosbag2 import StoragePlugin, Writer
+from tqdm import tqdm
+
+from hybrid_depth_core.atomic import new_output_directory
+from hybrid_depth_core.data.rosbag import Bag
+from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.messages.bag_messages import TYPESTORE, from_fields
+from hybrid_depth_core.messages.images import BadMessage
+from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_ros.config import NodeConfig
+from hybrid_depth_ros.pipeline import DepthPipeline
+
+STORAGE_PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+
+
+@dataclass(frozen=True)
+class InferSummary:
+    out: Path
+    frames: int
+    multi_frame_frames: int
+    messages: dict[str, int]  # topic -> count written
+
+
+def output_topics(image_topic: str, namespace: str | None) -> dict[str, str]:
+    """Output topic names: the node's, under `namespace` (default: the image topic's namespace,
+    so /camera/image_raw gives /camera/depth, /camera/depth/camera_info, /camera/points)."""
+    if namespace is None:
+        namespace = image_topic.removesuffix('/compressed').rsplit('/', 1)[0]
+    namespace = namespace.rstrip('/')
+    return {'depth': f'{namespace}/depth', 'camera_info': f'{namespace}/depth/camera_info',
+            'points': f'{namespace}/points'}
+
+
+def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: NodeConfig,
+              image_topic: str | None = None, camera_info_topic: str | None = None,
+              namespace: str | None = None, storage: str = 'mcap',
+              progress: bool = True) -> InferSummary:
+    """Write OUT (a new bag; refused if it exists) with the input's image and camera_info
+    messages, byte for byte, plus depth (32FC1), depth/camera_info and, if
+    config.publish_points, points, each stamped like its image. OUT appears only complete."""
+    with Bag(bag_path, image_topic, camera_info_topic) as bag:
+        transport = 'compressed' if bag.image_type.endswith('CompressedImage') else 'raw'
+        if not bag.message_count(bag.image_topic):
+            raise UserError(f'bag {bag.path} has no messages on {bag.image_topic}')
+        # The colorized image is for live viewing; a bag keeps the depth itself.
+        pipeline = DepthPipeline(predictor, dataclasses.replace(
+            config, image_transport=transport, colorized=False))
+        infos = bag.camera_infos()
+        if not len(infos) and not config.fallback_fov:
+            raise UserError(f'bag {bag.path} has no camera_info for {bag.image_topic}; name '
+                            f'its topic with --camera-info-topic or assume a field of view '
+                            f'with --fallback-fov DEGREES')
+        topics = output_topics(bag.image_topic, namespace)
+        inputs = [bag.image_topic] + ([bag.camera_info_topic] if bag.camera_info_topic else [])
+        counts: Counter = Counter()
+        frames = multi = 0
+        with new_output_directory(out) as staging:
+            with Writer(staging, version=9, storage_plugin=STORAGE_PLUGINS[storage]) as writer:
+                connections = {topic: writer.add_connection(topic, msgtype,
+                                                            typestore=bag.reader.typestore)
+                               for topic, msgtype in bag.topics_of(
+                                   {bag.image_type, 'sensor_msgs/msg/CameraInfo'}).items()
+                               if topic in inputs}
+                for name, msgtype in (('depth', 'sensor_msgs/msg/Image'),
+                                      ('camera_info', 'sensor_msgs/msg/CameraInfo'),
+                                      ('points', 'sensor_msgs/msg/PointCloud2')):
+                    if name != 'points' or config.publish_points:
+                        connections[topics[name]] = writer.add_connection(
+                            topics[name], msgtype, typestore=TYPESTORE)
+
+                def write(topic: str, time_ns: int, raw: bytes) -> None:
+                    writer.write(connections[topic], time_ns, raw)
+                    counts[topic] += 1
+
+                bar = tqdm(total=bag.message_count(bag.image_topic), unit='frame',
+                           desc=f'inferring {Path(bag_path).name}', disable=not progress)
+                for item in bag.messages(inputs):
+                    write(item.topic, item.time_ns, item.raw)
+                    if item.topic != bag.image_topic:
+                        continue
+                    stamp = item.message.header.stamp
+                    info = infos.nearest(stamp.sec * 10**9 + stamp.nanosec)
+                    try:
+                        result = pipeline.process(item.message, info)
+                    except BadMessage as error:
+                        raise UserError(f'bag {bag.path}: image at {item.time_ns / 1e9:.3f} s: '
+                                        f'{error}') from None
+                    outputs = [('depth', 'sensor_msgs/msg/Image', result.depth),
+                               ('camera_info', 'sensor_msgs/msg/CameraInfo',
+                                result.camera_info),
+                               ('points', 'sensor_msgs/msg/PointCloud2', result.points)]
+                    for name, msgtype, fields in outputs:
+                        if fields is not None:
+                            message = from_fields(msgtype, fields)
+                            write(topics[name], item.time_ns,
+                                  TYPESTORE.serialize_cdr(message, msgtype))
+                    frames += 1
+                    multi += result.used_previous
+                    bar.update(1)
+                bar.close()
+    return InferSummary(Path(out), frames, multi, dict(counts))

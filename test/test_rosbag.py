@@ -1,0 +1,316 @@
+"""Recorded bags as input: reading (storage formats, transports, type definitions), intrinsics
+and undistortion, triplets, the decode cache, bag -> bag inference, evaluation, bad input."""
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from hybrid_depth_core.data import bag_dataset
+from hybrid_depth_core.data.bag_dataset import (BagDataset, BagSource, Recording, build_triplets,
+                                                decode_recording)
+from hybrid_depth_core.data.drive_bag import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
+                                              write_drive_bag)
+from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.evaluation import evaluate_bag
+from hybrid_depth_core.geometry import scale_intrinsics
+from hybrid_depth_core.messages import bag_messages as msgs
+from hybrid_depth_core.messages.images import depth_to_metres
+from hybrid_depth_core.networks import DepthModel, DepthModelConfig, PoseNet
+from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_ros.bag_infer import infer_bag
+from hybrid_depth_ros.config import NodeConfig
+
+WIDTH, HEIGHT, FRAMES = 128, 64, 6
+TRAIN_SIZE = (64, 64)
+
+
+@pytest.fixture(scope='module')
+def drive():
+    drive = SyntheticDrive(DriveConfig(width=WIDTH, height=HEIGHT, frames=FRAMES, seed=7))
+    return drive, [drive.render(i) for i in range(FRAMES)]
+
+
+@pytest.fixture(scope='module')
+def bags(tmp_path_factory, drive):
+    """The drive as a bag in each storage format and transport."""
+    root = tmp_path_factory.mktemp('bags')
+    return {(storage, compressed): write_drive_bag(drive[0], root / f'{storage}-{compressed}',
+                                                   storage, compressed, progress=False).path
+            for storage in ('mcap', 'sqlite3') for compressed in (False, True)}
+
+
+@pytest.fixture(scope='module')
+def predictor():
+    torch.manual_seed(0)
+    model = DepthModel(DepthModelConfig(arch='resnet18', multi_frame=True))
+    return DepthPredictor(model.eval(), PoseNet().eval(), TRAIN_SIZE, torch.device('cpu'))
+
+
+def write_bag(path: Path, messages, storage: str = 'mcap') -> Path:
+    """A bag of (topic, msgtype, message, time ns) in the given order."""
+    with Writer(path, version=9, storage_plugin=StoragePlugin[storage.upper()]) as writer:
+        connections = {}
+        for topic, msgtype, message, time_ns in messages:
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, msgtype,
+                                                           typestore=msgs.TYPESTORE)
+            writer.write(connections[topic], time_ns,
+                         msgs.TYPESTORE.serialize_cdr(message, msgtype))
+    return path
+
+
+def camera_messages(frames, K, images=None, info=True):
+    """Image (+ camera_info) messages of rendered frames, stamped like them."""
+    messages = []
+    for i, frame in enumerate(frames):
+        header = msgs.header(frame.stamp_ns, 'camera')
+        rgb = frame.rgb if images is None else images[i]
+        messages.append((IMAGE_TOPIC, 'sensor_msgs/msg/Image', msgs.rgb_image(rgb, header),
+                         frame.stamp_ns))
+        if info:
+            messages.append((CAMERA_INFO_TOPIC, 'sensor_msgs/msg/CameraInfo',
+                             msgs.camera_info(K, rgb.shape[1], rgb.shape[0], header),
+                             frame.stamp_ns))
+    return messages
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+@pytest.mark.parametrize('compressed', [False, True])
+def test_every_storage_and_transport_decodes_to_the_recorded_frames(bags, drive, storage,
+                                                                    compressed):
+    camera, frames = drive[0].camera, drive[1]
+    recording = decode_recording(BagSource(bags[(storage, compressed)]), *TRAIN_SIZE,
+                                 progress=False)
+    assert recording.rgb.shape == (FRAMES, TRAIN_SIZE[1], TRAIN_SIZE[0], 3)
+    assert list(recording.stamps_ns) == [f.stamp_ns for f in frames]
+    expected_K = scale_intrinsics(camera.K, TRAIN_SIZE[0] / WIDTH, TRAIN_SIZE[1] / HEIGHT)
+    np.testing.assert_allclose(recording.K[0], expected_K, rtol=1e-9)
+    expected = cv2.resize(frames[2].rgb, TRAIN_SIZE, interpolation=cv2.INTER_AREA)
+    error = np.abs(recording.rgb[2].astype(int) - expected).mean()
+    assert error < (3.0 if compressed else 1e-9)  # JPEG at quality 90 vs exact
+
+
+def test_a_bag_without_type_definitions_is_read_with_humble_types(bags, tmp_path):
+    bag = tmp_path / 'humble'
+    shutil.copytree(bags[('sqlite3', False)], bag)
+    database = next(bag.glob('*.db3'))
+    with sqlite3.connect(database) as connection:  # what Humble's recorder leaves out
+        connection.execute('DELETE FROM message_definitions')
+    with pytest.raises(Exception, match='no type definitions'):
+        AnyReader([bag]).open()  # without the default typestore, rosbags cannot read it
+    recording = decode_recording(BagSource(bag), *TRAIN_SIZE, progress=False)
+    assert len(recording.stamps_ns) == FRAMES
+
+
+def test_distorted_images_are_undistorted_to_the_pinhole_camera(tmp_path, drive):
+    """A dot drawn where plumb_bob distortion puts a 3D point lands, after reading, where the
+    pinhole camera (scaled to the training size) projects it."""
+    frames = drive[1][:3]
+    K = np.array([[60.0, 0, 63.5], [0, 60.0, 31.5], [0, 0, 1]])
+    D = np.array([-0.35, 0.08, 0.001, -0.002, 0.0])
+    point = np.array([[0.8, 0.4, 1.0]])  # x/z, y/z: off-centre, where distortion is strong
+    distorted, _ = cv2.projectPoints(point, np.zeros(3), np.zeros(3), K, D)
+    u, v = distorted.reshape(2)
+    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
+    blob = np.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2 * 1.5 ** 2))
+    image = np.repeat((255 * blob)[..., None], 3, axis=2).astype(np.uint8)
+    messages = camera_messages(frames, K, images=[image] * 3)
+    for _, msgtype, message, _ in messages:
+        if msgtype.endswith('CameraInfo'):
+            message.d = D
+    recording = decode_recording(BagSource(write_bag(tmp_path / 'distorted', messages)),
+                                 WIDTH, HEIGHT, progress=False)
+    grey = recording.rgb[0, ..., 0].astype(float)
+    centroid = np.array([(grey * xs).sum(), (grey * ys).sum()]) / grey.sum()
+    expected = (K @ point[0])[:2]
+    # Within 1 pixel of a 12-pixel correction (resampling skews the blob a little).
+    assert np.linalg.norm(expected - (u, v)) > 10
+    assert np.linalg.norm(centroid - expected) < 1.0, (centroid, expected, (u, v))
+
+
+def test_intrinsics_file_is_used_when_the_bag_has_no_camera_info(tmp_path, drive):
+    frames = drive[1][:3]
+    K = drive[0].camera.K
+    bag = write_bag(tmp_path / 'noinfo', camera_messages(frames, K, info=False))
+    with pytest.raises(UserError, match='no camera_info.*--intrinsics'):
+        decode_recording(BagSource(bag), *TRAIN_SIZE, progress=False)
+    intrinsics = tmp_path / 'camera.yaml'
+    intrinsics.write_text(f'fx: {K[0, 0]}\nfy: {K[1, 1]}\ncx: {K[0, 2]}\ncy: {K[1, 2]}\n'
+                          f'width: {WIDTH}\nheight: {HEIGHT}\n')
+    recording = decode_recording(BagSource(bag, intrinsics=str(intrinsics)), *TRAIN_SIZE,
+                                 progress=False)
+    np.testing.assert_allclose(recording.K[0], scale_intrinsics(K, 0.5, 1.0), rtol=1e-9)
+
+
+def test_triplets_skip_a_standing_camera_break_at_gaps_and_split_by_time():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (12, 16, 16, 3), dtype=np.uint8)
+    images[4] = images[3]          # the camera stood still for one frame
+    stamps = np.arange(12) * 100
+    stamps[8:] += 1000              # a gap before frame 8
+    recording = Recording(images, stamps.astype(np.int64), np.tile(np.eye(3), (12, 1, 1)))
+    triplets = build_triplets(recording, stride=1, val_fraction=0.2)
+    assert triplets.static_frames == 1 and triplets.gaps == 1
+    # Kept: 0 1 2 3 5 6 7 | gap, and the last 20% of the time span (t > 1680) | 8 9 10 11.
+    assert triplets.train == [(0, 1, 2), (1, 2, 3), (2, 3, 5), (3, 5, 6), (5, 6, 7)]
+    assert triplets.val == [(8, 9, 10), (9, 10, 11)]
+    assert build_triplets(recording, stride=2, val_fraction=0.0).train == [
+        (0, 2, 5), (1, 3, 6), (2, 5, 7)]  # 8 9 10 11 is too short for stride 2
+
+
+def test_training_samples_come_from_the_disk_cache_the_second_time(bags, tmp_path, monkeypatch):
+    source = BagSource(bags[('mcap', True)])
+    first = BagDataset([source], *TRAIN_SIZE, cache_dir=tmp_path, val_fraction=0.0,
+                       progress=False)
+    assert len(list(tmp_path.glob('*.npz'))) == 1
+    assert len(first) == FRAMES - 2
+    sample = first[0]
+    assert sample[('color', 0, 0)].shape == (3, TRAIN_SIZE[1], TRAIN_SIZE[0])
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError('decoded again despite the cache')
+    monkeypatch.setattr(bag_dataset, 'decode_recording', no_decoding)
+    second = BagDataset([source], *TRAIN_SIZE, cache_dir=tmp_path, val_fraction=0.0,
+                        progress=False)
+    assert torch.equal(second[0][('color', 0, 0)], sample[('color', 0, 0)])
+
+
+def test_infer_writes_a_new_bag_with_the_predictors_depth(bags, tmp_path, drive, predictor):
+    source = bags[('sqlite3', False)]
+    before = {p.name: p.read_bytes() for p in source.iterdir()}
+    out = tmp_path / 'depth_bag'
+    config = NodeConfig(min_depth=0.01, max_depth=1000.0)
+    summary = infer_bag(predictor, source, out, config, progress=False)
+    assert summary.frames == FRAMES and summary.multi_frame_frames == FRAMES - 1
+    assert {p.name: p.read_bytes() for p in source.iterdir()} == before  # input untouched
+    topics: dict = {}
+    with AnyReader([out]) as reader:
+        for connection, _, raw in reader.messages():
+            topics.setdefault(connection.topic, []).append(
+                (raw, reader.deserialize(raw, connection.msgtype)))
+    assert set(topics) == {IMAGE_TOPIC, CAMERA_INFO_TOPIC, '/camera/depth',
+                           '/camera/depth/camera_info', '/camera/points'}
+    with AnyReader([source]) as reader:
+        originals = [raw for c, _, raw in reader.messages() if c.topic == IMAGE_TOPIC]
+    assert [raw for raw, _ in topics[IMAGE_TOPIC]] == originals  # copied byte for byte
+    frames, K = drive[1], drive[0].camera.K
+    depth_msgs = [message for _, message in topics['/camera/depth']]
+    expected = [predictor.predict(frames[0].rgb, K),
+                predictor.predict(frames[1].rgb, K, frames[0].rgb)]
+    for message, depth in zip(depth_msgs, expected):
+        assert message.header.stamp.sec * 10**9 + message.header.stamp.nanosec in {
+            f.stamp_ns for f in frames}
+        np.testing.assert_allclose(depth_to_metres(message), depth, rtol=1e-5)
+    assert len(topics['/camera/points']) == FRAMES
+
+
+def test_evaluate_bag_against_its_depth_topic(bags, drive):
+    frames = {f.stamp_ns: f.depth for f in drive[1]}
+
+    def oracle(rgb, K, previous=None):  # the GT, twice as far: median scaling undoes that
+        for frame in drive[1]:
+            if np.array_equal(frame.rgb, rgb):
+                return 2 * np.nan_to_num(frame.depth, nan=500.0)
+        raise AssertionError('unknown frame')
+    result = evaluate_bag(oracle, bags[('mcap', False)], DEPTH_GT_TOPIC, progress=False)
+    assert result['images'] == len(frames)
+    assert result['abs_rel'] < 1e-6 and result['scale_median'] == pytest.approx(0.5)
+    with pytest.raises(UserError, match="no depth topic '/nope'.*depth_gt"):
+        evaluate_bag(oracle, bags[('mcap', False)], '/nope', progress=False)
+
+
+def test_16_bit_millimetre_depth_decodes_to_metres():
+    depth_mm = np.array([[0, 1500], [65535, 250]], dtype='<u2')
+    message = msgs.TYPESTORE.types['sensor_msgs/msg/Image'](
+        header=msgs.header(1, 'camera'), height=2, width=2, encoding='16UC1', is_bigendian=0,
+        step=4, data=depth_mm.view(np.uint8).reshape(-1))
+    np.testing.assert_allclose(depth_to_metres(message), [[np.nan, 1.5], [65.535, 0.25]],
+                               rtol=1e-6)
+
+
+def test_bad_bags_give_one_clear_error_and_leave_no_output(tmp_path, bags, drive, predictor):
+    frames, K = drive[1], drive[0].camera.K
+    not_a_bag = tmp_path / 'notes'
+    not_a_bag.mkdir()
+    (not_a_bag / 'readme.txt').write_text('hello')
+    corrupt = tmp_path / 'corrupt'
+    shutil.copytree(bags[('mcap', False)], corrupt)
+    data = next(corrupt.glob('*.mcap'))
+    data.write_bytes(data.read_bytes()[:len(data.read_bytes()) // 2])
+    two_frames = write_bag(tmp_path / 'two', camera_messages(frames[:2], K))
+    # The second image is smaller; the only camera_info is the first frame's.
+    images = [frames[0].rgb, frames[1].rgb[:32, :64].copy(), frames[2].rgb]
+    resized = write_bag(tmp_path / 'resized', camera_messages(frames[:1], K)[1:] + [
+        m for m in camera_messages(frames[:3], K, images) if m[0] == IMAGE_TOPIC])
+    other = msgs.rgb_image(frames[0].rgb, msgs.header(1, 'x'))
+    two_images = write_bag(tmp_path / 'two_topics', camera_messages(frames[:3], K) + [
+        ('/other/image', 'sensor_msgs/msg/Image', other, 1)])
+    ros1 = tmp_path / 'old.bag'
+    ros1.write_bytes(b'#ROSBAG V2.0\n')
+    cases = [
+        (BagSource(tmp_path / 'missing'), 'does not exist'),
+        (BagSource(not_a_bag), 'not a readable rosbag2'),
+        (BagSource(corrupt), 'damaged|not a readable'),
+        (BagSource(bags[('mcap', False)], image_topic='/camera/nope'),
+         "no image topic '/camera/nope'.*image_raw"),
+        (BagSource(two_images), '2 image topics.*--image-topic'),
+        (BagSource(two_frames), 'has 2 readable images.*at least 3'),
+        (BagSource(resized), 'change size mid-bag'),
+        (BagSource(ros1), 'ROS 1 bag.*rosbags-convert'),
+    ]
+    for source, message in cases:
+        with pytest.raises(UserError, match=message):
+            decode_recording(source, *TRAIN_SIZE, progress=False)
+    cache = tmp_path / 'cache'
+    with pytest.raises(UserError):
+        BagDataset([BagSource(two_frames)], *TRAIN_SIZE, cache_dir=cache, progress=False)
+    assert not cache.exists() or not any(cache.iterdir())
+    out = tmp_path / 'out'
+    for bag in (corrupt, not_a_bag):
+        with pytest.raises(UserError):
+            infer_bag(predictor, bag, out, NodeConfig(), progress=False)
+        assert not out.exists() and not list(tmp_path.glob('.out.partial-*'))
+
+
+def test_record_train_infer_evaluate_from_the_command_line(tmp_path):
+    """The user's round trip with the console script: sample -> train --bag -> infer ->
+    evaluate --bag, each exit 0 and saying what it did."""
+    script = Path(sys.executable).with_name('hybrid-depth')
+    command = [str(script)] if script.exists() else [sys.executable, '-m', 'hybrid_depth_core.cli']
+
+    def run(*args):
+        result = subprocess.run(command + [str(a) for a in args], capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert 'Traceback' not in result.stderr
+        return result
+
+    bag, run_dir, out = tmp_path / 'drive', tmp_path / 'run', tmp_path / 'depth'
+    run('sample', bag, '--frames', 8, '--width', 128, '--height', 64, '--seed', 9,
+        '--storage', 'sqlite3', '--compressed')
+    trained = run('train', '--bag', bag, '--out', run_dir, '--max-steps', 2, 'data.width=64',
+                  'data.height=64', 'batch_size=2', 'num_workers=0',
+                  f'data.cache_dir={tmp_path / "cache"}', 'model.arch=resnet18')
+    assert '8 frames, 0 static skipped, 0 gaps' in trained.stdout + trained.stderr
+    assert (run_dir / 'last.pt').exists() and list((tmp_path / 'cache').glob('*.npz'))
+    inferred = run('infer', '--checkpoint', run_dir / 'last.pt', '--bag', bag, '--out', out,
+                   '--device', 'cpu')
+    assert f'wrote {out}: 8 frames' in inferred.stdout and '/camera/depth 8' in inferred.stdout
+    evaluated = run('evaluate', '--checkpoint', run_dir / 'last.pt', '--bag', bag,
+                    '--gt-depth-topic', DEPTH_GT_TOPIC, '--device', 'cpu')
+    assert 'abs_rel' in evaluated.stdout and '8 images' in evaluated.stdout
+    failed = subprocess.run(command + ['infer', '--checkpoint', str(run_dir / 'last.pt'),
+                                       '--bag', str(tmp_path / 'nope'), '--out',
+                                       str(tmp_path / 'x')], capture_output=True, text=True,
+                            timeout=120)
+    assert failed.returncode == 1 and 'does not exist' in failed.stderr
+    assert 'Traceback' not in failed.stderr and not (tmp_path / 'x').exists()
