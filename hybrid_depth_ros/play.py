@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -27,6 +28,7 @@ from hybrid_depth_core.errors import UserError
 # Reliable so that RViz's default (reliable) subscriptions see the replayed topics too; a
 # best-effort subscriber (the depth node) matches it as well.
 QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+ACK_TIMEOUT_S = 5.0  # at the end, how long reliable subscribers get to take the last messages
 
 
 @dataclass
@@ -94,6 +96,10 @@ def play(bag: Path, node: Node, rate: float = 1.0, repeat: int | None = 1,
             if _play_once(reader, connections, publishers, rate, stop, node.context,
                           summary.published):
                 summary.loops += 1
+        # Reliable delivery goes on after publish() returns: leaving now would drop the last
+        # messages for a subscriber that is slow to acknowledge them (on a busy machine).
+        for publisher in publishers.values():
+            publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
     except KeyboardInterrupt:  # Ctrl-C ends a replay; the summary says how far it got
         summary.interrupted = True
     finally:
