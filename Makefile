@@ -18,7 +18,7 @@ $(STAMP): requirements.txt setup.py setup.cfg package.xml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-# The main job. Until training yields a model worth running the node with (docs/benchmarks.md),
+# The main job. Until a trained model ships with it (the next step; docs/benchmarks.md),
 # it records the bundled sample drive and says what it wrote. It owns $(DEMO_DIR) and regenerates it on every run.
 demo: setup
 	rm -rf $(DEMO_DIR)

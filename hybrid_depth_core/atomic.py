@@ -40,3 +40,23 @@ def new_output_directory(path: Path) -> Iterator[Path]:
         os.rename(staging / path.name, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def new_file(path: Path) -> Iterator:
+    """Yield a binary file to write; it replaces `path` only if the block succeeds (written and
+    synced under a hidden temporary name beside it, then renamed), so readers and a crash
+    mid-write only ever see the previous file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.partial',
+                                         dir=path.parent)
+    try:
+        with os.fdopen(handle, 'wb') as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

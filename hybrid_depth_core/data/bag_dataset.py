@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hybrid_depth_core.atomic import new_file
 from hybrid_depth_core.data.image_folder import read_intrinsics
 from hybrid_depth_core.data.motion import is_static
 from hybrid_depth_core.data.rosbag import Bag
@@ -111,15 +110,8 @@ def load_recording(source: BagSource, width: int, height: int, cache_dir: Path |
         with np.load(path) as data:
             return Recording(data['rgb'], data['stamps_ns'], data['K'])
     recording = decode_recording(source, width, height, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix='.partial')
-    try:
-        with os.fdopen(descriptor, 'wb') as file:
-            np.savez(file, rgb=recording.rgb, stamps_ns=recording.stamps_ns, K=recording.K)
-        os.replace(temporary, path)  # readers see the whole file or none
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    with new_file(path) as file:  # readers see the whole file or none
+        np.savez(file, rgb=recording.rgb, stamps_ns=recording.stamps_ns, K=recording.K)
     return recording
 
 

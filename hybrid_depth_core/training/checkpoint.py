@@ -2,31 +2,19 @@
 crash or kill mid-save leaves the previous checkpoint intact."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from hybrid_depth_core.atomic import new_file
 from hybrid_depth_core.errors import UserError
 
 FORMAT = 'hybrid-depth checkpoint 1'
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.partial',
-                                         dir=path.parent)
-    try:
-        with os.fdopen(handle, 'wb') as file:
-            torch.save({'format': FORMAT, **state}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with new_file(path) as file:
+        torch.save({'format': FORMAT, **state}, file)
 
 
 def load_checkpoint(path: Path, map_location='cpu') -> dict:
