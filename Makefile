@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= out/demo
+MODEL ?= models/hybrid_synthetic.pt
 
 .PHONY: setup demo test bench clean
 
@@ -18,19 +19,26 @@ $(STAMP): requirements.txt setup.py setup.cfg package.xml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-# The main job. Until a trained model ships with it (the next step; docs/benchmarks.md),
-# it records the bundled sample drive and says what it wrote. It owns $(DEMO_DIR) and regenerates it on every run.
+# The main job: the depth node with the shipped model on the sample drive, over ROS 2
+# (hybrid_depth_ros/demo.py). It owns $(DEMO_DIR) and regenerates it on every run.
 demo: setup
 	rm -rf $(DEMO_DIR)
-	$(BIN)/hybrid-depth sample $(DEMO_DIR)/sample_drive --frames 50 --seed 0
+	$(BIN)/hybrid-depth demo --out $(DEMO_DIR)
 
 test: setup
 	$(BIN)/python -m pytest -q
 
-# Speed figures recorded in docs/benchmarks.md.
+# Speed figures recorded in docs/benchmarks.md (inference on the GPU too when there is one).
 bench: setup
 	$(BIN)/python benchmarks/render.py --width 640 --height 192
 	$(BIN)/hybrid-depth profile --width 640 --height 192
+	$(BIN)/hybrid-depth bench --device cpu --width 640 --height 192 --checkpoint $(MODEL)
+	$(BIN)/hybrid-depth bench --device cpu --width 640 --height 192 --pose-downsample 2
+	if $(BIN)/python -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then \
+		$(BIN)/hybrid-depth bench --device cuda --width 640 --height 192 --pose-downsample 2 \
+			--checkpoint $(MODEL); fi
+	$(BIN)/python benchmarks/node_latency.py --width 640 --height 192 --rate 0.3 --frames 30
+	$(BIN)/python benchmarks/node_latency.py --width 640 --height 192 --rate 3
 
 clean:
 	rm -rf $(VENV) build install log out *.egg-info

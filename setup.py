@@ -16,6 +16,7 @@ setup(
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
         (f'share/{PACKAGE}/rviz', glob('rviz/*.rviz')),
+        (f'share/{PACKAGE}/models', glob('models/*.pt') + glob('models/*.md')),
     ],
     python_requires='>=3.10',
     # Pinned versions live in requirements.txt; these are the ranges the code is written for.
@@ -28,7 +29,9 @@ setup(
         'torch>=2.1',
         'tqdm>=4.60',
     ],
-    zip_safe=True,
+    extras_require={'export': ['onnx>=1.16', 'onnxscript>=0.5', 'onnxruntime>=1.18']},
+    package_data={'hybrid_depth_core.networks': ['*.cpp']},  # the fused kernel, built on use
+    zip_safe=False,
     maintainer='hybrid-depth maintainers',
     maintainer_email='maintainers@hybrid-depth.dev',
     description='Self-supervised hybrid CNN-transformer monocular depth for ROS 2.',

@@ -13,17 +13,7 @@ import time
 import numpy as np
 
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
-
-
-def cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo') as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown CPU'
+from hybrid_depth_core.speed import cpu_name
 
 
 def main():
@@ -34,7 +24,7 @@ def main():
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     args = parser.parse_args()
 
-    print(f'machine: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, '
+    print(f'machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}, '
           f'NumPy {np.__version__}')
     print('\n| seed | frames | median ms/frame | p90 ms/frame | boxes | poles |')
     print('|---|---|---|---|---|---|')

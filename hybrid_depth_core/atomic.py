@@ -11,6 +11,15 @@ from pathlib import Path
 from hybrid_depth_core.errors import UserError
 
 
+def _default_mode(full: int) -> int:
+    """`full` (0o666 files, 0o777 directories) less the process umask: what open() and mkdir()
+    would give. mkstemp/mkdtemp create private 0600/0700 entries, which would leave a shipped
+    model or a bag unreadable to the user's other accounts (a ROS launch as another user)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return full & ~umask
+
+
 @contextmanager
 def new_output_directory(path: Path) -> Iterator[Path]:
     """Yield a path to write a new directory into; it becomes `path` only if the block succeeds.
@@ -35,6 +44,8 @@ def new_output_directory(path: Path) -> Iterator[Path]:
     try:
         # Same name inside the staging directory: some writers (rosbag2) name files after it.
         yield staging / path.name
+        written = staging / path.name
+        os.chmod(written, _default_mode(0o777 if written.is_dir() else 0o666))
         if path.exists():
             raise UserError(f'{path} appeared while writing; left it untouched')
         os.rename(staging / path.name, path)
@@ -52,6 +63,7 @@ def new_file(path: Path) -> Iterator:
     handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.partial',
                                          dir=path.parent)
     try:
+        os.fchmod(handle, _default_mode(0o666))
         with os.fdopen(handle, 'wb') as file:
             yield file
             file.flush()

@@ -23,6 +23,18 @@ def scale_intrinsics(K, scale_x: float, scale_y: float):
     return K
 
 
+def invert_intrinsics(K: torch.Tensor) -> torch.Tensor:
+    """K^-1 of intrinsics (..., 3, 3) [[fx, s, cx], [0, fy, cy], [0, 0, 1]], in closed form:
+    exact, and exportable to ONNX, which has no matrix inverse."""
+    fx, skew, cx = K[..., 0, 0], K[..., 0, 1], K[..., 0, 2]
+    fy, cy = K[..., 1, 1], K[..., 1, 2]
+    zero, one = torch.zeros_like(fx), torch.ones_like(fx)
+    rows = [torch.stack([1 / fx, -skew / (fx * fy), (skew * cy - cx * fy) / (fx * fy)], -1),
+            torch.stack([zero, 1 / fy, -cy / fy], -1),
+            torch.stack([zero, zero, one], -1)]
+    return torch.stack(rows, -2)
+
+
 def pixel_grid(height: int, width: int, device=None, dtype=None) -> torch.Tensor:
     """Homogeneous pixel coordinates (3, H*W): rows u, v, 1, in row-major pixel order."""
     v, u = torch.meshgrid(torch.arange(height, device=device, dtype=dtype),

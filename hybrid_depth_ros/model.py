@@ -13,8 +13,9 @@ from hybrid_depth_ros.config import RANDOM_INPUT_SIZE, NodeConfig
 
 
 def load_predictor(config: NodeConfig) -> DepthPredictor:
-    """DepthPredictor for `config`, already run once, so that a bad device or precision stops
-    the node at start (UserError, one line) instead of failing on every frame."""
+    """DepthPredictor for `config`, already run once (twice for multi-frame), so that a bad
+    device or precision stops the node at start (UserError, one line) instead of failing on
+    every frame."""
     if config.weights:
         predictor = DepthPredictor.from_checkpoint(config.weights, config.device,
                                                    config.precision, config.depth_scale)
@@ -25,8 +26,11 @@ def load_predictor(config: NodeConfig) -> DepthPredictor:
                                    config.precision, config.depth_scale)
     width, height = predictor.width, predictor.height
     K = np.array([[width / 2, 0, width / 2], [0, width / 2, height / 2], [0, 0, 1]])
+    blank = np.zeros((height, width, 3), np.uint8)
     try:
-        predictor.predict(np.zeros((height, width, 3), np.uint8), K)
+        predictor.predict(blank, K)
+        if predictor.multi_frame:  # also builds the CPU matching kernel now, not on frame 2
+            predictor.predict(blank, K, previous=blank)
     except RuntimeError as error:  # CUDA out of memory, unsupported dtype on this device...
         raise UserError(f'inference on {predictor.device} with precision {config.precision} '
                         f'failed: {_one_line(error)}') from None

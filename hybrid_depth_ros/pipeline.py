@@ -58,8 +58,9 @@ class DepthPipeline:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
             camera = camera.scaled(*size)
         frame = _Frame(rgb, header.stamp.sec * 10**9 + header.stamp.nanosec, header.frame_id)
-        previous = self._lookup(frame)
-        depth = self.predictor.predict(rgb, camera.K, previous)
+        use_previous = self._can_use_previous(frame)
+        # The predictor keeps the previous frame's features: one encoder pass per frame.
+        depth = self.predictor.stream(rgb, camera.K, use_previous)
         self._previous = frame
         depth = outputs.mask_depth(depth, config.min_depth, config.max_depth)
         return Outputs(
@@ -69,7 +70,7 @@ class DepthPipeline:
                                                 config.max_depth) if config.colorized else None),
             points=(outputs.point_cloud_fields(depth, camera.K, rgb, header, config.cloud_stride)
                     if config.publish_points else None),
-            used_previous=previous is not None)
+            used_previous=use_previous)
 
     def _camera(self, info, width: int, height: int) -> tuple[Camera, Callable | None]:
         uncalibrated = info is None or not np.any(np.asarray(info.k))
@@ -80,14 +81,14 @@ class DepthPipeline:
                                'fallback_fov parameter)')
         return camera_from_info(info, width, height, self.config.rectify)
 
-    def _lookup(self, frame: _Frame) -> np.ndarray | None:
-        """The previous frame if multi-frame inference can use it, else None (single-frame):
-        first frame, a new sequence (size or frame id changed, stamps went back, as when a
-        bag loops, or a long gap), or a camera that did not move."""
+    def _can_use_previous(self, frame: _Frame) -> bool:
+        """Whether multi-frame inference can use the previous frame; not (single-frame) for the
+        first frame, a new sequence (size or frame id changed, stamps went back, as when a bag
+        loops, or a long gap), or a camera that did not move."""
         previous = self._previous
         if (not self.predictor.multi_frame or self.config.single_frame or previous is None
                 or previous.rgb.shape != frame.rgb.shape or previous.frame_id != frame.frame_id
                 or not 0 < frame.stamp_ns - previous.stamp_ns <= MAX_LOOKUP_GAP_NS
                 or is_static(previous.rgb, frame.rgb)):
-            return None
-        return previous.rgb
+            return False
+        return True

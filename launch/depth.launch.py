@@ -40,7 +40,7 @@ def generate_launch_description():
         DeclareLaunchArgument(
             'params_file', default_value=PathJoinSubstitution([share, 'config',
                                                                'depth_node.yaml']),
-            description='parameter YAML of the node (hybrid_depth: ros__parameters:)'),
+            description='parameter YAML of the node (/**/hybrid_depth: ros__parameters:)'),
         DeclareLaunchArgument('weights', default_value='',
                               description='checkpoint from hybrid-depth train (overrides '
                                           'params_file when set)'),

@@ -42,8 +42,11 @@ def test_install_tree_has_the_ros_layout(workspace):
     assert executable.is_file() and os.access(executable, os.X_OK)
     share = prefix / 'share' / PACKAGE
     assert (share / 'package.xml').read_text() == (REPO / 'package.xml').read_text()
-    for installed in ('launch/depth.launch.py', 'config/depth_node.yaml', 'rviz/depth.rviz'):
+    for installed in ('launch/depth.launch.py', 'config/depth_node.yaml', 'config/demo.yaml',
+                      'rviz/depth.rviz', 'models/hybrid_synthetic.pt', 'models/README.md'):
         assert (share / installed).is_file(), installed
+    # The fused matching kernel's source is built on first use: it must be installed.
+    assert list(prefix.rglob('hybrid_depth_core/networks/plane_sweep.cpp')), 'plane_sweep.cpp'
     node = prefix / 'lib' / PACKAGE / 'depth_node'
     assert node.is_file() and os.access(node, os.X_OK)
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / PACKAGE).is_file()

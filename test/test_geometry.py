@@ -47,3 +47,9 @@ def test_scale_intrinsics_keeps_pixel_centres_aligned():
     K = torch.tensor([[210.0, 0, 99.5], [0, 190, 49.5], [0, 0, 1]])
     resized = geometry.scale_intrinsics(K, 0.25, 0.5)  # 200x100 -> 50x50
     torch.testing.assert_close(resized, torch.tensor([[52.5, 0, 24.5], [0, 95, 24.5], [0, 0, 1]]))
+
+
+def test_closed_form_intrinsics_inverse_equals_the_matrix_inverse():
+    K = torch.tensor([[[718.9, 0.0, 607.2], [0, 718.9, 185.2], [0, 0, 1]],
+                      [[50.0, 0.7, 39.3], [0, 55.0, 11.6], [0, 0, 1]]], dtype=torch.float64)
+    torch.testing.assert_close(geometry.invert_intrinsics(K), torch.linalg.inv(K))

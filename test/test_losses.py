@@ -43,9 +43,11 @@ def test_automasking_drops_pixels_that_match_without_warping():
     target = torch.rand(1, 3, 8, 8)
     still = target.clone()                 # a source identical to the target (static camera)
     wrong = torch.rand(1, 3, 8, 8)         # a bad warp
-    per_pixel, kept = losses.reprojection_loss([wrong], [still], target)
+    per_pixel, kept = losses.reprojection_loss(
+        [wrong], target, losses.identity_error([still], target))
     assert kept.sum() == 0 and per_pixel.max() < 1e-3
-    per_pixel, kept = losses.reprojection_loss([target], [wrong], target)
+    per_pixel, kept = losses.reprojection_loss(
+        [target], target, losses.identity_error([wrong], target))
     assert kept.mean() == 1 and per_pixel.max() < 1e-3
 
 
@@ -79,7 +81,8 @@ def test_photometric_loss_is_near_its_floor_with_true_depth_and_pose(synthetic_p
     inv_K = torch.linalg.inv(K)
 
     def loss(d):
-        per_pixel, _ = losses.reprojection_loss([warp(source, d, T, K, inv_K)], [source], target)
+        per_pixel, _ = losses.reprojection_loss(
+            [warp(source, d, T, K, inv_K)], target, losses.identity_error([source], target))
         return per_pixel.mean().item()
     true, scaled, flat = loss(depth), loss(depth * 1.5), loss(torch.full_like(depth, 10.0))
     print(f'photometric loss: true depth {true:.4f}, x1.5 {scaled:.4f}, constant {flat:.4f}')

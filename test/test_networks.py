@@ -1,7 +1,10 @@
 """Depth, pose and multi-frame networks: shapes, gradients, naming, the cost volume's geometry."""
+import os
+
 import pytest
 import torch
 
+from hybrid_depth_core.geometry import pose_vector_to_matrix
 from hybrid_depth_core.networks import build_depth_model, build_pose_model, disp_to_depth
 from hybrid_depth_core.networks.cost_volume import CostVolume
 from hybrid_depth_core.networks.encoders import ResNet18Encoder
@@ -197,3 +200,28 @@ def test_depth_bin_range_is_saved_with_the_model_and_updatable():
     bins = restored.cost_volume.depth_bins()
     assert len(bins) == 96 and bins[0] == 1.0 and bins[-1] == 11.0
     assert torch.allclose(bins.diff(), torch.full((95,), 10 / 95))  # linear in depth
+
+
+def test_fused_plane_sweep_kernel_equals_the_pytorch_path():
+    from hybrid_depth_core.networks import plane_sweep
+    from hybrid_depth_core.networks.cost_volume import sweep_coordinates
+    if plane_sweep.fused_kernel() is None:
+        # CI has the toolchain, so there the kernel must build; elsewhere it may be missing.
+        assert not os.environ.get('CI'), plane_sweep._kernel_error
+        pytest.skip(f'no C++ toolchain: {plane_sweep._kernel_error}')
+    torch.manual_seed(0)
+    current, lookup = torch.rand(2, 64, 12, 20), torch.rand(2, 64, 12, 20)
+    K = torch.tensor([[10.0, 0, 10], [0, 10, 6], [0, 0, 1]]).expand(2, 3, 3)
+    T = torch.stack([pose_vector_to_matrix(torch.tensor([[0.02, -0.1, 0.03]]),
+                                           torch.tensor([[0.3, -0.1, -0.8]]))[0],
+                     torch.eye(4)])
+    # Hypotheses from behind the camera to far: samples inside, on the border and outside.
+    u, v, _ = sweep_coordinates(K, T, torch.linspace(-1.0, 30.0, 40), 12, 20)
+    fused = plane_sweep.fused_cost(plane_sweep.fused_kernel(), current, lookup, u, v)
+    reference = plane_sweep.torch_cost(current, lookup, u, v)
+    assert ((u < 0) | (u > 19)).any() and ((u >= 0) & (u <= 19)).any()
+    torch.testing.assert_close(fused, reference, atol=1e-5, rtol=1e-5)
+    # Inference takes the kernel; training (autograd) the PyTorch path.
+    with torch.no_grad():
+        torch.testing.assert_close(plane_sweep.matching_cost(current, lookup, u, v), fused)
+    assert plane_sweep.matching_cost(current.requires_grad_(), lookup, u, v).requires_grad

@@ -1,6 +1,7 @@
 """DepthPredictor: checkpoint in, metric depth out, at the input's own size."""
 import numpy as np
 import pytest
+import torch
 
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
@@ -8,13 +9,6 @@ from hybrid_depth_core.predictor import DepthPredictor
 from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    config = load_config(None, ['data.seeds=[3]', 'data.frames_per_drive=4', 'data.width=96',
-                                'data.height=64', 'batch_size=2', 'num_workers=0'])
-    return train(config, tmp_path_factory.mktemp('run'), max_steps=1, progress=False)
 
 
 def test_predict_returns_positive_depth_at_the_input_size(checkpoint):
@@ -41,6 +35,44 @@ def test_streaming_uses_the_previous_call_as_the_lookup_frame(checkpoint):
     predictor.reset()
     np.testing.assert_array_equal(predictor.stream(second.rgb, K),
                                   predictor.predict(second.rgb, K))
+    np.testing.assert_array_equal(predictor.stream(first.rgb, K, use_previous=False),
+                                  predictor.predict(first.rgb, K))
+
+
+def test_a_streamed_multi_frame_step_encodes_only_the_new_frame(checkpoint):
+    predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu')
+    encoded = []
+    predictor.model.encoder.register_forward_hook(lambda module, inputs, output:
+                                                  encoded.append(inputs[0].shape))
+    drive = SyntheticDrive(DriveConfig(width=96, height=64, frames=3, seed=4))
+    for index in range(3):
+        predictor.stream(drive.render(index).rgb, drive.camera.K)
+    assert len(encoded) == 3  # predict(..., previous=...) would encode 1 + 2 + 2 frames
+
+
+def test_channels_last_gives_the_depth_of_the_standard_layout(checkpoint):
+    drive = SyntheticDrive(DriveConfig(width=96, height=64, frames=2, seed=5))
+    depths = {}
+    for layout in (torch.contiguous_format, torch.channels_last):
+        loaded = DepthPredictor.from_checkpoint(checkpoint, device='cpu')
+        predictor = DepthPredictor(loaded.model, loaded.pose, (96, 64), torch.device('cpu'),
+                                   memory_format=layout)
+        assert predictor.to_tensor(drive.render(0).rgb).is_contiguous(memory_format=layout)
+        depths[layout] = [predictor.stream(drive.render(i).rgb, drive.camera.K) for i in (0, 1)]
+    for nchw, nhwc in zip(depths[torch.contiguous_format], depths[torch.channels_last]):
+        np.testing.assert_allclose(nhwc, nchw, rtol=1e-4)
+
+
+def test_a_pooled_pose_network_is_rebuilt_from_its_checkpoint(tmp_path):
+    config = load_config(None, ['data.seeds=[3]', 'data.frames_per_drive=4', 'data.width=128',
+                                'data.height=64', 'batch_size=2', 'num_workers=0',
+                                'model.multi_frame=true', 'model.pose_downsample=2'])
+    predictor = DepthPredictor.from_checkpoint(train(config, tmp_path, max_steps=1,
+                                                     progress=False), device='cpu')
+    assert predictor.pose.downsample == 2
+    drive = SyntheticDrive(DriveConfig(width=128, height=64, frames=2, seed=4))
+    depth = predictor.predict(drive.render(1).rgb, drive.camera.K, previous=drive.render(0).rgb)
+    assert np.isfinite(depth).all() and (depth > 0).all()
 
 
 def test_predict_rejects_bad_inputs_with_the_input_named(checkpoint):

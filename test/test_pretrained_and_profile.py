@@ -127,6 +127,17 @@ def test_table_1_targets_at_640x192():
     assert multi.encoder_gmacs - resnet.encoder_gmacs == pytest.approx(0.71, abs=0.01)
 
 
+def test_a_pose_network_on_pooled_frames_costs_a_quarter_per_halving():
+    full, half = ({row.model: row for row in profile_models(256, 128, downsample)}
+                  for downsample in (1, 2))
+    pose = 'pose network (2 frames)'
+    assert half[pose].frame_gmacs == pytest.approx(full[pose].frame_gmacs / 4, rel=0.05)
+    assert half[pose].params_m == full[pose].params_m  # the same network, smaller input
+    saved = full[pose].frame_gmacs - half[pose].frame_gmacs
+    assert (full['hybrid multi-frame'].frame_gmacs - half['hybrid multi-frame'].frame_gmacs
+            == pytest.approx(saved))
+
+
 def test_profile_command_prints_json_and_rejects_bad_sizes():
     command = [sys.executable, '-m', 'hybrid_depth_core.cli', 'profile']
     result = subprocess.run(command + ['--width', '320', '--height', '96', '--json'],

@@ -1,5 +1,5 @@
 """The node's parameters agree everywhere: what the node declares (with descriptions, ranges,
-read-only), config/depth_node.yaml, and the table in docs/ros_node.md. A YAML file in the
+read-only), config/depth_node.yaml, and the tables in the README. A YAML file in the
 installed format really reaches the node's config."""
 import re
 from pathlib import Path
@@ -16,6 +16,7 @@ from hybrid_depth_ros.node import declare_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 YAML_FILE = REPO / 'config' / 'depth_node.yaml'
+YAML_KEY = f'/**/{NODE_NAME}'  # any namespace
 TYPES = {bool: ('bool', ParameterType.PARAMETER_BOOL),
          int: ('int', ParameterType.PARAMETER_INTEGER),
          float: ('double', ParameterType.PARAMETER_DOUBLE),
@@ -52,12 +53,13 @@ def test_declared_parameters_have_descriptions_types_ranges_and_are_read_only():
             assert descriptor.additional_constraints == f'one of: {", ".join(param.choices)}'
 
 
-def test_parameter_file_values_reach_the_config(tmp_path):
+def test_parameter_file_values_reach_a_namespaced_node(tmp_path):
     data = yaml.safe_load(YAML_FILE.read_text())
-    data[NODE_NAME]['ros__parameters'].update(cloud_stride=4, device='cpu', max_depth=40.0)
+    data[YAML_KEY]['ros__parameters'].update(cloud_stride=4, device='cpu', max_depth=40.0)
     changed = tmp_path / 'params.yaml'
     changed.write_text(yaml.safe_dump(data))
-    config, _ = declared(['--params-file', str(changed)])
+    # Namespaced, as on a robot: the file's key must still match the node.
+    config, _ = declared(['--params-file', str(changed), '-r', '__ns:=/camera'])
     assert (config.cloud_stride, config.device, config.max_depth) == (4, 'cpu', 40.0)
 
 
@@ -73,20 +75,20 @@ def test_bad_values_are_one_line_user_errors(arguments, problem):
 
 def test_yaml_defaults_are_the_declared_defaults():
     data = yaml.safe_load(YAML_FILE.read_text())
-    assert list(data) == [NODE_NAME]
-    values = data[NODE_NAME]['ros__parameters']
+    assert list(data) == [YAML_KEY]
+    values = data[YAML_KEY]['ros__parameters']
     assert list(values.items()) == [(p.name, p.default) for p in PARAMETERS]
     assert all(type(values[p.name]) is type(p.default) for p in PARAMETERS)
 
 
 def docs_table():
-    text = (REPO / 'docs' / 'ros_node.md').read_text()
-    section = text.split('\n## Parameters\n', 1)[1].split('\n## ', 1)[0]
+    text = (REPO / 'README.md').read_text()
+    section = text.split('\n### Parameters\n', 1)[1].split('\n#', 1)[0]
     rows = [line for line in section.splitlines() if line.startswith('| `')]
     return [[cell.strip() for cell in row.strip('|').split('|')] for row in rows]
 
 
-def test_docs_parameter_table_matches_the_declared_parameters():
+def test_readme_parameter_table_matches_the_declared_parameters():
     rows = docs_table()
     assert [row[0].strip('`') for row in rows] == [p.name for p in PARAMETERS]
     for (name, kind, default, value_range, description), param in zip(rows, PARAMETERS):
@@ -103,3 +105,14 @@ def test_docs_parameter_table_matches_the_declared_parameters():
         else:
             assert value_range == '', name
         assert description, name
+
+
+def test_readme_topic_table_names_the_node_topics():
+    from hybrid_depth_ros.config import (CAMERA_INFO_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC,
+                                         DEPTH_TOPIC, IMAGE_TOPIC, POINTS_TOPIC)
+    text = (REPO / 'README.md').read_text()
+    section = text.split('\n### Topics\n', 1)[1].split('\n#', 1)[0]
+    listed = [line.split('|')[1].strip().strip('`') for line in section.splitlines()
+              if line.startswith('| `')]
+    assert listed == [IMAGE_TOPIC, f'{IMAGE_TOPIC}/compressed', CAMERA_INFO_TOPIC, DEPTH_TOPIC,
+                      DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC]

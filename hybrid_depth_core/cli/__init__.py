@@ -10,7 +10,8 @@ import sys
 from hybrid_depth_core import __version__
 from hybrid_depth_core.errors import UserError
 
-SUBCOMMANDS = ('sample', 'profile', 'train', 'evaluate', 'infer', 'node', 'play')
+SUBCOMMANDS = ('demo', 'sample', 'profile', 'bench', 'train', 'evaluate', 'infer', 'export',
+               'node', 'play')
 
 
 class Terminated(BaseException):
@@ -45,6 +46,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f'hybrid-depth {args.command}: terminated; partial output removed',
               file=sys.stderr)
         return 128 + signal.SIGTERM
+
+
+def add_network_size(parser: argparse.ArgumentParser) -> None:
+    """--width / --height of a network input (checked by `network_size`)."""
+    parser.add_argument('--width', type=int_at_least(64), default=640,
+                        help='input width, a multiple of 32 (default: 640)')
+    parser.add_argument('--height', type=int_at_least(64), default=192,
+                        help='input height, a multiple of 32 (default: 192)')
+
+
+def network_size(args: argparse.Namespace) -> tuple[int, int]:
+    """(width, height) of `add_network_size`'s options; a UserError unless multiples of 32 (the
+    encoders halve the input five times)."""
+    from hybrid_depth_core.errors import UserError
+
+    if args.width % 32 or args.height % 32:
+        raise UserError(f'--width and --height must be multiples of 32, got '
+                        f'{args.width}x{args.height}')
+    return args.width, args.height
 
 
 def int_at_least(minimum: int):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from hybrid_depth_core.cli import int_at_least
+from hybrid_depth_core.cli import add_network_size, network_size
 
 
 def add_parser(subparsers) -> None:
@@ -14,29 +14,23 @@ def add_parser(subparsers) -> None:
                     'alone, and the full per-frame inference) of resnet18 and hybrid, single- '
                     'and multi-frame, and the pose network, at one input size, next to the '
                     "paper's Table 1.")
-    parser.add_argument('--width', type=int_at_least(64), default=640,
-                        help='input width, a multiple of 32 (default: 640)')
-    parser.add_argument('--height', type=int_at_least(64), default=192,
-                        help='input height, a multiple of 32 (default: 192)')
+    add_network_size(parser)
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybrid_depth_core.errors import UserError
     from hybrid_depth_core.networks.profile import (PAPER_TABLE_1, as_dicts, position_table_params,
                                                     profile_models)
 
-    if args.width % 32 or args.height % 32:
-        raise UserError(f'--width and --height must be multiples of 32, got '
-                        f'{args.width}x{args.height}')
-    rows = profile_models(args.width, args.height)
-    table = position_table_params(args.width, args.height)
+    width, height = network_size(args)
+    rows = profile_models(width, height)
+    table = position_table_params(width, height)
     if args.json:
-        print(json.dumps({'width': args.width, 'height': args.height, 'models': as_dicts(rows),
+        print(json.dumps({'width': width, 'height': height, 'models': as_dicts(rows),
                           'cmt_position_table_params': table}, indent=2))
         return 0
-    print(f'input {args.width}x{args.height}, batch 1; params = depth encoder + decoder; '
+    print(f'input {width}x{height}, batch 1; params = depth encoder + decoder; '
           f'GMACs: conv + linear (+ attention matmuls)')
     print(f'{"model":<26} {"params M":>9} {"enc GMACs":>10} {"enc +attn":>10} '
           f'{"frame GMACs":>12} {"matching Gops":>14}')
@@ -50,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
           f'{hybrid.encoder_gmacs_thop / resnet.encoder_gmacs_thop:.3f} '
           f'(with attention {hybrid.encoder_gmacs / resnet.encoder_gmacs:.3f})')
     print(f'no size-dependent position table; CMT\'s would add {table / 1e6:.3f} M params to the '
-          f'hybrid encoder at {args.width}x{args.height} and fix it to that size')
-    if (args.width, args.height) == (640, 192):
+          f'hybrid encoder at {width}x{height} and fix it to that size')
+    if (width, height) == (640, 192):
         print("paper's Table 1 (640x192):")
         for arch, (params, gmacs) in PAPER_TABLE_1.items():
             ours = by_name[f'{arch} single-frame']

@@ -36,18 +36,24 @@ def depth_image_fields(depth: np.ndarray, header) -> dict:
 
 
 def colorized_fields(depth: np.ndarray, header, min_depth: float, max_depth: float) -> dict:
-    """sensor_msgs/Image fields, rgb8: the turbo colour map on a fixed log-depth scale, red at
-    min_depth to blue at max_depth, black = no depth. Fixed, so a colour means the same
-    distance in every frame (RViz's Image display would otherwise stretch each frame)."""
+    """sensor_msgs/Image fields, rgb8, of colorize(depth, min_depth, max_depth)."""
     height, width = depth.shape
+    rgb = colorize(depth, min_depth, max_depth)
+    return dict(header=header, height=height, width=width, encoding='rgb8', is_bigendian=0,
+                step=width * 3, data=rgb.tobytes())
+
+
+def colorize(depth: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
+    """(H, W) metres -> (H, W, 3) uint8 RGB: the turbo colour map on a fixed log-depth scale,
+    red at min_depth to blue at max_depth, black = no depth. Fixed, so a colour means the same
+    distance in every frame (RViz's Image display would otherwise stretch each frame)."""
     with np.errstate(invalid='ignore', divide='ignore'):
         position = np.log(depth / min_depth) / np.log(max_depth / min_depth)
     valid = np.isfinite(position)
     index = np.round(255 * (1 - np.clip(np.where(valid, position, 0), 0, 1))).astype(np.uint8)
     rgb = cv2.cvtColor(cv2.applyColorMap(index, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
     rgb[~valid] = 0
-    return dict(header=header, height=height, width=width, encoding='rgb8', is_bigendian=0,
-                step=width * 3, data=rgb.tobytes())
+    return rgb
 
 
 def point_cloud_fields(depth: np.ndarray, K: np.ndarray, rgb: np.ndarray, header,

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hybrid_depth_core.geometry import pixel_grid
-
-BIN_CHUNK = 16  # hypotheses warped per grid_sample call: bounds memory at large sizes
+from hybrid_depth_core.geometry import invert_intrinsics, pixel_grid
+from hybrid_depth_core.networks.plane_sweep import matching_cost
 
 
 @dataclass
@@ -36,8 +35,10 @@ class CostVolume(nn.Module):
                                          nn.ReLU(inplace=True))
 
     def depth_bins(self) -> torch.Tensor:
-        return torch.linspace(float(self.depth_range[0]), float(self.depth_range[1]),
-                              self.num_bins, device=self.depth_range.device)
+        """num_bins hypotheses linear in depth over depth_range (tensor ops only, so that
+        export sees the range as the buffer it is rather than a constant)."""
+        steps = torch.linspace(0, 1, self.num_bins, device=self.depth_range.device)
+        return self.depth_range[0] + (self.depth_range[1] - self.depth_range[0]) * steps
 
     def forward(self, current: torch.Tensor, lookup: torch.Tensor | None, K: torch.Tensor,
                 T_lookup_current: torch.Tensor | None) -> tuple[torch.Tensor, Matching]:
@@ -60,20 +61,10 @@ class CostVolume(nn.Module):
     def _match(self, current, lookup, K, T):
         batch, channels, height, width = current.shape
         bins = self.depth_bins()
-        costs, valids = [], []
-        for chunk in bins.split(BIN_CHUNK):
-            u, v, z = sweep_coordinates(K, T, chunk, height, width)
-            valid = (z > 1e-6) & (u >= 0) & (u <= width - 1) & (v >= 0) & (v <= height - 1)
-            sample_at = torch.stack([2 * u / (width - 1) - 1, 2 * v / (height - 1) - 1], -1)
-            warped = nn.functional.grid_sample(
-                lookup.repeat_interleave(len(chunk), 0),
-                sample_at.reshape(batch * len(chunk), height, width, 2),
-                mode='bilinear', padding_mode='zeros', align_corners=True)
-            difference = (warped.view(batch, len(chunk), channels, height, width)
-                          - current.unsqueeze(1)).abs().mean(2)
-            costs.append(difference * valid.view(batch, len(chunk), height, width))
-            valids.append(valid.view(batch, len(chunk), height, width))
-        cost, valid = torch.cat(costs, 1), torch.cat(valids, 1)
+        u, v, z = sweep_coordinates(K, T, bins, height, width)
+        valid = ((z > 1e-6) & (u >= 0) & (u <= width - 1) & (v >= 0) & (v <= height - 1)
+                 ).view(batch, len(bins), height, width)
+        cost = matching_cost(current, lookup, u, v) * valid
         # Hypotheses that warp outside the lookup image get the pixel's highest cost, and pixels
         # with any such hypothesis are not trusted at all (ManyDepth).
         cost = torch.where(valid, cost, cost.amax(1, keepdim=True))
@@ -88,7 +79,7 @@ def sweep_coordinates(K: torch.Tensor, T_lookup_current: torch.Tensor, depths: t
     (u, v, z), each (B, D, H*W), for K (B, 3, 3) and T_lookup_current (B, 4, 4)."""
     grid = pixel_grid(height, width, K.device, K.dtype)
     # A pixel's ray at depth d lands at K (R K^-1 p d + t) in the lookup camera.
-    rotated = K @ T_lookup_current[:, :3, :3] @ torch.linalg.inv(K) @ grid   # (B, 3, N)
+    rotated = K @ T_lookup_current[:, :3, :3] @ invert_intrinsics(K) @ grid   # (B, 3, N)
     shifted = K @ T_lookup_current[:, :3, 3:]                                 # (B, 3, 1)
     points = depths.view(1, -1, 1, 1) * rotated.unsqueeze(1) + shifted.unsqueeze(1)
     z = points[:, :, 2]

@@ -11,7 +11,7 @@ from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.networks.cost_volume import CostVolume, Matching
 from hybrid_depth_core.networks.decoder import DepthDecoder, depth_to_disp
 from hybrid_depth_core.networks.encoders import HybridConfig, HybridEncoder, ResNet18Encoder
-from hybrid_depth_core.networks.pose import PoseNet
+from hybrid_depth_core.networks.pose import POSE_DOWNSAMPLING, PoseNet
 from hybrid_depth_core.networks.resnet import load_imagenet_weights
 
 ARCHITECTURES = ('hybrid', 'resnet18')
@@ -32,6 +32,10 @@ class DepthModelConfig:
     # sigmoid's middle (0.2 m for 0.1-100 m) would leave near surfaces needing less than
     # min_depth, and training then pushes them to max_depth instead (docs/benchmarks.md).
     initial_depth: float = 10.0
+    # The pose network sees both frames average-pooled by this factor (1: the depth network's
+    # size, as ManyDepth). Camera motion is one global estimate; at 2 the pose network costs
+    # a quarter, which is most of what a streamed multi-frame step adds (docs/benchmarks.md).
+    pose_downsample: int = 1
 
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:
@@ -42,6 +46,9 @@ class DepthModelConfig:
         if not self.min_depth < self.initial_depth < self.max_depth:
             raise ValueError(f'initial_depth must lie in (min_depth, max_depth) = '
                              f'({self.min_depth}, {self.max_depth}), got {self.initial_depth}')
+        if self.pose_downsample not in POSE_DOWNSAMPLING:
+            raise ValueError(f'pose_downsample must be one of {POSE_DOWNSAMPLING}, got '
+                             f'{self.pose_downsample}')
         if self.num_depth_bins < 2:
             raise ValueError(f'num_depth_bins must be >= 2, got {self.num_depth_bins}')
 
@@ -50,14 +57,18 @@ class DepthModelConfig:
 class DepthOutput:
     disparities: list[torch.Tensor]  # (B, 1, H / 2^s, W / 2^s) in (0, 1), s = 0..3
     matching: Matching | None        # multi-frame only
+    # This frame's matching features (stem + layer1, 1/4 resolution): a stream passes them as
+    # the next frame's lookup_features instead of encoding the previous frame again.
+    features: torch.Tensor | None = None
 
 
 class DepthModel(nn.Module):
     """image (B, 3, H, W) in [0, 1], H and W multiples of 32 (>= 64) -> DepthOutput.
 
-    Multi-frame: pass the previous frame `lookup`, intrinsics `K` (B, 3, 3) of the input
-    resolution and `T_lookup_current` (B, 4, 4); lookup None runs the single-frame mode
-    (zero cost volume), for the first frame or a static camera.
+    Multi-frame: pass the previous frame `lookup` (or its `lookup_features` from the previous
+    call's output), intrinsics `K` (B, 3, 3) of the input resolution and `T_lookup_current`
+    (B, 4, 4); neither runs the single-frame mode (zero cost volume), for the first frame or a
+    static camera.
     """
 
     def __init__(self, config: DepthModelConfig):
@@ -72,26 +83,28 @@ class DepthModel(nn.Module):
 
     def forward(self, image: torch.Tensor, lookup: torch.Tensor | None = None,
                 K: torch.Tensor | None = None,
-                T_lookup_current: torch.Tensor | None = None) -> DepthOutput:
+                T_lookup_current: torch.Tensor | None = None,
+                lookup_features: torch.Tensor | None = None) -> DepthOutput:
         height, width = image.shape[-2:]
         if height % 32 or width % 32 or min(height, width) < 64:
             # 1/32 resolution must be >= 2 pixels for the decoder's reflection padding.
             raise ValueError(f'input width and height must be multiples of 32, at least 64; '
                              f'got {width}x{height}')
         half, quarter = self.encoder(image)
-        matching = None
+        matching, features = None, quarter
         if self.cost_volume is not None:
-            lookup_quarter = None
-            if lookup is not None:
+            if lookup is not None and lookup_features is None:
+                with torch.no_grad():  # ManyDepth: no gradient through the lookup features
+                    _, lookup_features = self.encoder(lookup)
+            if lookup_features is not None:
                 if K is None or T_lookup_current is None:
                     raise ValueError('multi-frame inference with a lookup frame needs K and '
                                      'T_lookup_current')
-                with torch.no_grad():  # ManyDepth: no gradient through the lookup features
-                    _, lookup_quarter = self.encoder(lookup)
                 K = scale_intrinsics(K, quarter.shape[-1] / width, quarter.shape[-2] / height)
-            quarter, matching = self.cost_volume(quarter, lookup_quarter, K, T_lookup_current)
-        features = [half, quarter] + self.encoder.deep_features(quarter)
-        return DepthOutput(disparities=self.decoder(features), matching=matching)
+            quarter, matching = self.cost_volume(quarter, lookup_features, K, T_lookup_current)
+        pyramid = [half, quarter] + self.encoder.deep_features(quarter)
+        return DepthOutput(disparities=self.decoder(pyramid), matching=matching,
+                           features=features)
 
 
 def build_depth_model(arch: str = 'hybrid', multi_frame: bool = False,
@@ -103,7 +116,7 @@ def build_depth_model(arch: str = 'hybrid', multi_frame: bool = False,
     return model
 
 
-def build_pose_model(pretrained: bool | str | Path = False) -> PoseNet:
-    model = PoseNet()
+def build_pose_model(pretrained: bool | str | Path = False, downsample: int = 1) -> PoseNet:
+    model = PoseNet(downsample)
     load_imagenet_weights(model.encoder, pretrained)
     return model

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hybrid_depth_core.geometry import pose_vector_to_matrix
@@ -18,6 +19,9 @@ TRANSLATION_SCALE = 1.0
 # 0.5 m closer. The scale is arbitrary (monocular); the sign is what matters: most robot and
 # car cameras look where they go.
 INITIAL_TRANSLATION = (0.0, 0.0, -0.5)
+# Factors by which the pose network may see smaller frames than the depth network
+# (DepthModelConfig.pose_downsample).
+POSE_DOWNSAMPLING = (1, 2, 4)
 
 
 class PoseDecoder(nn.Module):
@@ -50,13 +54,17 @@ class PoseNet(nn.Module):
     camera's frame into the later camera's frame. Frames in time order, so one network sees
     one direction of motion; invert the result for the other direction."""
 
-    def __init__(self):
+    def __init__(self, downsample: int = 1):
         super().__init__()
+        self.downsample = downsample
         self.encoder = ResNet18Encoder(in_frames=2)
         self.decoder = PoseDecoder()
 
     def forward(self, earlier: torch.Tensor, later: torch.Tensor) -> torch.Tensor:
-        half, quarter = self.encoder(torch.cat([earlier, later], 1))
+        frames = torch.cat([earlier, later], 1)
+        if self.downsample > 1:
+            frames = F.avg_pool2d(frames, self.downsample)
+        half, quarter = self.encoder(frames)
         deepest = self.encoder.deep_features(quarter)[-1]
         axis_angle, translation = self.decoder(deepest)
         # fp32 even under autocast: a bf16 rotation matrix is off by ~0.2 degrees.

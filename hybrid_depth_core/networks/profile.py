@@ -72,17 +72,20 @@ class ModelProfile:
     cost_volume_gops: float = 0.0  # multi-frame matching: bilinear samples + abs differences
 
 
-def profile_models(width: int = 640, height: int = 192) -> list[ModelProfile]:
+def profile_models(width: int = 640, height: int = 192,
+                   pose_downsample: int = 1) -> list[ModelProfile]:
     """Counts for resnet18 and hybrid, single and multi-frame, and the pose network.
 
-    Per-frame cost: single-frame = encoder + decoder; multi-frame = encoder (incl. the reduce
-    conv) + the previous frame's stem/layer1 + decoder + one pose-network pass.
+    Per-frame cost: single-frame = encoder + decoder; multi-frame = a streamed step: encoder
+    (incl. the reduce conv) + decoder + one pose-network pass (on frames average-pooled by
+    `pose_downsample`), the previous frame's matching features being kept from its own step
+    (DepthPredictor.stream).
     """
     image = torch.rand(1, 3, height, width)
     K = torch.tensor([[[0.58 * width, 0, width / 2], [0, 1.92 * height, height / 2], [0, 0, 1]]])
     T = torch.eye(4).unsqueeze(0)
     T[0, 0, 3] = -0.3
-    pose_net = build_pose_model().eval()
+    pose_net = build_pose_model(downsample=pose_downsample).eval()
     with MacCounter(pose_net) as pose_macs, torch.no_grad():
         pose_net(image, image)
     rows = []
@@ -92,10 +95,14 @@ def profile_models(width: int = 640, height: int = 192) -> list[ModelProfile]:
             encoder_params = trainable_params(model.encoder)
             if multi_frame:
                 encoder_params += trainable_params(model.cost_volume)
+            with torch.no_grad():
+                _, kept = model.encoder(image)
             with MacCounter(model) as frame, torch.no_grad():
-                model(image, image if multi_frame else None, K, T)
-            lookup_stem = _stem_macs(model, image) if multi_frame else 0
-            encoder = frame.total - _decoder_macs(model, image) - lookup_stem
+                if multi_frame:
+                    model(image, K=K, T_lookup_current=T, lookup_features=kept)
+                else:
+                    model(image)
+            encoder = frame.total - _decoder_macs(model, image)
             rows.append(ModelProfile(
                 model=f'{arch} {"multi" if multi_frame else "single"}-frame',
                 params_m=(encoder_params + trainable_params(model.decoder)) / 1e6,
@@ -109,12 +116,6 @@ def profile_models(width: int = 640, height: int = 192) -> list[ModelProfile]:
                              encoder_gmacs_thop=pose_macs.conv_linear / 1e9,
                              frame_gmacs=pose_macs.total / 1e9))
     return rows
-
-
-def _stem_macs(model, image) -> int:
-    with MacCounter(model.encoder) as counter, torch.no_grad():
-        model.encoder(image)
-    return counter.total
 
 
 def _decoder_macs(model, image) -> int:

@@ -30,7 +30,7 @@ class SelfSupervisedObjective(nn.Module):
         super().__init__()
         self.loss_config = loss_config
         self.depth = DepthModel(model_config)
-        self.pose = PoseNet()
+        self.pose = PoseNet(model_config.pose_downsample)
         # ManyDepth trains a single-frame ResNet18 teacher alongside the multi-frame network.
         self.teacher = (DepthModel(DepthModelConfig(arch='resnet18', multi_frame=False,
                                                     min_depth=model_config.min_depth,
@@ -49,9 +49,12 @@ class SelfSupervisedObjective(nn.Module):
             teacher = self.teacher(aug[0]) if self.teacher is not None else None
         logs = {}
         total = 0.0
+        with torch.no_grad():
+            identity = losses.identity_error([batch[('color', f, 0)] for f in SOURCES],
+                                             batch[('color', 0, 0)])
         if teacher is not None:
-            teacher_loss, teacher_depths, _ = self._view_synthesis(batch, teacher.disparities,
-                                                                   poses, K, inv_K)
+            teacher_loss, teacher_depths, _ = self._view_synthesis(
+                batch, teacher.disparities, poses, K, inv_K, identity)
             if not frozen:
                 total = total + teacher_loss
             logs['loss/teacher'] = teacher_loss.detach()
@@ -72,7 +75,7 @@ class SelfSupervisedObjective(nn.Module):
                 F.interpolate(output.matching.confidence, size, mode='nearest'),
                 teacher_depths[0])
         depth_loss, depths, reprojection_mask = self._view_synthesis(
-            batch, output.disparities, poses, K, inv_K, unreliable)
+            batch, output.disparities, poses, K, inv_K, identity, unreliable)
         total = total + depth_loss
         logs['loss/depth'] = depth_loss.detach()
         logs['automask/kept'] = reprojection_mask.mean().detach()
@@ -87,8 +90,9 @@ class SelfSupervisedObjective(nn.Module):
         return total, logs, {'depth': depths[0].detach(),
                              'teacher_depth': teacher_depths[0].detach() if teacher else None}
 
-    def _view_synthesis(self, batch, disparities, poses, K, inv_K, exclude=None):
-        """Multi-scale photometric + smoothness loss; disparities upsampled to full size."""
+    def _view_synthesis(self, batch, disparities, poses, K, inv_K, identity, exclude=None):
+        """Multi-scale photometric + smoothness loss; disparities upsampled to full size.
+        identity: losses.identity_error of the unwarped sources, shared by every call."""
         target = batch[('color', 0, 0)]
         sources = [batch[('color', f, 0)] for f in SOURCES]
         config = self.depth.config
@@ -100,7 +104,7 @@ class SelfSupervisedObjective(nn.Module):
             depth = disp_to_depth(full, config.min_depth, config.max_depth)
             warped = [warp(source, depth, poses[f], K, inv_K)
                       for f, source in zip(SOURCES, sources)]
-            per_pixel, won = losses.reprojection_loss(warped, sources, target)
+            per_pixel, won = losses.reprojection_loss(warped, target, identity)
             if exclude is not None:  # pixels the consistency loss supervises instead
                 per_pixel = per_pixel * (1 - exclude)
             smooth = losses.smoothness_loss(disparity, batch[('color', 0, scale)])

@@ -1,0 +1,313 @@
+"""The main job in one command (`hybrid-depth demo`, `make demo`): the whole system on the
+bundled sample drive, over real ROS 2 topics.
+
+1. Record the sample drive (a synthetic drive the model never saw) as a rosbag2.
+2. Start the depth node as its own process with the shipped model.
+3. Replay the drive's image and camera_info into it at the recorded rate, and record every
+   message the node publishes, as it arrives, into an output bag.
+4. Score the depth the node published against the drive's ground truth, measure the latency
+   from an image's arrival to its depth's and points' arrival, count dropped frames, and draw
+   a montage (input | depth | ground truth | point cloud).
+Everything stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, its own domain).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosbags.rosbag2 import StoragePlugin, Writer
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from hybrid_depth_core import evaluation, visualize
+from hybrid_depth_core.atomic import new_output_directory
+from hybrid_depth_core.data.drive_bag import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
+                                              write_drive_bag)
+from hybrid_depth_core.data.rosbag import Bag, stamp_ns
+from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.messages.bag_messages import TYPESTORE
+from hybrid_depth_core.messages.images import depth_to_metres, image_to_rgb
+from hybrid_depth_core.messages.outputs import CLOUD_DTYPE, colorize
+from hybrid_depth_ros.play import play
+
+NAMESPACE = '/camera'
+OUTPUTS = {f'{NAMESPACE}/depth': ('sensor_msgs/msg/Image', Image),
+           f'{NAMESPACE}/depth/camera_info': ('sensor_msgs/msg/CameraInfo', CameraInfo),
+           f'{NAMESPACE}/depth/colorized': ('sensor_msgs/msg/Image', Image),
+           f'{NAMESPACE}/points': ('sensor_msgs/msg/PointCloud2', PointCloud2)}
+NODE_START_TIMEOUT_S = 180.0  # includes building the fused kernel on a first run
+DRAIN_TIMEOUT_S = 10.0        # after the replay, how long the node gets to finish
+EVALUATION = evaluation.Protocol(max_depth=80.0, median_scaling=False)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    out: Path
+    weights: Path
+    params_file: Path | None = None
+    frames: int = 50
+    seed: int = 0          # the sample drive: not among the model's training seeds (1-16)
+    width: int = 640
+    height: int = 192
+    rate: float = 1.0      # replay speed
+    device: str = 'auto'
+
+
+def run_demo(config: DemoConfig, log=print) -> dict:
+    """Write config.out (a new directory, complete or not at all) and return the metrics."""
+    if not config.weights.is_file():
+        raise UserError(f'model weights {config.weights} do not exist')
+    with new_output_directory(config.out) as staging:
+        staging.mkdir()
+        drive = SyntheticDrive(DriveConfig(width=config.width, height=config.height,
+                                           frames=config.frames, seed=config.seed))
+        log(f'1/4 recording the sample drive ({config.frames} frames, {config.width}x'
+            f'{config.height}, seed {config.seed})')
+        write_drive_bag(drive, staging / 'sample_drive')
+        log('2/4 starting the depth node and replaying the drive into it')
+        received, published = run_node_on_bag(
+            config.weights, staging / 'sample_drive', config.params_file, config.rate,
+            config.device, log)
+        log('3/4 writing what the node published to node_output/')
+        _write_bag(staging / 'node_output', received)
+        log('4/4 scoring depth against ground truth and drawing the montage')
+        drive_data = _read_drive(staging / 'sample_drive')
+        metrics = _score(drive_data, received, published, config)
+        metrics['weights'] = str(config.weights)
+        (staging / 'metrics.json').write_text(json.dumps(metrics, indent=2) + '\n')
+        visualize.write_png(staging / 'montage.png', _montage(drive_data, received, metrics))
+    return metrics
+
+
+@dataclass
+class _Received:
+    topic: str
+    stamp_ns: int
+    arrival: float  # time.monotonic() in this process
+    raw: bytes
+
+
+class Recorder:
+    """Subscribes to the node's outputs and to its input image, keeping serialized messages
+    and their arrival times."""
+
+    def __init__(self, node):
+        self.messages: deque[_Received] = deque()
+        self.image_arrivals: dict[int, float] = {}
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        for topic, (msgtype, kind) in OUTPUTS.items():
+            node.create_subscription(kind, topic, self._store(topic, msgtype), qos, raw=True)
+        node.create_subscription(Image, IMAGE_TOPIC, self._on_image, qos, raw=True)
+
+    def _store(self, topic: str, msgtype: str):
+        def callback(raw: bytes) -> None:
+            arrival = time.monotonic()
+            stamp = TYPESTORE.deserialize_cdr(raw, msgtype).header.stamp
+            self.messages.append(_Received(topic, stamp.sec * 10**9 + stamp.nanosec, arrival,
+                                           raw))
+        return callback
+
+    def _on_image(self, raw: bytes) -> None:
+        arrival = time.monotonic()
+        stamp = TYPESTORE.deserialize_cdr(raw, 'sensor_msgs/msg/Image').header.stamp
+        self.image_arrivals[stamp.sec * 10**9 + stamp.nanosec] = arrival
+
+    def count(self, topic: str) -> int:
+        return sum(message.topic == topic for message in list(self.messages))
+
+    def latencies_ms(self, topic: str) -> np.ndarray:
+        """Per output message of `topic`, in stamp order: its arrival minus the arrival of the
+        image it was computed from (both seen by this process), milliseconds."""
+        pairs = sorted((m.stamp_ns, m.arrival) for m in self.messages if m.topic == topic)
+        return np.array([1000 * (arrival - self.image_arrivals[stamp])
+                         for stamp, arrival in pairs if stamp in self.image_arrivals])
+
+
+def run_node_on_bag(weights: Path, bag: Path, params_file: Path | None = None,
+                    rate: float = 1.0, device: str = 'auto', log=print
+                    ) -> tuple[Recorder, int]:
+    """Start the depth node as its own process, replay `bag`'s image and camera_info into it
+    at `rate` x the recorded rate, and return what it published (with arrival times) and how
+    many images were replayed. The node is stopped (SIGINT) before returning."""
+    domain = random.SystemRandom().randint(1, 100)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               PYTHONUNBUFFERED='1')
+    command = [sys.executable, '-m', 'hybrid_depth_core.cli', 'node',
+               '--weights', str(weights), '--device', device,
+               '--image', IMAGE_TOPIC, '--camera-info', CAMERA_INFO_TOPIC]
+    if params_file is not None:
+        command += ['--params-file', str(params_file)]
+    command += ['--', '-r', f'__ns:={NAMESPACE}']
+    node_log: deque[str] = deque(maxlen=200)
+    ready = threading.Event()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+
+    def read_log():
+        for line in process.stdout:
+            node_log.append(line.rstrip())
+            if 'network, input' in line:
+                ready.set()
+    threading.Thread(target=read_log, daemon=True).start()
+    context = Context()
+    try:
+        deadline = time.monotonic() + NODE_START_TIMEOUT_S
+        while not ready.wait(0.2):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise UserError('the depth node did not start:\n' + '\n'.join(node_log))
+        log('   node: ' + next(line for line in node_log if 'network, input' in line))
+        rclpy.init(context=context, domain_id=domain)
+        with _environment(env):
+            player = rclpy.create_node('hybrid_depth_demo_player', context=context)
+            listener = rclpy.create_node('hybrid_depth_demo_recorder', context=context)
+        recorder = Recorder(listener)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(listener)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        summary = play(bag, player, rate=rate, topics=[IMAGE_TOPIC, CAMERA_INFO_TOPIC],
+                       delay=10.0, log=lambda text: log('   ' + text))
+        published = summary.published[IMAGE_TOPIC]
+        depth_topic = f'{NAMESPACE}/depth'
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while recorder.count(depth_topic) < published and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the points and colorized image of the last frame
+        executor.shutdown()
+        log(f'   published {published} images; received {recorder.count(depth_topic)} depth '
+            f'images from the node')
+        return recorder, published
+    finally:
+        rclpy.try_shutdown(context=context)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class _environment:
+    """rcl reads ROS_AUTOMATIC_DISCOVERY_RANGE when a node starts: set it for that moment."""
+
+    def __init__(self, env: dict):
+        self.values = {key: env[key] for key in ('ROS_AUTOMATIC_DISCOVERY_RANGE',)}
+
+    def __enter__(self):
+        self.saved = {key: os.environ.get(key) for key in self.values}
+        os.environ.update(self.values)
+
+    def __exit__(self, *exc):
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _write_bag(path: Path, recorder: Recorder) -> None:
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = {topic: writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+                       for topic, (msgtype, _) in OUTPUTS.items()}
+        for message in recorder.messages:
+            writer.write(connections[message.topic], message.stamp_ns, message.raw)
+
+
+def _by_stamp(recorder: Recorder, topic: str) -> dict[int, _Received]:
+    return {m.stamp_ns: m for m in recorder.messages if m.topic == topic}
+
+
+@dataclass
+class _Drive:
+    images: dict[int, np.ndarray]  # stamp -> RGB
+    truths: dict[int, np.ndarray]  # stamp -> ground-truth depth (metres)
+    K: np.ndarray
+
+
+def _read_drive(bag: Path) -> _Drive:
+    with Bag(bag) as reader:
+        truths = {stamp_ns(item.message, item.time_ns): depth_to_metres(item.message)
+                  for item in reader.messages([DEPTH_GT_TOPIC])}
+        images = {stamp: rgb for stamp, rgb, _ in reader.images()}
+        info = reader.camera_infos().nearest(min(images))
+    return _Drive(images, truths, np.asarray(info.k, dtype=np.float64).reshape(3, 3))
+
+
+def _score(drive: _Drive, recorder: Recorder, published: int, config: DemoConfig) -> dict:
+    depths = _by_stamp(recorder, f'{NAMESPACE}/depth')
+    metric = evaluation.Accumulator(EVALUATION)
+    scaled = evaluation.Accumulator(evaluation.Protocol(max_depth=EVALUATION.max_depth))
+    for stamp, received in sorted(depths.items()):
+        if stamp not in drive.truths:
+            continue
+        prediction = depth_to_metres(TYPESTORE.deserialize_cdr(received.raw,
+                                                               'sensor_msgs/msg/Image'))
+        # NaN where the node vouches for no depth (outside min_depth-max_depth): scored as
+        # the far end of the evaluated range.
+        prediction = np.nan_to_num(prediction, nan=EVALUATION.max_depth)
+        metric.add(prediction, drive.truths[stamp])
+        scaled.add(prediction, drive.truths[stamp])
+    if not metric.per_image:
+        raise UserError(f'the node published no depth for any of the {published} images')
+
+    def latency(topic):
+        values = recorder.latencies_ms(topic)
+        return {'median_ms': float(np.median(values)),
+                'p90_ms': float(np.percentile(values, 90))} if len(values) else None
+
+    metric_result, scaled_result = metric.summary(), scaled.summary()
+    return {
+        'frames_published': published,
+        'frames_with_depth': len(depths),
+        'frames_dropped': published - len(depths),
+        'metric_depth': {name: metric_result[name] for name in evaluation.METRICS},
+        'median_scaled': {name: scaled_result[name] for name in evaluation.METRICS},
+        'scale_ratio_median': scaled_result['scale_median'],
+        'latency_image_to_depth': latency(f'{NAMESPACE}/depth'),
+        'latency_image_to_points': latency(f'{NAMESPACE}/points'),
+        'sample_drive': {'seed': config.seed, 'frames': config.frames,
+                         'size': [config.width, config.height]},
+    }
+
+
+def _montage(drive: _Drive, recorder: Recorder, metrics: dict) -> np.ndarray:
+    """The frame in the middle of the drive: input, the node's colorized depth, the ground
+    truth in the same colours, and the node's point cloud seen from above and behind."""
+    colorized = _by_stamp(recorder, f'{NAMESPACE}/depth/colorized')
+    clouds = _by_stamp(recorder, f'{NAMESPACE}/points')
+    common = sorted(set(colorized) & set(clouds) & set(drive.images))
+    if not common:
+        raise UserError('the node published no colorized depth and point cloud for one frame')
+    stamp = common[len(common) // 2]
+    rgb = drive.images[stamp]
+    depth_rgb = image_to_rgb(TYPESTORE.deserialize_cdr(colorized[stamp].raw,
+                                                       'sensor_msgs/msg/Image'))
+    truth = colorize(drive.truths[stamp], 0.1, 80.0)
+    cloud = TYPESTORE.deserialize_cdr(clouds[stamp].raw, 'sensor_msgs/msg/PointCloud2')
+    points = np.frombuffer(bytes(cloud.data), CLOUD_DTYPE)
+    xyz = np.stack([points['x'], points['y'], points['z']], 1).astype(np.float64)
+    colours = np.stack([(points['rgb'] >> 16) & 255, (points['rgb'] >> 8) & 255,
+                        points['rgb'] & 255], 1).astype(np.uint8)
+    height, width = rgb.shape[:2]
+    view = visualize.render_cloud(xyz, colours, width, height, drive.K)
+    abs_rel = metrics['metric_depth']['abs_rel']
+    return visualize.montage([
+        ('input: the sample drive (never trained on)', rgb),
+        (f'depth from the node (log colours, 0.1-80 m); drive AbsRel {abs_rel:.3f}',
+         depth_rgb),
+        ('ground truth, same colours', truth),
+        ("the node's point cloud, from 4 m above and 6 m behind the camera", view)])

@@ -1,0 +1,47 @@
+"""Atomic outputs: complete or absent, and as readable as a file the user creates directly."""
+import os
+import stat
+
+import pytest
+
+from hybrid_depth_core.atomic import new_file, new_output_directory
+from hybrid_depth_core.errors import UserError
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_new_file_gets_the_umask_mode_not_a_private_one(tmp_path, umask_022):
+    with new_file(tmp_path / 'model.pt') as file:
+        file.write(b'weights')
+    assert (tmp_path / 'model.pt').read_bytes() == b'weights'
+    assert stat.S_IMODE((tmp_path / 'model.pt').stat().st_mode) == 0o644
+
+
+def test_new_output_directory_gets_the_umask_mode(tmp_path, umask_022):
+    with new_output_directory(tmp_path / 'bag') as staging:
+        staging.mkdir()
+        (staging / 'bag.mcap').write_bytes(b'x')
+    assert stat.S_IMODE((tmp_path / 'bag').stat().st_mode) == 0o755
+    assert sorted(os.listdir(tmp_path)) == ['bag']  # no staging leftovers
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
+    (tmp_path / 'model.pt').write_bytes(b'old')
+    with pytest.raises(RuntimeError):
+        with new_file(tmp_path / 'model.pt') as file:
+            file.write(b'half')
+            raise RuntimeError('killed')
+    assert (tmp_path / 'model.pt').read_bytes() == b'old'
+    assert os.listdir(tmp_path) == ['model.pt']
+
+
+def test_new_output_directory_refuses_an_existing_path(tmp_path):
+    (tmp_path / 'bag').mkdir()
+    with pytest.raises(UserError, match='already exists'):
+        with new_output_directory(tmp_path / 'bag'):
+            pass

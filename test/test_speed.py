@@ -1,0 +1,42 @@
+"""`hybrid-depth bench`: every model and precision timed, with the FLOP-limit ratio."""
+import json
+
+import torch
+
+from hybrid_depth_core.cli import main
+from hybrid_depth_core.speed import MODELS, format_report, matmul_gflops
+
+
+def test_bench_times_every_model_and_precision_and_relates_them_to_matmul(capsys):
+    assert main(['bench', '--width', '64', '--height', '64', '--repeats', '3', '--warmup', '1',
+                 '--json']) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = {(row['model'], row['precision']): row for row in result['timings']}
+    assert set(rows) == {(model, precision) for model in MODELS for precision in ('fp32', 'bf16')}
+    for row in rows.values():
+        assert 0 < row['median_ms'] <= row['p90_ms']
+        assert row['gmacs'] > 0
+        # The ratio is the time over what the MACs would take at the measured matmul rate.
+        rate = result['matmul_gflops'][row['precision']]
+        expected = row['median_ms'] / 1000 * rate / (2 * row['gmacs'])
+        assert abs(row['limit_ratio'] - expected) < 1e-6 * expected
+    # A streamed multi-frame step does more work than a single-frame one.
+    assert rows[('hybrid multi-frame', 'fp32')]['gmacs'] > rows[('hybrid single-frame',
+                                                                 'fp32')]['gmacs']
+    # Both memory layouts timed per precision: the evidence for the predictor's default.
+    assert set(result['layout_ms']) == {'fp32', 'bf16'}
+    assert all(set(by_layout) == {'nchw', 'channels_last'} and min(by_layout.values()) > 0
+               for by_layout in result['layout_ms'].values())
+    report = format_report(result)
+    assert 'hybrid: multi-frame / single-frame (fp32) =' in report
+    assert 'hybrid single-frame: fp32 / bf16 time =' in report
+
+
+def test_matmul_rate_is_a_plausible_measurement():
+    rate = matmul_gflops(torch.device('cpu'), 'fp32', size=256, seconds=0.2)
+    assert 0.1 < rate < 1e5
+
+
+def test_bench_refuses_a_precision_the_device_lacks(capsys):
+    assert main(['bench', '--precision', 'fp16']) == 1
+    assert 'not available on cpu' in capsys.readouterr().err
