@@ -72,7 +72,7 @@ def main():
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    checkpoint = args.out / 'random' / 'last.pt'
+    checkpoint = args.out / f'random_{args.width}x{args.height}' / 'last.pt'
     if not checkpoint.exists():
         config = load_config(None, [f'data.width={args.width}', f'data.height={args.height}',
                                     'data.seeds=[1]', 'data.frames_per_drive=3',
@@ -106,7 +106,8 @@ def main():
                         'first_third_median_ms': float(np.median(latencies[:third])),
                         'last_third_median_ms': float(np.median(latencies[-third:])),
                         'overhead_ms': float(np.median(latencies) - np.median(bare))}
-    (args.out / 'results.json').write_text(json.dumps(result, indent=2) + '\n')
+    (args.out / f'results_{args.width}x{args.height}_{result["input_hz"]:g}hz.json').write_text(
+        json.dumps(result, indent=2) + '\n')
     model = result['bare_model_ms']['median']
     print(f'{args.width}x{args.height}, {result["input_hz"]:g} Hz input, {published} images, '
           f'{result["machine"]}')

@@ -11,13 +11,22 @@ from pathlib import Path
 from hybrid_depth_core.errors import UserError
 
 
-def _default_mode(full: int) -> int:
-    """`full` (0o666 files, 0o777 directories) less the process umask: what open() and mkdir()
-    would give. mkstemp/mkdtemp create private 0600/0700 entries, which would leave a shipped
-    model or a bag unreadable to the user's other accounts (a ROS launch as another user)."""
-    umask = os.umask(0)
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; done once, at import, before any thread of
+    # ours creates files (a umask of 0 in that instant would apply to them).
+    umask = os.umask(0o022)
     os.umask(umask)
-    return full & ~umask
+    return umask
+
+
+_UMASK = _read_umask()
+
+
+def _default_mode(full: int) -> int:
+    """`full` (0o666 files, 0o777 directories) less the umask: what open() and mkdir() would
+    give. mkstemp/mkdtemp create private 0600/0700 entries, which would leave a shipped model
+    or a bag unreadable to the user's other accounts (a ROS launch as another user)."""
+    return full & ~_UMASK
 
 
 @contextmanager
@@ -59,16 +68,24 @@ def new_file(path: Path) -> Iterator:
     synced under a hidden temporary name beside it, then renamed), so readers and a crash
     mid-write only ever see the previous file or the complete new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.partial',
-                                         dir=path.parent)
+    if path.is_dir():
+        raise UserError(f'{path} is a directory; give a file name')
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.partial',
+                                             dir=path.parent)
+    except OSError as error:
+        raise UserError(f'cannot write {path}: {error.strerror}') from None
     try:
         os.fchmod(handle, _default_mode(0o666))
         with os.fdopen(handle, 'wb') as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except OSError as error:
+            raise UserError(f'cannot write {path}: {error.strerror}') from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

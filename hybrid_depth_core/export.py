@@ -35,6 +35,7 @@ from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoi
 INFERENCE_PREFIXES = ('depth.', 'pose.')  # of SelfSupervisedObjective: not the teacher
 OPSET = 18
 PARITY_TOLERANCE = 1e-3  # largest |onnxruntime - PyTorch| / PyTorch depth accepted
+PARITY_BATCH_SIZES = (1, 3)  # the export traces batch 2: two other sizes show it is dynamic
 
 
 class SingleFrameGraph(nn.Module):
@@ -100,7 +101,7 @@ def export_onnx(checkpoint: Path, out: Path, multi_frame: bool = False) -> Expor
                         f'pip install onnx onnxscript onnxruntime') from None
     session = onnxruntime.InferenceSession(data, providers=['CPUExecutionProvider'])
     worst = 0.0
-    for batch_size in (1, 3):
+    for batch_size in PARITY_BATCH_SIZES:
         inputs = _example_inputs(predictor, multi_frame, batch=batch_size)
         with torch.no_grad():
             expected = graph(*inputs.values())
@@ -114,7 +115,7 @@ def export_onnx(checkpoint: Path, out: Path, multi_frame: bool = False) -> Expor
                         f'nothing written')
     with new_file(out) as file:
         file.write(data)
-    return ExportReport(Path(out), names, outputs, worst, (1, 3))
+    return ExportReport(Path(out), names, outputs, worst, PARITY_BATCH_SIZES)
 
 
 def export_weights(checkpoint: Path, out: Path) -> int:
@@ -122,11 +123,16 @@ def export_weights(checkpoint: Path, out: Path) -> int:
     the checkpoint format (DepthPredictor.from_checkpoint and the node load it; the weights
     are cast back to fp32 on loading). Returns the number of parameters written."""
     state = load_checkpoint(checkpoint)
-    DepthPredictor.from_checkpoint(checkpoint, device='cpu')  # refuses what would not load
-    weights = {key: value.half() if value.is_floating_point() else value
+    predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu')  # refuses bad ones
+    # Buffers (the cost volume's depth range, batch-norm statistics) stay fp32: they are
+    # small, and the depth range is a measured quantity rather than a learned weight.
+    buffers = {f'depth.{name}' for name, _ in predictor.model.named_buffers()}
+    if predictor.pose is not None:
+        buffers |= {f'pose.{name}' for name, _ in predictor.pose.named_buffers()}
+    weights = {key: value.half() if value.is_floating_point() and key not in buffers else value
                for key, value in state['objective'].items()
                if key.startswith(INFERENCE_PREFIXES)}
-    save_checkpoint(out, {'config': state['config'], 'step': state['step'],
+    save_checkpoint(out, {'config': state['config'], 'step': state.get('step', 0),
                           'objective': weights})
     return sum(value.numel() for value in weights.values())
 

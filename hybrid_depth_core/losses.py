@@ -21,7 +21,15 @@ def box_filter_3x3(x: torch.Tensor) -> torch.Tensor:
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-pixel structural similarity on 3x3 windows (reflection padded), (B, C, H, W)."""
+    """Per-pixel structural similarity on 3x3 windows (reflection padded), (B, C, H, W).
+    Always in fp32: the variances E[x^2] - E[x]^2 cancel almost completely, and autocast would
+    run the box filter (a convolution) in bf16, which put SSIM off by up to 0.3."""
+    dtype = torch.promote_types(x.dtype, torch.float32)  # float64 stays (gradient checks)
+    with torch.autocast(x.device.type, enabled=False):
+        return _ssim(x.to(dtype), y.to(dtype))
+
+
+def _ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     x, y = F.pad(x, (1, 1, 1, 1), mode='reflect'), F.pad(y, (1, 1, 1, 1), mode='reflect')
     # All five window means in one call.
     mu_x, mu_y, xx, yy, xy = box_filter_3x3(torch.cat([x, y, x * x, y * y, x * y], 1)).chunk(5, 1)

@@ -30,9 +30,9 @@ class DepthPredictor:
     def __init__(self, model: DepthModel, pose: PoseNet | None, input_size: tuple[int, int],
                  device: torch.device, precision: str = 'fp32', depth_scale: float = 1.0,
                  memory_format: torch.memory_format | None = None):
-        # Default channels_last (NHWC) on the CPU, where oneDNN's convolutions are 1.15x (fp32)
-        # to 1.2x (bf16) faster in it (`hybrid-depth bench`, docs/benchmarks.md); NCHW on CUDA
-        # until a benchmark there shows channels_last winning.
+        # Default channels_last (NHWC) on the CPU, where oneDNN's convolutions ran 1.1-1.3x
+        # faster in it (`hybrid-depth bench`, docs/benchmarks.md); NCHW on CUDA until a
+        # benchmark there shows channels_last winning.
         if memory_format is None:
             memory_format = (torch.channels_last if device.type == 'cpu'
                              else torch.contiguous_format)

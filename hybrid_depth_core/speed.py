@@ -93,8 +93,10 @@ def benchmark(device: torch.device, width: int = 640, height: int = 192, warmup:
     from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 
     precisions = precisions or PRECISIONS[device.type]
-    drive = SyntheticDrive(DriveConfig(width=width, height=height, frames=8, seed=1000))
-    frames = [drive.render(index).rgb for index in range(8)]
+    # One frame per step (warm-up included): every step's previous frame is the one before it.
+    count = warmup + repeats
+    drive = SyntheticDrive(DriveConfig(width=width, height=height, frames=count, seed=1000))
+    frames = [drive.render(index).rgb for index in range(count)]
     gflops = {precision: matmul_gflops(device, precision) for precision in precisions}
     gmacs = {row.model: row.frame_gmacs
              for row in profile_models(width, height, pose_downsample)}

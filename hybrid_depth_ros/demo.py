@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+import yaml
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -42,6 +43,7 @@ from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.bag_messages import TYPESTORE
 from hybrid_depth_core.messages.images import depth_to_metres, image_to_rgb
 from hybrid_depth_core.messages.outputs import CLOUD_DTYPE, colorize
+from hybrid_depth_ros.config import NodeConfig
 from hybrid_depth_ros.play import play
 
 NAMESPACE = '/camera'
@@ -78,7 +80,8 @@ def run_demo(config: DemoConfig, log=print) -> dict:
         log(f'1/4 recording the sample drive ({config.frames} frames, {config.width}x'
             f'{config.height}, seed {config.seed})')
         write_drive_bag(drive, staging / 'sample_drive')
-        log('2/4 starting the depth node and replaying the drive into it')
+        log('2/4 starting the depth node and replaying the drive into it (a first start on a '
+            'CPU compiles the cost-volume kernel: about 30 s)')
         received, published = run_node_on_bag(
             config.weights, staging / 'sample_drive', config.params_file, config.rate,
             config.device, log)
@@ -89,7 +92,8 @@ def run_demo(config: DemoConfig, log=print) -> dict:
         metrics = _score(drive_data, received, published, config)
         metrics['weights'] = str(config.weights)
         (staging / 'metrics.json').write_text(json.dumps(metrics, indent=2) + '\n')
-        visualize.write_png(staging / 'montage.png', _montage(drive_data, received, metrics))
+        visualize.write_png(staging / 'montage.png', _montage(
+            drive_data, received, metrics, node_depth_range(config.params_file)))
     return metrics
 
 
@@ -167,8 +171,11 @@ def run_node_on_bag(weights: Path, bag: Path, params_file: Path | None = None,
     try:
         deadline = time.monotonic() + NODE_START_TIMEOUT_S
         while not ready.wait(0.2):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise UserError('the depth node did not start:\n' + '\n'.join(node_log))
+            if process.poll() is not None:
+                raise UserError(f'the depth node exited at start: {_last_words(node_log)}')
+            if time.monotonic() > deadline:
+                raise UserError(f'the depth node did not start within '
+                                f'{NODE_START_TIMEOUT_S:.0f} s: {_last_words(node_log)}')
         log('   node: ' + next(line for line in node_log if 'network, input' in line))
         rclpy.init(context=context, domain_id=domain)
         with _environment(env):
@@ -187,6 +194,8 @@ def run_node_on_bag(weights: Path, bag: Path, params_file: Path | None = None,
             time.sleep(0.1)
         time.sleep(0.5)  # the points and colorized image of the last frame
         executor.shutdown()
+        if process.poll() is not None:
+            raise UserError(f'the depth node exited during the replay: {_last_words(node_log)}')
         log(f'   published {published} images; received {recorder.count(depth_topic)} depth '
             f'images from the node')
         return recorder, published
@@ -199,6 +208,23 @@ def run_node_on_bag(weights: Path, bag: Path, params_file: Path | None = None,
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _last_words(node_log: deque[str]) -> str:
+    lines = [line for line in node_log if line.strip()]
+    return lines[-1] if lines else '(it printed nothing)'
+
+
+def node_depth_range(params_file: Path | None) -> tuple[float, float]:
+    """min_depth and max_depth the node runs with under `params_file` (its colour scale)."""
+    config = NodeConfig()
+    values = {}
+    if params_file is not None:
+        for section in (yaml.safe_load(Path(params_file).read_text()) or {}).values():
+            if isinstance(section, dict):
+                values.update(section.get('ros__parameters') or {})
+    return (float(values.get('min_depth', config.min_depth)),
+            float(values.get('max_depth', config.max_depth)))
 
 
 class _environment:
@@ -284,7 +310,8 @@ def _score(drive: _Drive, recorder: Recorder, published: int, config: DemoConfig
     }
 
 
-def _montage(drive: _Drive, recorder: Recorder, metrics: dict) -> np.ndarray:
+def _montage(drive: _Drive, recorder: Recorder, metrics: dict,
+             depth_range: tuple[float, float]) -> np.ndarray:
     """The frame in the middle of the drive: input, the node's colorized depth, the ground
     truth in the same colours, and the node's point cloud seen from above and behind."""
     colorized = _by_stamp(recorder, f'{NAMESPACE}/depth/colorized')
@@ -296,7 +323,7 @@ def _montage(drive: _Drive, recorder: Recorder, metrics: dict) -> np.ndarray:
     rgb = drive.images[stamp]
     depth_rgb = image_to_rgb(TYPESTORE.deserialize_cdr(colorized[stamp].raw,
                                                        'sensor_msgs/msg/Image'))
-    truth = colorize(drive.truths[stamp], 0.1, 80.0)
+    truth = colorize(drive.truths[stamp], *depth_range)  # the node's colours
     cloud = TYPESTORE.deserialize_cdr(clouds[stamp].raw, 'sensor_msgs/msg/PointCloud2')
     points = np.frombuffer(bytes(cloud.data), CLOUD_DTYPE)
     xyz = np.stack([points['x'], points['y'], points['z']], 1).astype(np.float64)
@@ -307,7 +334,8 @@ def _montage(drive: _Drive, recorder: Recorder, metrics: dict) -> np.ndarray:
     abs_rel = metrics['metric_depth']['abs_rel']
     return visualize.montage([
         ('input: the sample drive (never trained on)', rgb),
-        (f'depth from the node (log colours, 0.1-80 m); drive AbsRel {abs_rel:.3f}',
+        (f'depth from the node (log colours, {depth_range[0]:g}-{depth_range[1]:g} m); '
+         f'drive AbsRel {abs_rel:.3f}',
          depth_rgb),
         ('ground truth, same colours', truth),
         ("the node's point cloud, from 4 m above and 6 m behind the camera", view)])

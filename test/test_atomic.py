@@ -4,25 +4,22 @@ import stat
 
 import pytest
 
+from hybrid_depth_core import atomic
 from hybrid_depth_core.atomic import new_file, new_output_directory
 from hybrid_depth_core.errors import UserError
 
 
-@pytest.fixture
-def umask_022():
-    previous = os.umask(0o022)
-    yield
-    os.umask(previous)
-
-
-def test_new_file_gets_the_umask_mode_not_a_private_one(tmp_path, umask_022):
+@pytest.mark.parametrize('umask, file_mode', [(0o022, 0o644), (0o077, 0o600)])
+def test_new_file_gets_the_umask_mode_not_a_private_one(tmp_path, monkeypatch, umask, file_mode):
+    monkeypatch.setattr(atomic, '_UMASK', umask)
     with new_file(tmp_path / 'model.pt') as file:
         file.write(b'weights')
     assert (tmp_path / 'model.pt').read_bytes() == b'weights'
-    assert stat.S_IMODE((tmp_path / 'model.pt').stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / 'model.pt').stat().st_mode) == file_mode
 
 
-def test_new_output_directory_gets_the_umask_mode(tmp_path, umask_022):
+def test_new_output_directory_gets_the_umask_mode(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic, '_UMASK', 0o022)
     with new_output_directory(tmp_path / 'bag') as staging:
         staging.mkdir()
         (staging / 'bag.mcap').write_bytes(b'x')
@@ -45,3 +42,16 @@ def test_new_output_directory_refuses_an_existing_path(tmp_path):
     with pytest.raises(UserError, match='already exists'):
         with new_output_directory(tmp_path / 'bag'):
             pass
+
+
+@pytest.mark.parametrize('make_bad, problem', [
+    (lambda tmp: (tmp / 'out').mkdir(), 'is a directory'),
+    (lambda tmp: (tmp / 'file').write_text('x'), 'cannot write'),
+])
+def test_an_unwritable_output_is_one_error_naming_it(tmp_path, make_bad, problem):
+    make_bad(tmp_path)
+    target = tmp_path / 'out' if problem == 'is a directory' else tmp_path / 'file' / 'out'
+    with pytest.raises(UserError, match=problem) as error:
+        with new_file(target) as file:
+            file.write(b'x')
+    assert str(target) in str(error.value)

@@ -59,12 +59,16 @@ def test_setup_bash_sets_the_environment_and_the_installed_command_runs(workspac
     # the standard library can be imported, not this checkout's editable install.
     script = (f'source {ws}/install/setup.bash && echo "$AMENT_PREFIX_PATH" && '
               f'{sys.executable} -S {prefix}/lib/{PACKAGE}/hybrid-depth --version && '
-              f'{sys.executable} -S -c "import hybrid_depth_core.cli as c; print(c.__file__)"')
+              f'{sys.executable} -S -c "import hybrid_depth_core.cli as c; print(c.__file__)" && '
+              f'{sys.executable} -S -c "from hybrid_depth_core.cli.demo import shipped; '
+              f'print(shipped(\'models/hybrid_synthetic.pt\'))"')
     env = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'HOME': str(ws)}
     result = subprocess.run(['bash', '-c', script], env=env, cwd=ws, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    ament_prefix_path, version, module_file = result.stdout.split('\n')[:3]
+    ament_prefix_path, version, module_file, model = result.stdout.split('\n')[:4]
     assert str(prefix) in ament_prefix_path.split(':')
     assert version.startswith('hybrid-depth ')
     assert module_file.startswith(str(prefix))  # the installed copy, not this checkout
+    # `hybrid-depth demo` finds the shipped model in the install's share/, from any directory.
+    assert model == str(prefix / 'share' / PACKAGE / 'models' / 'hybrid_synthetic.pt')

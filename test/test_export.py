@@ -2,11 +2,14 @@
 import numpy as np
 import onnxruntime
 import pytest
+import torch
 
+from hybrid_depth_core.cli import main
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.export import export_onnx
 from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_core.training.checkpoint import load_checkpoint
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
 
@@ -44,3 +47,24 @@ def test_export_refuses_a_multi_frame_graph_of_a_single_frame_model(tmp_path):
     with pytest.raises(UserError, match='single-frame model'):
         export_onnx(single, tmp_path / 'x.onnx', multi_frame=True)
     assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_fp16_weights_load_like_the_checkpoint_and_give_its_depth(checkpoint, tmp_path):
+    out = tmp_path / 'model_fp16.pt'
+    assert main(['export', '--checkpoint', str(checkpoint), '--weights', str(out)]) == 0
+    state = load_checkpoint(out)
+    assert set(state) == {'format', 'config', 'step', 'objective'}  # no optimiser
+    weights = state['objective']
+    assert weights and all(key.startswith(('depth.', 'pose.')) for key in weights)
+    assert weights['depth.encoder.conv1.weight'].dtype == torch.float16
+    assert weights['depth.cost_volume.depth_range'].dtype == torch.float32  # a buffer
+    drive = SyntheticDrive(DriveConfig(width=96, height=64, frames=2, seed=22))
+    depths = []
+    for path in (checkpoint, out):
+        predictor = DepthPredictor.from_checkpoint(path, device='cpu')
+        depths.append(predictor.predict(drive.render(1).rgb, drive.camera.K,
+                                        previous=drive.render(0).rgb))
+    np.testing.assert_allclose(depths[1], depths[0], rtol=5e-3)
+    # An existing output is refused without --force, and a directory is named at once.
+    assert main(['export', '--checkpoint', str(checkpoint), '--weights', str(out)]) == 1
+    assert main(['export', '--checkpoint', str(checkpoint), '--weights', str(tmp_path)]) == 1

@@ -15,6 +15,18 @@ def test_ssim_of_an_image_with_itself_is_one_and_lower_otherwise():
     assert losses.photometric_error(image, image).abs().max() < 1e-6
 
 
+def test_ssim_under_bf16_autocast_is_the_fp32_ssim():
+    # Training runs the objective under autocast (bf16 on CUDA); SSIM must not follow it.
+    generator = torch.Generator().manual_seed(0)
+    x = 0.5 + 0.05 * torch.rand(2, 3, 24, 32, generator=generator)  # low contrast: E[x^2] ~ E[x]^2
+    y = x + 0.01 * torch.rand(2, 3, 24, 32, generator=generator)
+    reference = losses.ssim(x, y)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        autocast = losses.ssim(x, y)
+    assert autocast.dtype == torch.float32
+    torch.testing.assert_close(autocast, reference)
+
+
 @pytest.mark.parametrize('name', ['photometric', 'smoothness', 'consistency'])
 def test_loss_gradients_in_float64(name):
     torch.manual_seed(0)

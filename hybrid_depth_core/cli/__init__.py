@@ -23,7 +23,7 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='hybrid-depth',
         description='Self-supervised monocular depth for ROS 2: data, training, inference.')
@@ -31,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     subparsers = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for name in SUBCOMMANDS:
         importlib.import_module(f'{__name__}.{name}').add_parser(subparsers)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.run(args) or 0
@@ -59,8 +63,6 @@ def add_network_size(parser: argparse.ArgumentParser) -> None:
 def network_size(args: argparse.Namespace) -> tuple[int, int]:
     """(width, height) of `add_network_size`'s options; a UserError unless multiples of 32 (the
     encoders halve the input five times)."""
-    from hybrid_depth_core.errors import UserError
-
     if args.width % 32 or args.height % 32:
         raise UserError(f'--width and --height must be multiples of 32, got '
                         f'{args.width}x{args.height}')

@@ -6,9 +6,22 @@ from pathlib import Path
 
 from hybrid_depth_core.cli import float_above, int_at_least
 
+
+def shipped(relative: str) -> Path:
+    """A file the package ships, found from wherever it is installed: the source tree (or an
+    editable install), or the `share/hybrid_depth_ros/` of a pip or colcon install prefix.
+    Unfound: `relative` itself, so that the error names it."""
+    for directory in Path(__file__).resolve().parents:
+        for candidate in (directory / relative,
+                          directory / 'share' / 'hybrid_depth_ros' / relative):
+            if candidate.is_file():
+                return candidate
+    return Path(relative)
+
+
 # The shipped model and the node parameters that go with it (models/README.md).
-DEFAULT_WEIGHTS = Path('models/hybrid_synthetic.pt')
-DEFAULT_PARAMS = Path('config/demo.yaml')
+DEFAULT_WEIGHTS = 'models/hybrid_synthetic.pt'
+DEFAULT_PARAMS = 'config/demo.yaml'
 
 
 def add_parser(subparsers) -> None:
@@ -23,10 +36,10 @@ def add_parser(subparsers) -> None:
                     'cloud). OUT must not exist; it appears complete or not at all.')
     parser.add_argument('--out', type=Path, default=Path('out/demo'),
                         help='output directory (new; default: out/demo)')
-    parser.add_argument('--weights', type=Path, default=DEFAULT_WEIGHTS,
-                        help=f'model (default: {DEFAULT_WEIGHTS})')
-    parser.add_argument('--params-file', type=Path, default=DEFAULT_PARAMS,
-                        help=f'node parameters (default: {DEFAULT_PARAMS})')
+    parser.add_argument('--weights', type=Path,
+                        help=f'model (default: the shipped {DEFAULT_WEIGHTS})')
+    parser.add_argument('--params-file', type=Path,
+                        help=f'node parameters (default: the shipped {DEFAULT_PARAMS})')
     parser.add_argument('--frames', type=int_at_least(3), default=50)
     parser.add_argument('--seed', type=int_at_least(0), default=0,
                         help='sample drive seed (default 0; the model trained on 1-16)')
@@ -41,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.exists():
         raise UserError(f'{args.out} already exists; remove it or choose another --out')
+    args.weights = args.weights or shipped(DEFAULT_WEIGHTS)
+    args.params_file = args.params_file or shipped(DEFAULT_PARAMS)
     if not args.params_file.is_file():
         raise UserError(f'parameter file {args.params_file} does not exist')
     try:

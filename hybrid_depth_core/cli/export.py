@@ -9,16 +9,15 @@ from pathlib import Path
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         'export', help='export a checkpoint: fp16 inference weights, or ONNX',
-        description='--weights: write the depth and pose networks of CHECKPOINT in fp16 with '
-                    'its config (a quarter of a training checkpoint; the node and every '
-                    'command load it like one). --onnx: write the depth network as an ONNX '
-                    'graph with a dynamic '
-                    'batch dimension, for TensorRT, Jetson and other runtimes, and check it '
-                    'against PyTorch with onnxruntime at batch sizes 1 and 3. Single-frame '
+        description='--weights: write the depth and pose networks of CHECKPOINT in fp16 with its '
+                    'config (about a tenth of a training checkpoint; the node and every command '
+                    'load it like one). --onnx: write the depth network as an ONNX graph with a '
+                    'dynamic batch dimension, for TensorRT, Jetson and other runtimes, and check '
+                    'it against PyTorch with onnxruntime at batch sizes 1 and 3. Single-frame '
                     'graph: image (B, 3, H, W) RGB in [0, 1] -> depth (B, 1, H, W) (+ features '
                     'for a multi-frame checkpoint). --multi-frame: one streamed step, image, '
-                    'previous_image, previous_features, K -> depth, features. Needs '
-                    '`pip install onnx onnxscript onnxruntime`.')
+                    'previous_image, previous_features, K -> depth, features. Needs `pip install '
+                    'onnx onnxscript onnxruntime`.')
     parser.add_argument('--checkpoint', type=Path, required=True)
     outputs = parser.add_mutually_exclusive_group(required=True)
     outputs.add_argument('--weights', type=Path, help='output .pt file of fp16 weights')
@@ -34,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.export import export_onnx, export_weights
 
     out = args.weights or args.onnx
+    if out.is_dir():  # found now, not after minutes of exporting
+        raise UserError(f'{out} is a directory; give a file name')
     if out.exists() and not args.force:
         raise UserError(f'{out} already exists; pass --force to replace it')
     if args.weights:

@@ -1,16 +1,18 @@
 """The plane sweep's matching cost: mean over channels of |lookup sampled at (u, v) - current|.
 
 Two implementations with the same values: PyTorch's grid_sample (autograd, any device), and on
-the CPU without autograd a fused C++ kernel (plane_sweep.cpp), about 13x faster at 640x192
+the CPU without autograd a fused C++ kernel (plane_sweep.cpp), 8-13x faster at 640x192
 because it never materialises the warped (B, C, D, h, w) volume (docs/benchmarks.md). The
-kernel is compiled on first use (about 40 s, then cached by PyTorch in
+kernel is compiled on first use (about 30 s on 2 cores, then cached by PyTorch in
 ~/.cache/torch_extensions); without a C++ compiler and ninja the PyTorch path is used, with a
 warning.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import platform
 from pathlib import Path
 
 import torch
@@ -28,8 +30,9 @@ def matching_cost(current: torch.Tensor, lookup: torch.Tensor, u: torch.Tensor,
     """current, lookup (B, C, h, w) float32; u, v (B, D, h*w) pixel coordinates of each pixel
     in the lookup image under each hypothesis -> cost (B, D, h, w). Positions outside the
     lookup image sample zeros (the caller masks them)."""
-    needs_grad = torch.is_grad_enabled() and (current.requires_grad or lookup.requires_grad)
-    tracing = torch.compiler.is_compiling() or torch.compiler.is_exporting()
+    needs_grad = torch.is_grad_enabled() and any(
+        tensor.requires_grad for tensor in (current, lookup, u, v))
+    tracing = torch.compiler.is_compiling() or _is_exporting()
     if current.device.type == 'cpu' and not needs_grad and not tracing:
         kernel = fused_kernel()
         if kernel is not None:
@@ -71,7 +74,9 @@ def fused_kernel():
         return None
     try:
         from torch.utils.cpp_extension import load
-        _kernel = load('hybrid_depth_plane_sweep',
+        # Built for this CPU (-march=native), so the build is named after the CPU: a home
+        # directory shared by machines must not hand one CPU's build to another.
+        _kernel = load(f'hybrid_depth_plane_sweep_{_cpu_tag()}',
                        [str(Path(__file__).with_name('plane_sweep.cpp'))],
                        extra_cflags=['-O3', '-march=native', '-fopenmp-simd'], verbose=False)
     except Exception as error:  # no compiler, no ninja, no headers: fall back, say why once
@@ -79,3 +84,20 @@ def fused_kernel():
         LOG.warning('fused plane-sweep kernel unavailable, using PyTorch (slower on CPU): %s',
                     _kernel_error)
     return _kernel
+
+
+def _is_exporting() -> bool:
+    is_exporting = getattr(torch.compiler, 'is_exporting', None)  # PyTorch >= 2.7
+    return is_exporting is not None and is_exporting()
+
+
+def _cpu_tag() -> str:
+    """Short hash of the CPU's model and instruction-set flags (Linux), else of the platform."""
+    description = platform.machine() + platform.processor()
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            description += ''.join(line for line in cpuinfo
+                                   if line.startswith(('model name', 'flags', 'Features')))
+    except OSError:
+        pass
+    return hashlib.sha1(description.encode()).hexdigest()[:10]

@@ -92,7 +92,9 @@ class SelfSupervisedObjective(nn.Module):
 
     def _view_synthesis(self, batch, disparities, poses, K, inv_K, identity, exclude=None):
         """Multi-scale photometric + smoothness loss; disparities upsampled to full size.
-        identity: losses.identity_error of the unwarped sources, shared by every call."""
+        identity: losses.identity_error of the unwarped sources, shared by every call (so
+        teacher, student and all scales also share its tie-breaking noise, which only decides
+        exact ties)."""
         target = batch[('color', 0, 0)]
         sources = [batch[('color', f, 0)] for f in SOURCES]
         config = self.depth.config
