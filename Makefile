@@ -32,11 +32,12 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/render.py --width 640 --height 192
 	$(BIN)/hybrid-depth profile --width 640 --height 192
-	$(BIN)/hybrid-depth bench --device cpu --width 640 --height 192 --checkpoint $(MODEL)
-	$(BIN)/hybrid-depth bench --device cpu --width 640 --height 192 --pose-downsample 2
+	$(BIN)/hybrid-depth bench --device cpu --width 640 --height 192
+	$(BIN)/hybrid-depth bench --device cpu --width 640 --height 192 --pose-downsample 2 \
+		--compile --checkpoint $(MODEL)
 	if $(BIN)/python -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then \
 		$(BIN)/hybrid-depth bench --device cuda --width 640 --height 192 --pose-downsample 2 \
-			--checkpoint $(MODEL); fi
+			--compile --checkpoint $(MODEL); fi
 	$(BIN)/python benchmarks/node_latency.py --width 640 --height 192 --rate 0.3 --frames 30
 	$(BIN)/python benchmarks/node_latency.py --width 640 --height 192 --rate 3
 

@@ -29,7 +29,7 @@ class DepthPredictor:
 
     def __init__(self, model: DepthModel, pose: PoseNet | None, input_size: tuple[int, int],
                  device: torch.device, precision: str = 'fp32', depth_scale: float = 1.0,
-                 memory_format: torch.memory_format | None = None):
+                 memory_format: torch.memory_format | None = None, compile: bool = False):
         # Default channels_last (NHWC) on the CPU, where oneDNN's convolutions ran 1.1-1.3x
         # faster in it (`hybrid-depth bench`, docs/benchmarks.md); NCHW on CUDA until a
         # benchmark there shows channels_last winning.
@@ -43,11 +43,21 @@ class DepthPredictor:
             self.pose = pose.to(device, memory_format=self.memory_format).eval()
         self.width, self.height = input_size
         self.device, self.precision, self.depth_scale = device, precision, depth_scale
+        # torch.compile, opt-in: the first frame (one of each kind, single- and multi-frame)
+        # compiles for about a minute on a CPU (seconds once Inductor's disk cache has it),
+        # then frames run up to 1.35x faster there (`hybrid-depth bench --compile`,
+        # docs/benchmarks.md). The input size is the model's, fixed: a stream never recompiles.
+        self.compiled = compile
+        self._depth_net, self._pose_net = self.model, self.pose
+        if compile:
+            self._depth_net = torch.compile(self.model, dynamic=False)
+            if self.pose is not None:
+                self._pose_net = torch.compile(self.pose, dynamic=False)
         self._previous: StreamFrame | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = 'auto', precision: str = 'fp32',
-                        depth_scale: float = 1.0) -> DepthPredictor:
+                        depth_scale: float = 1.0, compile: bool = False) -> DepthPredictor:
         state = load_checkpoint(path)
         config = from_dict(TrainConfig, state.get('config'), where=f'{path}: config')
         weights = state.get('objective', {})
@@ -62,7 +72,7 @@ class DepthPredictor:
             raise UserError(f'{path}: the weights do not fit the network its config describes '
                             f'({summary[:300]})') from None
         return cls(model, pose, (config.data.width, config.data.height), pick_device(device),
-                   precision, depth_scale)
+                   precision, depth_scale, compile=compile)
 
     @property
     def multi_frame(self) -> bool:
@@ -116,10 +126,11 @@ class DepthPredictor:
         this frame's matching features (for the next step's `previous`)."""
         with autocast(self.device, self.precision):
             if self.multi_frame and previous is not None:
-                T = invert_transform(self.pose(previous.image, image))  # T_previous_current
-                output = self.model(image, previous.image, K, T, previous.features)
+                # T_previous_current
+                T = invert_transform(self._pose_net(previous.image, image))
+                output = self._depth_net(image, previous.image, K, T, previous.features)
             else:
-                output = self.model(image)
+                output = self._depth_net(image)
         config = self.model.config
         depth = disp_to_depth(output.disparities[0].float(), config.min_depth, config.max_depth)
         return depth, output.features

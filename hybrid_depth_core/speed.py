@@ -27,6 +27,7 @@ HELD_OUT_SEEDS = (1000, 1001, 1002)  # the learning benchmark's (training uses 1
 MODELS = ('hybrid single-frame', 'hybrid multi-frame', 'resnet18 single-frame',
           'resnet18 multi-frame')
 LAYOUTS = {'nchw': torch.contiguous_format, 'channels_last': torch.channels_last}
+COMPILE_FRAMES = 2  # untimed frames that compile a model's graphs (first frame, then a step)
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Timing:
     frames_per_second: float  # 1000 / mean latency, batch 1
     gmacs: float              # multiply-adds per frame (networks/profile.py)
     limit_ratio: float        # time x matmul GFLOP/s / (2 x MACs): 1 = as fast as matmul
+    compiled: bool = False    # torch.compile (DepthPredictor(compile=True))
+    warmup_s: float = 0.0     # the untimed first frames, compiling included
 
 
 def matmul_gflops(device: torch.device, precision: str, size: int = 2048,
@@ -59,18 +62,22 @@ def matmul_gflops(device: torch.device, precision: str, size: int = 2048,
 def time_model(name: str, device: torch.device, precision: str, width: int, height: int,
                frames: list[np.ndarray], K: np.ndarray, warmup: int, repeats: int,
                memory_format: torch.memory_format | None = None,
-               pose_downsample: int = 1) -> np.ndarray:
+               pose_downsample: int = 1, compile: bool = False) -> tuple[np.ndarray, float]:
     """Milliseconds per frame of `repeats` consecutive frames after `warmup` frames, in the
-    predictor's memory format for the device unless `memory_format` is given."""
+    predictor's memory format for the device unless `memory_format` is given, and the seconds
+    the warm-up took. `compile` adds two untimed frames, which compile the single-frame and the
+    multi-frame graphs."""
     arch, kind = name.split()
     multi_frame = kind == 'multi-frame'
     torch.manual_seed(0)
     predictor = DepthPredictor(build_depth_model(arch, multi_frame=multi_frame),
                                build_pose_model(downsample=pose_downsample) if multi_frame
                                else None, (width, height),
-                               device, precision, memory_format=memory_format)
+                               device, precision, memory_format=memory_format,
+                               compile=compile)
     images = [predictor.to_tensor(rgb) for rgb in frames]
     K_model = torch.from_numpy(K).float().unsqueeze(0).to(device)
+    warmup += COMPILE_FRAMES if compile else 0
     previous, times = None, []
     for index in range(warmup + repeats):
         image = images[index % len(images)]
@@ -80,41 +87,48 @@ def time_model(name: str, device: torch.device, precision: str, width: int, heig
         _synchronize(device)
         times.append(1000 * (time.perf_counter() - started))
         previous = StreamFrame(image, features, (height, width)) if multi_frame else None
-    return np.array(times[warmup:])
+    return np.array(times[warmup:]), sum(times[:warmup]) / 1000
 
 
 def benchmark(device: torch.device, width: int = 640, height: int = 192, warmup: int = 3,
               repeats: int = 20, models: tuple[str, ...] = MODELS,
               precisions: tuple[str, ...] | None = None, progress: bool = True,
-              pose_downsample: int = 1) -> dict:
+              pose_downsample: int = 1, compile: bool = False) -> dict:
     """Every model x precision on `device`: {'machine', 'matmul_gflops', 'timings', ...}.
     Multi-frame models run their pose network on frames average-pooled by `pose_downsample`
-    (DepthModelConfig.pose_downsample)."""
+    (DepthModelConfig.pose_downsample). `compile`: the hybrid models (the paper's) are timed
+    under torch.compile too (about a minute of compiling each on a CPU)."""
     from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 
     precisions = precisions or PRECISIONS[device.type]
     # One frame per step (warm-up included): every step's previous frame is the one before it.
-    count = warmup + repeats
+    count = warmup + COMPILE_FRAMES + repeats
     drive = SyntheticDrive(DriveConfig(width=width, height=height, frames=count, seed=1000))
     frames = [drive.render(index).rgb for index in range(count)]
     gflops = {precision: matmul_gflops(device, precision) for precision in precisions}
     gmacs = {row.model: row.frame_gmacs
              for row in profile_models(width, height, pose_downsample)}
     timings = []
-    runs = [(model, precision) for model in models for precision in precisions]
-    for model, precision in tqdm(runs, desc='bench', unit='run', disable=not progress):
-        ms = time_model(model, device, precision, width, height, frames, drive.camera.K,
-                        warmup, repeats, pose_downsample=pose_downsample)
+    runs = [(model, precision, False) for model in models for precision in precisions]
+    if compile:
+        runs += [(model, precision, True) for model in models if model.startswith('hybrid')
+                 for precision in precisions]
+    for model, precision, compiled in tqdm(runs, desc='bench', unit='run',
+                                           disable=not progress):
+        ms, warmup_s = time_model(model, device, precision, width, height, frames,
+                                  drive.camera.K, warmup, repeats,
+                                  pose_downsample=pose_downsample, compile=compiled)
         median = float(np.median(ms))
         timings.append(Timing(
             model=model, precision=precision, median_ms=median,
             p90_ms=float(np.percentile(ms, 90)), frames_per_second=1000 / float(ms.mean()),
             gmacs=gmacs[model],
-            limit_ratio=median / 1000 * gflops[precision] / (2 * gmacs[model])))
+            limit_ratio=median / 1000 * gflops[precision] / (2 * gmacs[model]),
+            compiled=compiled, warmup_s=warmup_s))
     # The layout decision (DepthPredictor's default per device), measured on the paper's model.
     layouts = {precision: {name: float(np.median(time_model(
         'hybrid single-frame', device, precision, width, height, frames, drive.camera.K,
-        warmup, repeats, memory_format))) for name, memory_format in LAYOUTS.items()}
+        warmup, repeats, memory_format)[0])) for name, memory_format in LAYOUTS.items()}
         for precision in precisions}
     return {'machine': machine(device), 'width': width, 'height': height,
             'pose_downsample': pose_downsample, 'matmul_gflops': gflops,
@@ -125,7 +139,8 @@ def benchmark(device: torch.device, width: int = 640, height: int = 192, warmup:
 def matching_timings(device: torch.device, width: int, height: int, K: np.ndarray,
                      repeats: int) -> dict[str, float]:
     """Median ms of the cost volume's matching at 1/4 of width x height (64 channels, 96
-    hypotheses, a 0.5 m forward motion): the PyTorch path, and the fused CPU kernel."""
+    hypotheses, a 0.5 m forward motion): the PyTorch path, and the fused CPU kernel; each
+    also forward + backward for the current features, as a training step runs it."""
     from hybrid_depth_core.geometry import scale_intrinsics
     from hybrid_depth_core.networks import plane_sweep
     from hybrid_depth_core.networks.cost_volume import sweep_coordinates
@@ -138,10 +153,15 @@ def matching_timings(device: torch.device, width: int, height: int, K: np.ndarra
     T[0, 2, 3] = -0.5
     u, v, _ = sweep_coordinates(K_quarter, T, torch.linspace(0.5, 80, 96, device=device),
                                 height // 4, width // 4)
-    paths = {'pytorch': lambda: plane_sweep.torch_cost(current, lookup, u, v)}
+    costs = {'pytorch': lambda features: plane_sweep.torch_cost(features, lookup, u, v)}
     kernel = plane_sweep.fused_kernel() if device.type == 'cpu' else None
     if kernel is not None:
-        paths['fused'] = lambda: plane_sweep.fused_cost(kernel, current, lookup, u, v)
+        costs['fused'] = lambda features: plane_sweep.fused_cost(kernel, features, lookup, u, v)
+    trainable = current.clone().requires_grad_()
+    paths = {}
+    for name, cost in costs.items():
+        paths[name] = lambda cost=cost: cost(current)
+        paths[f'{name} forward + backward'] = lambda cost=cost: cost(trainable).sum().backward()
     result = {}
     for name, run in paths.items():
         times = []
@@ -157,14 +177,19 @@ def matching_timings(device: torch.device, width: int, height: int, K: np.ndarra
 
 def precision_accuracy(checkpoint, device: torch.device, precisions: tuple[str, ...],
                        seeds: tuple[int, ...] = HELD_OUT_SEEDS, frames: int = 30,
-                       progress: bool = True) -> dict:
-    """Per precision, a trained checkpoint's held-out AbsRel (median-scaled, as the learning
-    benchmark evaluates) and its largest relative depth difference from fp32 over all frames."""
+                       progress: bool = True, compile: bool = False) -> dict:
+    """Per precision (and compiled, with `compile`: 'bf16 compiled'), a trained checkpoint's
+    held-out AbsRel (median-scaled, as the learning benchmark evaluates) and its largest
+    relative depth difference from eager fp32 over all frames."""
     from hybrid_depth_core.evaluation import evaluate_synthetic
 
+    variants = [(precision, False) for precision in
+                ('fp32',) + tuple(p for p in precisions if p != 'fp32')]
+    variants += [(precision, True) for precision, _ in variants] if compile else []
     results, reference = {}, None
-    for precision in ('fp32',) + tuple(p for p in precisions if p != 'fp32'):
-        predictor = DepthPredictor.from_checkpoint(checkpoint, str(device), precision)
+    for precision, compiled in variants:
+        predictor = DepthPredictor.from_checkpoint(checkpoint, str(device), precision,
+                                                   compile=compiled)
         depths = []
 
         def predict(rgb, K, previous):
@@ -173,7 +198,7 @@ def precision_accuracy(checkpoint, device: torch.device, precisions: tuple[str, 
         metrics = evaluate_synthetic(predict, seeds, frames, predictor.width, predictor.height,
                                      progress=progress)
         reference = depths if reference is None else reference
-        results[precision] = {
+        results[precision + (' compiled' if compiled else '')] = {
             'abs_rel': metrics['abs_rel'],
             'max_relative_difference_from_fp32': float(max(
                 np.max(np.abs(depth / truth - 1)) for depth, truth in zip(depths, reference)))}
@@ -195,12 +220,17 @@ def format_report(result: dict) -> str:
              f'{result["pose_downsample"]}, {result["machine"]}',
              'matmul GFLOP/s: ' + ', '.join(f'{precision} {rate:.0f}' for precision, rate
                                             in result['matmul_gflops'].items()),
-             f'{"model":<22} {"precision":>9} {"median ms":>10} {"p90 ms":>8} {"frames/s":>9} '
-             f'{"GMACs":>7} {"x limit":>8}']
+             f'{"model":<22} {"precision":>9} {"compiled":>8} {"median ms":>10} {"p90 ms":>8} '
+             f'{"frames/s":>9} {"GMACs":>7} {"x limit":>8}']
     for row in result['timings']:
-        lines.append(f'{row["model"]:<22} {row["precision"]:>9} {row["median_ms"]:>10.1f} '
+        lines.append(f'{row["model"]:<22} {row["precision"]:>9} '
+                     f'{"yes" if row["compiled"] else "no":>8} {row["median_ms"]:>10.1f} '
                      f'{row["p90_ms"]:>8.1f} {row["frames_per_second"]:>9.1f} '
                      f'{row["gmacs"]:>7.2f} {row["limit_ratio"]:>8.2f}')
+    compiled = [row for row in result['timings'] if row['compiled']]
+    if compiled:
+        lines.append('warm-up with compiling: ' + ', '.join(
+            f'{row["model"]} {row["precision"]} {row["warmup_s"]:.0f} s' for row in compiled))
     for precision, by_layout in result.get('layout_ms', {}).items():
         lines.append(f'hybrid single-frame {precision} by memory layout: ' + ', '.join(
             f'{name} {ms:.1f} ms' for name, ms in by_layout.items()))
@@ -213,17 +243,20 @@ def format_report(result: dict) -> str:
         for precision, row in accuracy['precisions'].items():
             lines.append(f'  {precision}: AbsRel {row["abs_rel"]:.4f}, largest depth difference '
                          f'from fp32 {100 * row["max_relative_difference_from_fp32"]:.2f}%')
-    by_key = {(row['model'], row['precision']): row['median_ms'] for row in result['timings']}
+    by_key = {(row['model'], row['precision'], row['compiled']): row['median_ms']
+              for row in result['timings']}
     for arch in ('hybrid', 'resnet18'):
-        single, multi = by_key.get((f'{arch} single-frame', 'fp32')), \
-            by_key.get((f'{arch} multi-frame', 'fp32'))
-        if single and multi:
-            lines.append(f'{arch}: multi-frame / single-frame (fp32) = {multi / single:.2f}')
-        for precision in ('bf16', 'fp16'):
-            faster = by_key.get((f'{arch} single-frame', precision))
-            if single and faster:
-                lines.append(f'{arch} single-frame: fp32 / {precision} time = '
-                             f'{single / faster:.2f}')
+        for compiled, mode in ((False, ''), (True, ', compiled')):
+            single, multi = by_key.get((f'{arch} single-frame', 'fp32', compiled)), \
+                by_key.get((f'{arch} multi-frame', 'fp32', compiled))
+            if single and multi:
+                lines.append(f'{arch}: multi-frame / single-frame (fp32{mode}) = '
+                             f'{multi / single:.2f}')
+            for precision in ('bf16', 'fp16'):
+                faster = by_key.get((f'{arch} single-frame', precision, compiled))
+                if single and faster:
+                    lines.append(f'{arch} single-frame{mode}: fp32 / {precision} time = '
+                                 f'{single / faster:.2f}')
     return '\n'.join(lines)
 
 

@@ -34,6 +34,8 @@ PARAMETERS = (
           'cuda:N'),
     Param('precision', 'fp32', 'autocast precision: fp32, bf16, or fp16 (CUDA only)',
           choices=('fp32', 'bf16', 'fp16')),
+    Param('compile', False, 'torch.compile the networks: about a minute longer at start, '
+          'then up to 1.35x faster frames on a CPU'),
     Param('image_transport', 'raw', 'raw: subscribe to image (sensor_msgs/Image); compressed: '
           'to image/compressed (JPEG or PNG sensor_msgs/CompressedImage)',
           choices=('raw', 'compressed')),
@@ -66,6 +68,7 @@ class NodeConfig:
     weights: str = ''
     device: str = 'auto'
     precision: str = 'fp32'
+    compile: bool = False
     image_transport: str = 'raw'
     rectify: bool = True
     output_resolution: str = 'input'

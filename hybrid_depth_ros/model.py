@@ -15,15 +15,17 @@ from hybrid_depth_ros.config import RANDOM_INPUT_SIZE, NodeConfig
 def load_predictor(config: NodeConfig) -> DepthPredictor:
     """DepthPredictor for `config`, already run once (twice for multi-frame), so that a bad
     device or precision stops the node at start (UserError, one line) instead of failing on
-    every frame."""
+    every frame, and so that `compile` compiles before the first image rather than on it."""
     if config.weights:
         predictor = DepthPredictor.from_checkpoint(config.weights, config.device,
-                                                   config.precision, config.depth_scale)
+                                                   config.precision, config.depth_scale,
+                                                   compile=config.compile)
     else:
         torch.manual_seed(0)  # the same random network every run
         model = DepthModel(DepthModelConfig(arch='hybrid', multi_frame=False))
         predictor = DepthPredictor(model, None, RANDOM_INPUT_SIZE, pick_device(config.device),
-                                   config.precision, config.depth_scale)
+                                   config.precision, config.depth_scale,
+                                   compile=config.compile)
     width, height = predictor.width, predictor.height
     K = np.array([[width / 2, 0, width / 2], [0, width / 2, height / 2], [0, 0, 1]])
     blank = np.zeros((height, width, 3), np.uint8)
@@ -40,7 +42,8 @@ def load_predictor(config: NodeConfig) -> DepthPredictor:
 def describe(predictor: DepthPredictor) -> str:
     frames = 'multi-frame' if predictor.multi_frame else 'single-frame'
     return (f'{predictor.model.config.arch} {frames} network, input {predictor.width}x'
-            f'{predictor.height}, on {predictor.device} ({predictor.precision})')
+            f'{predictor.height}, on {predictor.device} ({predictor.precision}'
+            f'{", compiled" if predictor.compiled else ""})')
 
 
 def _one_line(error: Exception, limit: int = 300) -> str:

@@ -221,7 +221,19 @@ def test_fused_plane_sweep_kernel_equals_the_pytorch_path():
     reference = plane_sweep.torch_cost(current, lookup, u, v)
     assert ((u < 0) | (u > 19)).any() and ((u >= 0) & (u <= 19)).any()
     torch.testing.assert_close(fused, reference, atol=1e-5, rtol=1e-5)
-    # Inference takes the kernel; training (autograd) the PyTorch path.
     with torch.no_grad():
         torch.testing.assert_close(plane_sweep.matching_cost(current, lookup, u, v), fused)
-    assert plane_sweep.matching_cost(current.requires_grad_(), lookup, u, v).requires_grad
+    # Training: the kernel's gradient for the current features is autograd's of the PyTorch
+    # path, with hypotheses masked as the cost volume masks them (zero upstream gradient).
+    upstream = torch.rand(fused.shape) * (torch.rand(fused.shape) > 0.3)
+    gradients = []
+    for cost in (plane_sweep.fused_cost, lambda kernel, *inputs: plane_sweep.torch_cost(*inputs)):
+        features = current.clone().requires_grad_()
+        (cost(plane_sweep.fused_kernel(), features, lookup, u, v) * upstream).sum().backward()
+        gradients.append(features.grad)
+    assert gradients[0].abs().sum() > 0
+    torch.testing.assert_close(gradients[0], gradients[1], atol=1e-6, rtol=1e-5)
+    # Lookup features that need a gradient (not ManyDepth's) take the PyTorch path.
+    lookup.requires_grad_()
+    plane_sweep.matching_cost(current, lookup, u, v).sum().backward()
+    assert lookup.grad is not None and lookup.grad.abs().sum() > 0

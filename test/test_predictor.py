@@ -63,6 +63,25 @@ def test_channels_last_gives_the_depth_of_the_standard_layout(checkpoint):
         np.testing.assert_allclose(nhwc, nchw, rtol=1e-4)
 
 
+def test_a_compiled_stream_gives_the_eager_depth_and_keeps_the_cpu_kernel(checkpoint,
+                                                                          monkeypatch):
+    from hybrid_depth_core.networks import plane_sweep
+    kernel_calls = []
+    kernel = plane_sweep._fused_cost_if_built
+    monkeypatch.setattr(plane_sweep, '_fused_cost_if_built',
+                        lambda *inputs: kernel_calls.append(1) or kernel(*inputs))
+    drive = SyntheticDrive(DriveConfig(width=96, height=64, frames=3, seed=6))
+    depths = {}
+    for compiled in (False, True):
+        predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu', compile=compiled)
+        depths[compiled] = [predictor.stream(drive.render(i).rgb, drive.camera.K)
+                            for i in range(3)]
+    for eager, compiled in zip(depths[False], depths[True]):
+        np.testing.assert_allclose(compiled, eager, rtol=1e-4)
+    # Under torch.compile the matching still calls the eager C++ kernel path (a graph break).
+    assert len(kernel_calls) == 4  # frames 2 and 3, eager then compiled
+
+
 def test_a_pooled_pose_network_is_rebuilt_from_its_checkpoint(tmp_path):
     config = load_config(None, ['data.seeds=[3]', 'data.frames_per_drive=4', 'data.width=128',
                                 'data.height=64', 'batch_size=2', 'num_workers=0',

@@ -25,6 +25,8 @@ def test_bench_times_every_model_and_precision_and_relates_them_to_matmul(capsys
     assert set(result['layout_ms']) == {'fp32', 'bf16'}
     assert all(set(by_layout) == {'nchw', 'channels_last'} and min(by_layout.values()) > 0
                for by_layout in result['layout_ms'].values())
+    # The matching timed as inference and as training runs it (with its backward pass).
+    assert {'pytorch', 'pytorch forward + backward'} <= set(result['matching_ms'])
     report = format_report(result)
     assert 'hybrid: multi-frame / single-frame (fp32) =' in report
     assert 'hybrid single-frame: fp32 / bf16 time =' in report

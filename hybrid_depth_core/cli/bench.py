@@ -31,6 +31,10 @@ def add_parser(subparsers) -> None:
                         help='also evaluate this trained checkpoint in every precision on '
                              'held-out synthetic drives: AbsRel and largest difference from '
                              'fp32')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time the hybrid models under torch.compile (about a minute '
+                             'of compiling each on a CPU), and with --checkpoint evaluate the '
+                             'compiled networks too')
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
     parser.set_defaults(run=run)
 
@@ -49,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
                         f'choose from {PRECISIONS[device.type]}')
     result = benchmark(device, width, height, args.warmup, args.repeats,
                        precisions=tuple(args.precision) if args.precision else None,
-                       progress=not args.json, pose_downsample=args.pose_downsample)
+                       progress=not args.json, pose_downsample=args.pose_downsample,
+                       compile=args.compile)
     if args.checkpoint is not None:
         result['accuracy'] = precision_accuracy(args.checkpoint, device,
                                                 tuple(args.precision or PRECISIONS[device.type]),
-                                                progress=not args.json)
+                                                progress=not args.json, compile=args.compile)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0

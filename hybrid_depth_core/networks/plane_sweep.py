@@ -1,8 +1,10 @@
 """The plane sweep's matching cost: mean over channels of |lookup sampled at (u, v) - current|.
 
-Two implementations with the same values: PyTorch's grid_sample (autograd, any device), and on
-the CPU without autograd a fused C++ kernel (plane_sweep.cpp), 8-13x faster at 640x192
-because it never materialises the warped (B, C, D, h, w) volume (docs/benchmarks.md). The
+Two implementations with the same values and gradients: PyTorch's grid_sample (any device, any
+input needing gradients), and on the CPU a fused C++ kernel (plane_sweep.cpp) with its own
+backward pass for the current features, which is what training needs (ManyDepth's lookup
+features and swept positions carry no gradient). The kernel is 8-13x faster at 640x192 because
+it never materialises the warped (B, C, D, h, w) volume (docs/benchmarks.md). The
 kernel is compiled on first use (about 30 s on 2 cores, then cached by PyTorch in
 ~/.cache/torch_extensions); without a C++ compiler and ninja the PyTorch path is used, with a
 warning.
@@ -30,22 +32,45 @@ def matching_cost(current: torch.Tensor, lookup: torch.Tensor, u: torch.Tensor,
     """current, lookup (B, C, h, w) float32; u, v (B, D, h*w) pixel coordinates of each pixel
     in the lookup image under each hypothesis -> cost (B, D, h, w). Positions outside the
     lookup image sample zeros (the caller masks them)."""
-    needs_grad = torch.is_grad_enabled() and any(
-        tensor.requires_grad for tensor in (current, lookup, u, v))
-    tracing = torch.compiler.is_compiling() or _is_exporting()
-    if current.device.type == 'cpu' and not needs_grad and not tracing:
-        kernel = fused_kernel()
-        if kernel is not None:
-            return fused_cost(kernel, current, lookup, u, v)
+    only_current_needs_grad = not (torch.is_grad_enabled() and any(
+        tensor.requires_grad for tensor in (lookup, u, v)))
+    if current.device.type == 'cpu' and only_current_needs_grad and not _is_exporting():
+        cost = _fused_cost_if_built(current, lookup, u, v)
+        if cost is not None:
+            return cost
     return torch_cost(current, lookup, u, v)
 
 
+@torch.compiler.disable  # a torch.compile'd model calls the kernel eagerly (a graph break)
+def _fused_cost_if_built(current, lookup, u, v) -> torch.Tensor | None:
+    kernel = fused_kernel()
+    return None if kernel is None else fused_cost(kernel, current, lookup, u, v)
+
+
 def fused_cost(kernel, current, lookup, u, v) -> torch.Tensor:
+    """The C++ kernel's cost, differentiable with respect to `current` only."""
     batch, _, height, width = current.shape
-    cost = kernel.plane_sweep_cost(current.permute(0, 2, 3, 1).contiguous(),
-                                   lookup.permute(0, 2, 3, 1).contiguous(),
-                                   u.contiguous(), v.contiguous())
+    cost = _FusedCost.apply(kernel, current, lookup.detach(), u.detach(), v.detach())
     return cost.view(batch, -1, height, width)
+
+
+class _FusedCost(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, kernel, current, lookup, u, v):
+        # Channels last: the kernel's inner loops run over the channels of one pixel.
+        current, lookup = (x.permute(0, 2, 3, 1).contiguous() for x in (current, lookup))
+        u, v = u.contiguous(), v.contiguous()
+        ctx.kernel = kernel
+        ctx.save_for_backward(current, lookup, u, v)
+        return kernel.plane_sweep_cost(current, lookup, u, v)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_cost):
+        current, lookup, u, v = ctx.saved_tensors
+        grad = ctx.kernel.plane_sweep_cost_backward(grad_cost.contiguous(), current, lookup,
+                                                    u, v)
+        return None, grad.permute(0, 3, 1, 2), None, None, None
 
 
 def torch_cost(current, lookup, u, v) -> torch.Tensor:
