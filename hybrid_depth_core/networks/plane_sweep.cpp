@@ -51,6 +51,13 @@ inline float sample(const float* const corners[4], const float weights[4], int c
   return sampled;
 }
 
+// The common case, all four neighbours inside: no loop over them, so that the loops over
+// channels that call this vectorise.
+inline float sample4(const float* const corners[4], const float weights[4], int64_t c) {
+  return weights[0] * corners[0][c] + weights[1] * corners[1][c] + weights[2] * corners[2][c] +
+         weights[3] * corners[3][c];
+}
+
 }  // namespace
 
 torch::Tensor plane_sweep_cost(torch::Tensor current, torch::Tensor lookup, torch::Tensor u,
@@ -78,13 +85,10 @@ torch::Tensor plane_sweep_cost(torch::Tensor current, torch::Tensor lookup, torc
                                            v_data[plane * pixels + pixel], width, height,
                                            lookup_image, channels, corners, weights);
         float sum = 0.0f;
-        if (count == 4) {  // the common case, kept branch-free so the compiler vectorises it
+        if (count == 4) {
 #pragma omp simd reduction(+ : sum)
-          for (int64_t c = 0; c < channels; ++c) {
-            const float sampled = weights[0] * corners[0][c] + weights[1] * corners[1][c] +
-                                  weights[2] * corners[2][c] + weights[3] * corners[3][c];
-            sum += std::fabs(sampled - target[c]);
-          }
+          for (int64_t c = 0; c < channels; ++c)
+            sum += std::fabs(sample4(corners, weights, c) - target[c]);
         } else {
           for (int64_t c = 0; c < channels; ++c)
             sum += std::fabs(sample(corners, weights, count, c) - target[c]);
@@ -132,10 +136,7 @@ torch::Tensor plane_sweep_cost_backward(torch::Tensor grad_cost, torch::Tensor c
         if (count == 4) {
 #pragma omp simd
           for (int64_t c = 0; c < channels; ++c) {
-            const float difference = target[c] - (weights[0] * corners[0][c] +
-                                                  weights[1] * corners[1][c] +
-                                                  weights[2] * corners[2][c] +
-                                                  weights[3] * corners[3][c]);
+            const float difference = target[c] - sample4(corners, weights, c);
             out[c] += g * static_cast<float>((difference > 0.0f) - (difference < 0.0f));
           }
         } else {
