@@ -26,7 +26,7 @@ setup(
         'PyYAML>=6',
         'rosbags>=0.10',
         'rosbags-image>=0.10',
-        'torch>=2.5',  # torch.onnx.export(dynamo=True); tested with 2.13.0
+        'torch>=2.7',  # torch.compiler.is_exporting (ONNX export tracing); tested with 2.13.0
         'tqdm>=4.60',
     ],
     extras_require={'export': ['onnx>=1.16', 'onnxscript>=0.5', 'onnxruntime>=1.18']},

@@ -54,6 +54,8 @@ def new_output_directory(path: Path) -> Iterator[Path]:
         # Same name inside the staging directory: some writers (rosbag2) name files after it.
         yield staging / path.name
         written = staging / path.name
+        if not written.exists():
+            raise UserError(f'nothing was written to {path}')
         os.chmod(written, _default_mode(0o777 if written.is_dir() else 0o666))
         if path.exists():
             raise UserError(f'{path} appeared while writing; left it untouched')

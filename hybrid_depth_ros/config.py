@@ -1,5 +1,5 @@
 """The node's parameters: one table (name, default, range, description) that the node declares
-from, config/depth_node.yaml and docs/ros_node.md repeat (tests compare all three), and the
+from, config/depth_node.yaml and the README's table repeat (tests compare all three), and the
 typed config they are read into once at start. No ROS imports, so it is tested without ROS."""
 from __future__ import annotations
 

@@ -52,7 +52,8 @@ OUTPUTS = {f'{NAMESPACE}/depth': ('sensor_msgs/msg/Image', Image),
            f'{NAMESPACE}/depth/colorized': ('sensor_msgs/msg/Image', Image),
            f'{NAMESPACE}/points': ('sensor_msgs/msg/PointCloud2', PointCloud2)}
 NODE_START_TIMEOUT_S = 180.0  # includes building the fused kernel on a first run
-DRAIN_TIMEOUT_S = 10.0        # after the replay, how long the node gets to finish
+DRAIN_TIMEOUT_S = 10.0        # after the replay, the longest the node gets to finish
+QUIET_S = 2.0                 # ... and it is done once nothing new arrived for this long
 EVALUATION = evaluation.Protocol(max_depth=80.0, median_scaling=False)
 
 
@@ -66,7 +67,7 @@ class DemoConfig:
     width: int = 640
     height: int = 192
     rate: float = 1.0      # replay speed
-    device: str = 'auto'
+    device: str | None = None  # None: the params file's (or the node's default, auto)
 
 
 def run_demo(config: DemoConfig, log=print) -> dict:
@@ -142,7 +143,7 @@ class Recorder:
 
 
 def run_node_on_bag(weights: Path, bag: Path, params_file: Path | None = None,
-                    rate: float = 1.0, device: str = 'auto', log=print
+                    rate: float = 1.0, device: str | None = None, log=print
                     ) -> tuple[Recorder, int]:
     """Start the depth node as its own process, replay `bag`'s image and camera_info into it
     at `rate` x the recorded rate, and return what it published (with arrival times) and how
@@ -151,8 +152,10 @@ def run_node_on_bag(weights: Path, bag: Path, params_file: Path | None = None,
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                PYTHONUNBUFFERED='1')
     command = [sys.executable, '-m', 'hybrid_depth_core.cli', 'node',
-               '--weights', str(weights), '--device', device,
-               '--image', IMAGE_TOPIC, '--camera-info', CAMERA_INFO_TOPIC]
+               '--weights', str(weights), '--image', IMAGE_TOPIC,
+               '--camera-info', CAMERA_INFO_TOPIC]
+    if device is not None:  # else the params file decides
+        command += ['--device', device]
     if params_file is not None:
         command += ['--params-file', str(params_file)]
     command += ['--', '-r', f'__ns:={NAMESPACE}']
@@ -177,20 +180,29 @@ def run_node_on_bag(weights: Path, bag: Path, params_file: Path | None = None,
                 raise UserError(f'the depth node did not start within '
                                 f'{NODE_START_TIMEOUT_S:.0f} s: {_last_words(node_log)}')
         log('   node: ' + next(line for line in node_log if 'network, input' in line))
-        rclpy.init(context=context, domain_id=domain)
-        with _environment(env):
-            player = rclpy.create_node('hybrid_depth_demo_player', context=context)
-            listener = rclpy.create_node('hybrid_depth_demo_recorder', context=context)
+        with _environment(env):  # this process's nodes stay on this machine too
+            rclpy.init(context=context, domain_id=domain)
+        player = rclpy.create_node('hybrid_depth_demo_player', context=context)
+        listener = rclpy.create_node('hybrid_depth_demo_recorder', context=context)
         recorder = Recorder(listener)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(listener)
         threading.Thread(target=executor.spin, daemon=True).start()
         summary = play(bag, player, rate=rate, topics=[IMAGE_TOPIC, CAMERA_INFO_TOPIC],
                        delay=10.0, log=lambda text: log('   ' + text))
+        if summary.interrupted:  # a partial replay must not be scored as a whole one
+            raise KeyboardInterrupt
         published = summary.published[IMAGE_TOPIC]
         depth_topic = f'{NAMESPACE}/depth'
+        # The node serves the newest image and drops overtaken ones, so fewer depth images
+        # than published is normal: wait until all arrived or the node has gone quiet.
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        last_count, last_change = -1, time.monotonic()
         while recorder.count(depth_topic) < published and time.monotonic() < deadline:
+            if recorder.count(depth_topic) != last_count:
+                last_count, last_change = recorder.count(depth_topic), time.monotonic()
+            elif time.monotonic() - last_change > QUIET_S:
+                break
             time.sleep(0.1)
         time.sleep(0.5)  # the points and colorized image of the last frame
         executor.shutdown()
@@ -228,7 +240,8 @@ def node_depth_range(params_file: Path | None) -> tuple[float, float]:
 
 
 class _environment:
-    """rcl reads ROS_AUTOMATIC_DISCOVERY_RANGE when a node starts: set it for that moment."""
+    """rcl reads ROS_AUTOMATIC_DISCOVERY_RANGE in rclpy.init (rcl_init): set it for that
+    moment, without changing this process's environment for good."""
 
     def __init__(self, env: dict):
         self.values = {key: env[key] for key in ('ROS_AUTOMATIC_DISCOVERY_RANGE',)}

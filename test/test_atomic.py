@@ -55,3 +55,10 @@ def test_an_unwritable_output_is_one_error_naming_it(tmp_path, make_bad, problem
         with new_file(target) as file:
             file.write(b'x')
     assert str(target) in str(error.value)
+
+
+def test_new_output_directory_that_got_nothing_is_one_error_and_leaves_nothing(tmp_path):
+    with pytest.raises(UserError, match='nothing was written'):
+        with new_output_directory(tmp_path / 'bag'):
+            pass
+    assert list(tmp_path.iterdir()) == []  # no output, no staging directory

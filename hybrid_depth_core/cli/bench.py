@@ -24,6 +24,7 @@ def add_parser(subparsers) -> None:
                         help='untimed frames first (default: 3)')
     parser.add_argument('--precision', action='append', choices=('fp32', 'bf16', 'fp16'),
                         help="only this precision (repeatable; default: all the device's)")
+    # choices: networks.pose.POSE_DOWNSAMPLING, written out so that --help needs no torch
     parser.add_argument('--pose-downsample', type=int, choices=(1, 2, 4), default=1,
                         help="multi-frame models' pose network sees frames average-pooled by "
                              'this factor (model.pose_downsample; default: 1, as ManyDepth)')
@@ -42,11 +43,14 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.device import pick_device
     from hybrid_depth_core.errors import UserError
+    from hybrid_depth_core.training.checkpoint import load_checkpoint
     from hybrid_depth_core.speed import (PRECISIONS, benchmark, format_report,
                                          precision_accuracy)
 
     width, height = network_size(args)
     device = pick_device(args.device)
+    if args.checkpoint is not None:  # a bad path is named now, not after minutes of timing
+        load_checkpoint(args.checkpoint)
     unsupported = set(args.precision or ()) - set(PRECISIONS[device.type])
     if unsupported:
         raise UserError(f'precision {sorted(unsupported)} is not available on {device.type}; '

@@ -40,12 +40,14 @@ def add_parser(subparsers) -> None:
                         help=f'model (default: the shipped {DEFAULT_WEIGHTS})')
     parser.add_argument('--params-file', type=Path,
                         help=f'node parameters (default: the shipped {DEFAULT_PARAMS})')
-    parser.add_argument('--frames', type=int_at_least(3), default=50)
+    parser.add_argument('--frames', type=int_at_least(3), default=50,
+                        help='frames of the sample drive (default 50, at 10 Hz)')
     parser.add_argument('--seed', type=int_at_least(0), default=0,
                         help='sample drive seed (default 0; the model trained on 1-16)')
     parser.add_argument('--rate', type=float_above(0), default=1.0,
                         help='replay speed, 1 = recorded rate (10 Hz)')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--device', help="auto, cpu, cuda or cuda:N (default: the parameter "
+                                         "file's device, else auto)")
     parser.set_defaults(run=run)
 
 

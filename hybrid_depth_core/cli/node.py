@@ -16,7 +16,8 @@ def add_parser(subparsers) -> None:
               '[--image TOPIC] [--camera-info TOPIC] [-- ROS_ARGS ...]',
         description='Run the ROS 2 node hybrid_depth: subscribes to image (or image/compressed) '
                     'and camera_info, publishes depth, depth/camera_info, depth/colorized and '
-                    'points. Parameters and topics: docs/ros_node.md. The options below are '
+                    'points. Parameters and topics: the README; behaviour: docs/ros_node.md. '
+                    'The options below are '
                     'shortcuts for ROS arguments; anything after -- is passed to ROS as is, '
                     'e.g. -- --ros-args -p cloud_stride:=4.')
     parser.add_argument('--weights', type=Path,

@@ -34,7 +34,8 @@ def matching_cost(current: torch.Tensor, lookup: torch.Tensor, u: torch.Tensor,
     lookup image sample zeros (the caller masks them)."""
     only_current_needs_grad = not (torch.is_grad_enabled() and any(
         tensor.requires_grad for tensor in (lookup, u, v)))
-    if current.device.type == 'cpu' and only_current_needs_grad and not _is_exporting():
+    exporting = torch.compiler.is_exporting()  # ONNX: the graph needs the PyTorch ops
+    if current.device.type == 'cpu' and only_current_needs_grad and not exporting:
         cost = _fused_cost_if_built(current, lookup, u, v)
         if cost is not None:
             return cost
@@ -109,11 +110,6 @@ def fused_kernel():
         LOG.warning('fused plane-sweep kernel unavailable, using PyTorch (slower on CPU): %s',
                     _kernel_error)
     return _kernel
-
-
-def _is_exporting() -> bool:
-    is_exporting = getattr(torch.compiler, 'is_exporting', None)  # PyTorch >= 2.7
-    return is_exporting is not None and is_exporting()
 
 
 def _cpu_tag() -> str:
