@@ -32,6 +32,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/render.py --width 640 --height 192
 	$(BIN)/hybrid-depth profile --width 640 --height 192
+	$(BIN)/python benchmarks/training_step.py
 	$(BIN)/hybrid-depth bench --device cpu --width 640 --height 192
 	$(BIN)/hybrid-depth bench --device cpu --width 640 --height 192 --pose-downsample 2 \
 		--compile --checkpoint $(MODEL)

@@ -3,7 +3,7 @@ held-out synthetic drives: the depth of each pixel's lowest-cost hypothesis agai
 truth (median relative error on confident pixels, after median scaling), with the pose network's
 motion and with the true motion; the same matching on the raw images at full and at the cost
 volume's 1/4 resolution as a reference; and the network's AbsRel with and without the previous
-frame.
+frame, and that of its single-frame teacher (a training checkpoint holds it).
 
     python benchmarks/matching_quality.py out/learning/hybrid/last.pt
 
@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.evaluation import Protocol, evaluate_synthetic
 from hybrid_depth_core.geometry import invert_transform, scale_intrinsics
-from hybrid_depth_core.networks import disp_to_depth
+from hybrid_depth_core.networks import DepthModel, DepthModelConfig, disp_to_depth
 from hybrid_depth_core.networks.cost_volume import CostVolume
 from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_core.training.checkpoint import load_checkpoint
 
 HELD_OUT_SEEDS = (1000, 1001, 1002)  # as benchmarks/learning.py
 CAP = Protocol().max_depth
@@ -86,6 +87,21 @@ def matching_errors(predictor: DepthPredictor, seeds, frames: int) -> dict[str, 
     return {name: float(np.mean(values)) for name, values in errors.items()}
 
 
+def teacher_of(checkpoint, predictor: DepthPredictor) -> DepthPredictor | None:
+    """The training checkpoint's single-frame ResNet18 teacher (exported weights have none)."""
+    weights = {key[len('teacher.'):]: value.float()
+               for key, value in load_checkpoint(checkpoint)['objective'].items()
+               if key.startswith('teacher.')}
+    if not weights:
+        return None
+    config = predictor.model.config
+    teacher = DepthModel(DepthModelConfig(arch='resnet18', multi_frame=False,
+                                          min_depth=config.min_depth, max_depth=config.max_depth,
+                                          initial_depth=config.initial_depth))
+    teacher.load_state_dict(weights)
+    return DepthPredictor(teacher, None, (predictor.width, predictor.height), torch.device('cpu'))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint')
@@ -100,13 +116,16 @@ def main():
     print('median relative error of the lowest-cost hypothesis (median-scaled):')
     for name, value in matching_errors(predictor, HELD_OUT_SEEDS, args.frames).items():
         print(f'  {name}: {value:.3f}')
-    for name, use_previous in (('with the previous frame', True),
-                               ('without (single-frame mode)', False)):
-        def predict(rgb, K, previous):
-            return predictor.predict(rgb, K, previous if use_previous else None)
+    teacher = teacher_of(args.checkpoint, predictor)
+    runs = [('network AbsRel with the previous frame', predictor.predict),
+            ('network AbsRel without (single-frame mode)',
+             lambda rgb, K, previous: predictor.predict(rgb, K, None))]
+    if teacher is not None:
+        runs.append(('its single-frame teacher\'s AbsRel', teacher.predict))
+    for name, predict in runs:
         result = evaluate_synthetic(predict, HELD_OUT_SEEDS, args.frames, predictor.width,
                                     predictor.height, progress=False)
-        print(f'network AbsRel {name}: {result["abs_rel"]:.3f}')
+        print(f'{name}: {result["abs_rel"]:.3f}')
 
 
 if __name__ == '__main__':

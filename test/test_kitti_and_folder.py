@@ -120,6 +120,35 @@ def test_bad_kitti_inputs_are_named(kitti_root, tmp_path):
         build_dataset(DataConfig(source='kitti', root=str(root)), None, 0)
 
 
+def assert_stride_two_takes_frames_two_apart(one, two):
+    """Stride 2's first sample (frames 0, 2, 4) = frames of stride 1's samples centred on 1,
+    2 and 3 (-1, 0 and +1 respectively)."""
+    assert len(two) == len(one) - 2
+    for sign, item in ((-1, 0), (0, 1), (1, 2)):
+        assert np.array_equal(two[0][('color', sign, 0)], one[item][('color', sign, 0)])
+
+
+def test_frame_stride_applies_to_synthetic_folder_and_kitti(tmp_path, kitti_root):
+    def dataset(stride, **fields):
+        return build_dataset(DataConfig(width=96, height=64, frame_stride=stride, **fields),
+                             None, 0, progress=False)
+    assert_stride_two_takes_frames_two_apart(
+        dataset(1, seeds=(5,), frames_per_drive=6), dataset(2, seeds=(5,), frames_per_drive=6))
+    five = SyntheticDrive(DriveConfig(width=96, height=64, frames=5, seed=8))
+    K = five.camera.K
+    folder, path = write_folder(tmp_path, five, dict(
+        fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]), width=96,
+        height=64), frames=5)
+    fields = dict(source='folder', root=str(folder), intrinsics=str(path))
+    assert_stride_two_takes_frames_two_apart(dataset(1, **fields), dataset(2, **fields))
+    with pytest.raises(UserError, match='frame_stride 3 needs at least 7'):
+        dataset(3, **fields)
+    root, split = kitti_root  # frames 0-3 written; the split's second frame is 2
+    kitti = dataset(2, source='kitti', root=str(root), split=str(split))
+    with pytest.raises(UserError, match='0000000004.png'):  # 2 + 2, named when missing
+        kitti[1]
+
+
 def write_folder(tmp_path, drive, intrinsics: dict, frames=4):
     folder = tmp_path / 'images'
     folder.mkdir(parents=True)

@@ -26,7 +26,7 @@ class DataConfig:
     bags: tuple[str, ...] = ()     # bag: rosbag2 directories or files (data/bag_dataset.py)
     image_topic: str = ''          # bag: '' = the bag's only image topic
     camera_info_topic: str = ''    # bag: '' = the image topic's sibling camera_info
-    frame_stride: int = 1          # bag: triplets (t - s, t, t + s)
+    frame_stride: int = 1          # triplets of frames (t - s, t, t + s)
     static_threshold: float = 1.0  # bag: frames closer than this (grey levels) are skipped
     val_fraction: float = 0.1      # bag: the last part of each bag (by time) held out
     cache_dir: str = '~/.cache/hybrid-depth/frames'  # bag: decoded frames; '' = no cache
@@ -50,12 +50,12 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
     if config.source == 'synthetic':
         from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
         return SyntheticDataset(config.seeds, config.frames_per_drive, config.width,
-                                config.height, augment, seed, progress)
+                                config.height, augment, seed, progress, config.frame_stride)
     if config.source == 'kitti':
         from hybrid_depth_core.data.kitti import KittiRawDataset
         _require(config, 'root', 'split')
         return KittiRawDataset(Path(config.root), Path(config.split), config.width,
-                               config.height, augment, seed)
+                               config.height, augment, seed, config.frame_stride)
     if config.source == 'bag':
         from hybrid_depth_core.data.bag_dataset import BagDataset, BagSource
         _require(config, 'bags')
@@ -69,7 +69,7 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
     from hybrid_depth_core.data.image_folder import ImageFolderDataset
     _require(config, 'root', 'intrinsics')
     return ImageFolderDataset(Path(config.root), Path(config.intrinsics), config.width,
-                              config.height, augment, seed)
+                              config.height, augment, seed, config.frame_stride)
 
 
 def _require(config: DataConfig, *names: str) -> None:

@@ -77,17 +77,19 @@ def read_intrinsics(path: Path) -> Intrinsics:
 
 
 class ImageFolderDataset(torch.utils.data.Dataset):
-    """(t-1, t, t+1) samples from consecutive images (sorted by file name)."""
+    """(t-s, t, t+s) samples (s = frame_stride) from consecutive images (sorted by name)."""
 
     def __init__(self, folder: Path, intrinsics: Path, width: int, height: int,
-                 augment: AugmentConfig | None = None, seed: int = 0):
+                 augment: AugmentConfig | None = None, seed: int = 0, frame_stride: int = 1):
         folder = Path(folder)
         if not folder.is_dir():
             raise UserError(f'image folder {folder} is not a directory')
         self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if len(self.paths) < 3:
+        self.stride = frame_stride
+        if len(self.paths) < 2 * frame_stride + 1:
             raise UserError(f'image folder {folder} has {len(self.paths)} images; training '
-                            f'needs at least 3 consecutive ones')
+                            f'with frame_stride {frame_stride} needs at least '
+                            f'{2 * frame_stride + 1} consecutive ones')
         self.intrinsics = read_intrinsics(intrinsics)
         self.width, self.height = width, height
         self.K = scale_intrinsics(self.intrinsics.K, width / self.intrinsics.width,
@@ -98,7 +100,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.paths) - 2
+        return len(self.paths) - 2 * self.stride
 
     def _load(self, path: Path) -> np.ndarray:
         image = read_rgb(path)
@@ -110,7 +112,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
 
     def __getitem__(self, item: int) -> dict:
-        t = item + 1
-        frames = {offset: self._load(self.paths[t + offset]) for offset in (-1, 0, 1)}
+        t = item + self.stride
+        frames = {sign: self._load(self.paths[t + sign * self.stride]) for sign in (-1, 0, 1)}
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
         return make_sample(frames, self.K, rng, self.augment)

@@ -129,12 +129,13 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 class KittiRawDataset(torch.utils.data.Dataset):
-    """(t-1, t, t+1) training samples for the frames of a split file, resized to (width,
-    height) with the intrinsics scaled to match."""
+    """(t-s, t, t+s) training samples (s = frame_stride) for the frames of a split file,
+    resized to (width, height) with the intrinsics scaled to match."""
 
     def __init__(self, root: Path, split: Path, width: int, height: int,
-                 augment: AugmentConfig | None = None, seed: int = 0):
+                 augment: AugmentConfig | None = None, seed: int = 0, frame_stride: int = 1):
         self.root, self.width, self.height = Path(root), width, height
+        self.stride = frame_stride
         if not self.root.is_dir():
             raise UserError(f'KITTI root {self.root} is not a directory')
         self.frames = read_split(split)
@@ -155,13 +156,14 @@ class KittiRawDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, item: int) -> dict:
         frame = self.frames[item]
-        images = {offset: read_rgb(image_path(self.root, frame, offset)) for offset in (-1, 0, 1)}
+        images = {sign: read_rgb(image_path(self.root, frame, sign * self.stride))
+                  for sign in (-1, 0, 1)}
         native_height, native_width = images[0].shape[:2]
         K = scale_intrinsics(self.calibration(frame).K, self.width / native_width,
                              self.height / native_height)
-        resized = {offset: cv2.resize(image, (self.width, self.height),
-                                      interpolation=cv2.INTER_AREA)
-                   for offset, image in images.items()}
+        resized = {sign: cv2.resize(image, (self.width, self.height),
+                                    interpolation=cv2.INTER_AREA)
+                   for sign, image in images.items()}
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
         return make_sample(resized, K, rng, self.augment)
 

@@ -1,0 +1,84 @@
+"""Where a training step's time goes: forward + backward of each network and of the view-synthesis
+losses, the whole objective, and the optimiser update with Adam's per-parameter loop against its
+fused kernel. One batch of the hybrid config's synthetic drives, median of --repeats timings
+after two warm-ups.
+
+    python benchmarks/training_step.py [--config config/train_synthetic_hybrid.yaml]
+"""
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hybrid_depth_core import losses
+from hybrid_depth_core.data.datasets import build_dataset
+from hybrid_depth_core.geometry import invert_transform
+from hybrid_depth_core.training.config import load_config
+from hybrid_depth_core.training.objective import SOURCES, SelfSupervisedObjective
+
+
+def median_ms(function, repeats: int) -> float:
+    function()
+    function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return 1000 * float(np.median(times))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--config', type=Path, default=Path('config/train_synthetic_hybrid.yaml'))
+    parser.add_argument('--repeats', type=int, default=6)
+    args = parser.parse_args()
+    config = load_config(args.config)
+    torch.manual_seed(config.seed)
+    dataset = build_dataset(config.data, config.augment, config.seed, progress=False)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(config.batch_size)])
+    objective = SelfSupervisedObjective(config.model, config.loss)
+    aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCES}
+    K, inv_K = batch[('K', 0)], batch[('inv_K', 0)]
+    with torch.no_grad():
+        poses = {-1: invert_transform(objective.pose(aug[-1], aug[0])),
+                 1: objective.pose(aug[0], aug[1])}
+        disparities = [d.detach() for d in objective.depth(aug[0]).disparities]
+        identity = losses.identity_error([batch[('color', f, 0)] for f in SOURCES],
+                                         batch[('color', 0, 0)])
+
+    def backward_of(outputs):
+        sum(d.mean() for d in outputs.disparities).backward()
+
+    def view_synthesis():
+        leaves = [d.clone().requires_grad_() for d in disparities]
+        objective._view_synthesis(batch, leaves, poses, K, inv_K, identity)[0].backward()
+
+    def whole():
+        objective(batch, draw=0.9)[0].backward()  # 0.9: a step with a lookup frame
+    parts = {f'depth network ({config.model.arch}, with lookup frame)':
+             lambda: backward_of(objective.depth(aug[0], aug[-1], K, poses[-1])),
+             'pose network, both pairs': lambda: (objective.pose(aug[-1], aug[0]).sum()
+                                                  + objective.pose(aug[0], aug[1]).sum()
+                                                  ).backward(),
+             'view-synthesis losses, one network': view_synthesis,
+             'whole objective': whole}
+    if objective.teacher is not None:
+        parts['teacher (resnet18, single-frame)'] = lambda: backward_of(objective.teacher(aug[0]))
+    print(f'{args.config}: batch {config.batch_size}, {config.data.width}x{config.data.height}, '
+          f'{torch.get_num_threads()} threads; forward + backward, median ms')
+    for name, function in parts.items():
+        print(f'  {name}: {median_ms(function, args.repeats):.0f}')
+    parameters = [p for p in objective.parameters() if p.requires_grad]
+    whole()  # every parameter has a gradient
+    print(f'Adam update of {sum(p.numel() for p in parameters) / 1e6:.1f} M parameters, '
+          f'median ms:')
+    for name, options in (('per-parameter loop', {}), ('fused', {'fused': True})):
+        optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, **options)
+        print(f'  {name}: {median_ms(optimizer.step, args.repeats):.1f}')
+
+
+if __name__ == '__main__':
+    main()
