@@ -65,8 +65,11 @@ def test_unwritable_output_location_is_a_clear_error(tmp_path):
 
 
 def _start_long_sample_and_wait_until_mid_write(out: Path) -> subprocess.Popen:
+    # A shell's background jobs inherit SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: give the command the default, as an interactive terminal does.
     process = subprocess.Popen(COMMAND + ['sample', str(out), '--frames', '500'],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         written = [f for f in out.parent.glob(f'.{out.name}.partial-*/**/*')

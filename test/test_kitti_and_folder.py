@@ -18,7 +18,7 @@ VELO_TO_CAM = np.array([[0.0, -1, 0], [0, 0, -1], [1, 0, 0]])
 
 @pytest.fixture(scope='module')
 def drive():
-    return SyntheticDrive(DriveConfig(width=310, height=94, frames=4, seed=21))
+    return SyntheticDrive(DriveConfig(width=310, height=94, frames=5, seed=21))
 
 
 def velodyne_points_for(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -143,10 +143,14 @@ def test_frame_stride_applies_to_synthetic_folder_and_kitti(tmp_path, kitti_root
     assert_stride_two_takes_frames_two_apart(dataset(1, **fields), dataset(2, **fields))
     with pytest.raises(UserError, match='frame_stride 3 needs at least 7'):
         dataset(3, **fields)
-    root, split = kitti_root  # frames 0-3 written; the split's second frame is 2
-    kitti = dataset(2, source='kitti', root=str(root), split=str(split))
-    with pytest.raises(UserError, match='0000000004.png'):  # 2 + 2, named when missing
-        kitti[1]
+    root, _ = kitti_root  # frames 0-4
+    split = tmp_path / 'split.txt'
+    split.write_text(''.join(f'{DATE}/{DRIVE} {index} l\n' for index in (1, 2, 3)))
+    kitti = {stride: dataset(stride, source='kitti', root=str(root), split=str(split))
+             for stride in (1, 2)}  # stride 2 keeps frame 2 alone: 1 and 3 lack a neighbour
+    assert_stride_two_takes_frames_two_apart(kitti[1], kitti[2])
+    with pytest.raises(UserError, match='no frame of .* has frames t-3 and t\\+3'):
+        dataset(3, source='kitti', root=str(root), split=str(split))
 
 
 def write_folder(tmp_path, drive, intrinsics: dict, frames=4):

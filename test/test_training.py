@@ -56,6 +56,16 @@ def test_resume_continues_exactly(tmp_path):
     assert list((tmp_path / 'a' / 'tensorboard').iterdir())  # TensorBoard events written
 
 
+def test_train_command_frame_stride_reaches_every_source(tmp_path, capsys):
+    from hybrid_depth_core.cli import main
+    assert main(['train', '--out', str(tmp_path), '--max-steps', '1', '--frame-stride', '2']
+                + TINY) == 0
+    assert load_checkpoint(tmp_path / 'last.pt')['config']['data']['frame_stride'] == 2
+    assert main(['train', '--out', str(tmp_path / 'b'), '--frame-stride', '3'] + TINY) == 1
+    assert 'frames_per_drive must be at least 2 * data.frame_stride + 1 = 7, got 6' in (
+        capsys.readouterr().err)
+
+
 def test_training_refuses_to_clobber_or_to_resume_something_else(tmp_path):
     config = load_config(None, TINY)
     train(config, tmp_path, max_steps=1, progress=False)

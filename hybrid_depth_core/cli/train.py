@@ -29,10 +29,10 @@ def add_parser(subparsers) -> None:
     bags.add_argument('--camera-info-topic', help="default: the image topic's camera_info")
     bags.add_argument('--intrinsics', type=Path,
                       help='intrinsics YAML for bags without camera_info')
-    bags.add_argument('--frame-stride', type=int_at_least(1),
-                      help='triplets (t-s, t, t+s) of recorded frames (default 1)')
     bags.add_argument('--allow-partial-bags', action='store_true',
                       help='train on the part of a damaged bag that could be read')
+    parser.add_argument('--frame-stride', type=int_at_least(1),
+                        help='train on frames (t-s, t, t+s): data.frame_stride (default 1)')
     parser.add_argument('overrides', nargs='*', metavar='KEY=VALUE',
                         help='config overrides, e.g. model.arch=resnet18 batch_size=6')
     parser.set_defaults(run=run)
@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.training.trainer import train
 
     config = load_config(args.config, args.overrides)
+    if args.frame_stride is not None:
+        config = with_data(config, frame_stride=args.frame_stride)
     if args.bag:
         config = with_bags(config, args)
     path = train(config, args.out, max_steps=args.max_steps, minutes=args.minutes,
@@ -53,18 +55,21 @@ def run(args: argparse.Namespace) -> int:
 
 def with_bags(config, args: argparse.Namespace):
     """The config with data.source=bag and the bag options of the command line."""
+    chosen = {'image_topic': args.image_topic, 'camera_info_topic': args.camera_info_topic,
+              'intrinsics': args.intrinsics and str(args.intrinsics),
+              'allow_partial_bags': args.allow_partial_bags or None}
+    return with_data(config, source='bag', bags=tuple(str(bag) for bag in args.bag),
+                     **{k: v for k, v in chosen.items() if v is not None})
+
+
+def with_data(config, **fields):
+    """The config with these data.* fields replaced (and checked)."""
     import dataclasses
 
     from hybrid_depth_core.errors import UserError
 
-    chosen = {'image_topic': args.image_topic, 'camera_info_topic': args.camera_info_topic,
-              'intrinsics': args.intrinsics and str(args.intrinsics),
-              'frame_stride': args.frame_stride,
-              'allow_partial_bags': args.allow_partial_bags or None}
     try:
-        data = dataclasses.replace(config.data, source='bag',
-                                   bags=tuple(str(bag) for bag in args.bag),
-                                   **{k: v for k, v in chosen.items() if v is not None})
+        data = dataclasses.replace(config.data, **fields)
     except ValueError as error:
         raise UserError(str(error)) from None
     return dataclasses.replace(config, data=data)

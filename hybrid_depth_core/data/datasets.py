@@ -38,6 +38,9 @@ class DataConfig:
         if self.width % 32 or self.height % 32 or min(self.width, self.height) < 64:
             raise ValueError(f'data.width and data.height must be multiples of 32, at least '
                              f'64; got {self.width}x{self.height}')
+        if self.source == 'synthetic' and self.frames_per_drive < 2 * self.frame_stride + 1:
+            raise ValueError(f'data.frames_per_drive must be at least 2 * data.frame_stride + 1 '
+                             f'= {2 * self.frame_stride + 1}, got {self.frames_per_drive}')
         if self.frame_stride < 1 or not 0 <= self.val_fraction < 1:
             raise ValueError(f'need data.frame_stride >= 1 and 0 <= data.val_fraction < 1, got '
                              f'{self.frame_stride} and {self.val_fraction}')

@@ -112,13 +112,22 @@ def read_velodyne(path: Path) -> np.ndarray:
         raise UserError(f'cannot read Velodyne scan {path}: {error}') from None
 
 
-def image_path(root: Path, frame: KittiFrame, offset: int = 0) -> Path:
+def find_image(root: Path, frame: KittiFrame, offset: int = 0) -> Path | None:
     folder = root / frame.drive / f'image_{CAMERAS[frame.side]}' / 'data'
     stem = f'{frame.index + offset:010d}'
     for extension in ('.png', '.jpg'):
         if (folder / (stem + extension)).is_file():
             return folder / (stem + extension)
-    raise UserError(f'KITTI image {folder / stem}.png (or .jpg) does not exist')
+    return None
+
+
+def image_path(root: Path, frame: KittiFrame, offset: int = 0) -> Path:
+    path = find_image(root, frame, offset)
+    if path is None:
+        folder = root / frame.drive / f'image_{CAMERAS[frame.side]}' / 'data'
+        raise UserError(f'KITTI image {folder / f"{frame.index + offset:010d}"}.png (or .jpg) '
+                        f'does not exist')
+    return path
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -139,6 +148,13 @@ class KittiRawDataset(torch.utils.data.Dataset):
         if not self.root.is_dir():
             raise UserError(f'KITTI root {self.root} is not a directory')
         self.frames = read_split(split)
+        if frame_stride > 1:  # split files promise frames t-1 and t+1, not t-s and t+s
+            self.frames = [frame for frame in self.frames if frame.index >= frame_stride
+                           and find_image(self.root, frame, -frame_stride)
+                           and find_image(self.root, frame, frame_stride)]
+            if not self.frames:
+                raise UserError(f'no frame of {split} has frames t-{frame_stride} and '
+                                f't+{frame_stride} under {self.root}')
         self.augment, self.seed, self.epoch = augment, seed, 0
         self._calibration: dict[tuple[str, str], KittiCalibration] = {}
 
