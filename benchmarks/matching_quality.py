@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.evaluation import Protocol, evaluate_synthetic
 from hybrid_depth_core.geometry import invert_transform, scale_intrinsics
-from hybrid_depth_core.networks import DepthModel, DepthModelConfig, disp_to_depth
+from hybrid_depth_core.networks import DepthModel, disp_to_depth
 from hybrid_depth_core.networks.cost_volume import CostVolume
 from hybrid_depth_core.predictor import DepthPredictor
 from hybrid_depth_core.training.checkpoint import load_checkpoint
+from hybrid_depth_core.training.objective import teacher_config
 
 HELD_OUT_SEEDS = (1000, 1001, 1002)  # as benchmarks/learning.py
 CAP = Protocol().max_depth
@@ -94,10 +95,7 @@ def teacher_of(checkpoint, predictor: DepthPredictor) -> DepthPredictor | None:
                if key.startswith('teacher.')}
     if not weights:
         return None
-    config = predictor.model.config
-    teacher = DepthModel(DepthModelConfig(arch='resnet18', multi_frame=False,
-                                          min_depth=config.min_depth, max_depth=config.max_depth,
-                                          initial_depth=config.initial_depth))
+    teacher = DepthModel(teacher_config(predictor.model.config))
     teacher.load_state_dict(weights)
     return DepthPredictor(teacher, None, (predictor.width, predictor.height), torch.device('cpu'))
 

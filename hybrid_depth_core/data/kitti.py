@@ -112,21 +112,23 @@ def read_velodyne(path: Path) -> np.ndarray:
         raise UserError(f'cannot read Velodyne scan {path}: {error}') from None
 
 
-def find_image(root: Path, frame: KittiFrame, offset: int = 0) -> Path | None:
+def _image_stem(root: Path, frame: KittiFrame, offset: int) -> Path:
+    """The image's path without its extension (.png or .jpg)."""
     folder = root / frame.drive / f'image_{CAMERAS[frame.side]}' / 'data'
-    stem = f'{frame.index + offset:010d}'
-    for extension in ('.png', '.jpg'):
-        if (folder / (stem + extension)).is_file():
-            return folder / (stem + extension)
-    return None
+    return folder / f'{frame.index + offset:010d}'
+
+
+def find_image(root: Path, frame: KittiFrame, offset: int = 0) -> Path | None:
+    stem = _image_stem(root, frame, offset)
+    return next((path for path in (stem.with_suffix('.png'), stem.with_suffix('.jpg'))
+                 if path.is_file()), None)
 
 
 def image_path(root: Path, frame: KittiFrame, offset: int = 0) -> Path:
     path = find_image(root, frame, offset)
     if path is None:
-        folder = root / frame.drive / f'image_{CAMERAS[frame.side]}' / 'data'
-        raise UserError(f'KITTI image {folder / f"{frame.index + offset:010d}"}.png (or .jpg) '
-                        f'does not exist')
+        raise UserError(f'KITTI image {_image_stem(root, frame, offset)}.png (or .jpg) does not '
+                        f'exist')
     return path
 
 

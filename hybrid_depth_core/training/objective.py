@@ -23,6 +23,14 @@ class LossConfig:
     zero_cost_volume_probability: float = 0.25     # no lookup frame at all
 
 
+def teacher_config(model_config: DepthModelConfig) -> DepthModelConfig:
+    """ManyDepth trains a single-frame ResNet18 teacher alongside the multi-frame network, with
+    the same depth range."""
+    return DepthModelConfig(arch='resnet18', multi_frame=False, min_depth=model_config.min_depth,
+                            max_depth=model_config.max_depth,
+                            initial_depth=model_config.initial_depth)
+
+
 class SelfSupervisedObjective(nn.Module):
     """forward(batch, augmentation draw in [0, 1), frozen) -> (total loss, {name: value})."""
 
@@ -31,11 +39,7 @@ class SelfSupervisedObjective(nn.Module):
         self.loss_config = loss_config
         self.depth = DepthModel(model_config)
         self.pose = PoseNet(model_config.pose_downsample)
-        # ManyDepth trains a single-frame ResNet18 teacher alongside the multi-frame network.
-        self.teacher = (DepthModel(DepthModelConfig(arch='resnet18', multi_frame=False,
-                                                    min_depth=model_config.min_depth,
-                                                    max_depth=model_config.max_depth,
-                                                    initial_depth=model_config.initial_depth))
+        self.teacher = (DepthModel(teacher_config(model_config))
                         if model_config.multi_frame else None)
 
     def forward(self, batch: dict, draw: float, frozen: bool = False):
