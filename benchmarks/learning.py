@@ -5,8 +5,9 @@ untrained and with a constant-depth prediction.
     python benchmarks/learning.py --minutes 30 --out out/learning
 
 Runs exactly the documented commands (`hybrid-depth train --config config/train_synthetic_*.yaml
---out DIR --minutes M`) and prints a Markdown table for docs/benchmarks.md. A finished run's
-checkpoint is reused, so the script can be re-run to re-evaluate.
+--out DIR --minutes M`) and prints a Markdown table for docs/benchmarks.md. The trained networks
+are also scored without the previous frame (`evaluate --single-frame`), to show what it adds. A
+finished run's checkpoint is reused, so the script can be re-run to re-evaluate.
 """
 import argparse
 import json
@@ -52,7 +53,11 @@ def main():
         torch.manual_seed(config.seed)
         untrained = DepthPredictor(DepthModel(config.model), trained.pose,
                                    (trained.width, trained.height), torch.device('cpu'))
+
+        def without_previous(rgb, K, previous=None):  # `evaluate --single-frame`
+            return trained.predict(rgb, K)
         for name, predict in ((f'{arch} trained', trained.predict),
+                              (f'{arch} trained, without the previous frame', without_previous),
                               (f'{arch} untrained', untrained.predict)):
             results[name] = evaluate_synthetic(predict, HELD_OUT_SEEDS, args.frames,
                                                trained.width, trained.height)
@@ -76,6 +81,13 @@ def main():
         print(f'| {name} | {r.get("steps", "-")} | {r["abs_rel"]:.3f} | {r["sq_rel"]:.3f} | '
               f'{r["rmse"]:.3f} | {r["rmse_log"]:.3f} | {r["a1"]:.3f} | {r["a2"]:.3f} | '
               f'{r["a3"]:.3f} | {r["scale_median"]:.2f} ({r["scale_std_over_median"]:.3f}) |')
+    for arch in args.archs:
+        with_previous = results[f'{arch} trained']['abs_rel']
+        without = results[f'{arch} trained, without the previous frame']['abs_rel']
+        print(f'{arch}: the previous frame lowers AbsRel by {1 - with_previous / without:.1%}')
+    if {'hybrid', 'resnet18'} <= set(args.archs):
+        ratio = results['hybrid trained']['abs_rel'] / results['resnet18 trained']['abs_rel']
+        print(f'AbsRel hybrid / ResNet18: {ratio:.3f}')
 
 
 if __name__ == '__main__':

@@ -55,7 +55,10 @@ def per_pixel(predictor: DepthPredictor, seeds, frames: int):
             def loss(d: np.ndarray) -> np.ndarray:
                 d = torch.from_numpy(np.where(valid, d, FAR).astype(np.float32))[None, None]
                 warped = [warp(s, d, T, K, inv_K) for s, T in zip(sources, motions)]
-                return losses.reprojection_loss(warped, target, identity)[0][0, 0].numpy()
+                reprojection = losses.reprojection_loss(warped, target)
+                # auto-masked pixels cost what the unwarped sources do (Monodepth2)
+                floor = torch.minimum(reprojection, identity.min(1, keepdim=True)[0])
+                return floor[0, 0].numpy()
             error = np.abs(np.clip(depth, Protocol().min_depth, CAP) - gt) / gt
             for column, value in zip(columns, (gt, error, loss(gt), loss(depth))):
                 column.append(value[valid])

@@ -3,9 +3,10 @@
     python benchmarks/plot_training.py out/learning/hybrid out/learning/resnet18 \
         --out docs/training_curves.png
 
-One panel per scalar (--tags, default: the view-synthesis loss of the depth network, the
-teacher's, and the share of pixels auto-masking keeps), one curve per run, named after its
-directory. Curves are smoothed by a running mean over --smooth logged points.
+One panel per scalar (--tags, default: the photometric loss of the depth network, the
+teacher's whole loss, and the share of pixels the depth network's photometric loss covers), one
+curve per run, named after its directory. Curves are smoothed by a running mean over --smooth
+logged points.
 """
 import argparse
 from pathlib import Path
@@ -15,9 +16,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from hybrid_depth_core.visualize import line_plot, write_png
 
-TAGS = {'loss/depth': 'photometric + smoothness loss of the depth network',
-        'loss/teacher': 'the same for the single-frame teacher',
-        'automask/kept': 'share of pixels auto-masking keeps'}
+TAGS = {'loss/depth': 'photometric loss of the depth network (its reliable pixels)',
+        'loss/teacher': "the single-frame teacher's whole loss",
+        'reliable': "share of pixels in the depth network's photometric loss"}
 
 
 def scalars(run: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ def main():
     batch = torch.utils.data.default_collate([dataset[i] for i in range(config.batch_size)])
     objective = SelfSupervisedObjective(config.model, config.loss)
     aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCES}
-    K, inv_K = batch[('K', 0)], batch[('inv_K', 0)]
+    K = batch[('K', 0)]
     with torch.no_grad():
         poses = {-1: invert_transform(objective.pose(aug[-1], aug[0])),
                  1: objective.pose(aug[0], aug[1])}
@@ -56,10 +56,10 @@ def main():
 
     def view_synthesis():
         leaves = [d.clone().requires_grad_() for d in disparities]
-        objective._view_synthesis(batch, leaves, poses, K, inv_K, identity)[0].backward()
+        sum(objective._view_synthesis(batch, leaves, poses, identity=identity)[:2]).backward()
 
     def whole():
-        objective(batch, draw=0.9)[0].backward()  # 0.9: a step with a lookup frame
+        objective(batch)[0].backward()  # no matching augmentation: every sample matches
     parts = {f'depth network ({config.model.arch}, with lookup frame)':
              lambda: backward_of(objective.depth(aug[0], aug[-1], K, poses[-1])),
              'pose network, both pairs': lambda: (objective.pose(aug[-1], aug[0]).sum()

@@ -47,27 +47,31 @@ def photometric_error(prediction: torch.Tensor, target: torch.Tensor) -> torch.T
 
 
 def identity_error(unwarped: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-    """Photometric errors of the source frames as they are, (B, n_sources, H, W), with a tiny
-    noise to break ties in reprojection_loss's minimum. It depends on no prediction, so a
-    training step computes it once for every scale and network."""
-    identity = torch.cat([photometric_error(u, target) for u in unwarped], 1)
-    return identity + 1e-5 * torch.randn_like(identity)
+    """Photometric errors of the source frames as they are, (B, n_sources, H, W). It depends on
+    no prediction, so a training step computes it once for every scale and network."""
+    return torch.cat([photometric_error(u, target) for u in unwarped], 1)
 
 
-def reprojection_loss(warped: list[torch.Tensor], target: torch.Tensor,
-                      identity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pixel minimum over source frames of the photometric error, with auto-masking.
+def reprojection_loss(warped: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """Per-pixel minimum over source frames of the photometric error of the source frames
+    synthesised into the target view: (B, 1, H, W)."""
+    return torch.cat([photometric_error(w, target) for w in warped], 1).min(1, keepdim=True)[0]
 
-    warped: the source frames synthesised into the target view; identity: identity_error() of
-    the same sources unwarped. A pixel whose error is lower without warping (static camera,
-    objects moving with it, textureless) is masked out, as in Monodepth2: the identity errors
-    join the minimum. Returns the per-pixel loss (B, 1, H, W) and the mask of pixels where a
-    warped source won (1) rather than an unwarped one (0).
-    """
-    reprojection = torch.cat([photometric_error(w, target) for w in warped], 1)
-    combined = torch.cat([identity, reprojection], 1)
-    minimum, index = combined.min(1, keepdim=True)
-    return minimum, (index >= identity.shape[1]).float()
+
+def automask(reprojection: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+    """Monodepth2's auto-mask: 1 where warping lowers the error below that of every unwarped
+    source (identity: identity_error of the same sources), 0 where a source matches better as
+    it is (static camera, objects moving with it, textureless). A tiny noise on the identity
+    error, drawn per call, breaks exact ties (ManyDepth). (B, 1, H, W) float, no gradient."""
+    identity = identity.min(1, keepdim=True)[0]
+    identity = identity + 1e-5 * torch.randn_like(identity)
+    return (reprojection <= identity).float().detach()
+
+
+def masked_mean(per_pixel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """sum(loss x mask) / sum(mask): ManyDepth's normalisation, so that a loss averages over the
+    pixels it supervises whatever fraction of the image they are (0 if there are none)."""
+    return (per_pixel * mask).sum() / (mask.sum() + 1e-7)
 
 
 def smoothness_loss(disparity: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -81,31 +85,39 @@ def smoothness_loss(disparity: torch.Tensor, image: torch.Tensor) -> torch.Tenso
     return (grad_x * torch.exp(-image_x)).mean() + (grad_y * torch.exp(-image_y)).mean()
 
 
-def unreliable_matching(argmin_depth: torch.Tensor, confidence: torch.Tensor,
-                        teacher_depth: torch.Tensor) -> torch.Tensor:
-    """ManyDepth's mask of pixels where the cost volume cannot be trusted: its best hypothesis
-    and the single-frame teacher's depth differ by more than 100% of either, or the pixel had
-    no confident matching. (B, 1, h, w) maps at one resolution -> float mask, detached."""
+def reliable_matching(argmin_depth: torch.Tensor, confidence: torch.Tensor,
+                      teacher_depth: torch.Tensor) -> torch.Tensor:
+    """ManyDepth's consistency mask: 1 where the cost volume can be trusted, i.e. the pixel had
+    a confident matching and its best hypothesis and the single-frame teacher's depth are within
+    100% of each other (each less than twice the other). (B, 1, h, w) maps at one resolution
+    -> float mask, detached."""
     teacher_depth = teacher_depth.detach()
     ratio = torch.maximum(argmin_depth / teacher_depth.clamp(min=1e-6),
                           teacher_depth / argmin_depth.clamp(min=1e-6))
-    return ((ratio > 2.0) | (confidence < 0.5)).float().detach()
+    return ((ratio < 2.0) & (confidence > 0.5)).float().detach()
 
 
-def consistency_loss(depth: torch.Tensor, teacher_depth: torch.Tensor,
-                     unreliable: torch.Tensor) -> torch.Tensor:
-    """|depth - teacher depth| / teacher depth on the unreliable pixels, averaged over all
-    pixels; the teacher gets no gradient. ManyDepth uses the absolute difference, which is in
-    the network's own depth units: relative, the loss weighs the same whatever scale training
-    settles on (with metre-scale depths the absolute one outweighs the photometric loss 10x)."""
+def consistency_loss(depth: torch.Tensor, teacher_depth: torch.Tensor, mask: torch.Tensor,
+                     relative: bool = True) -> torch.Tensor:
+    """L1 between the multi-frame depth and the single-frame teacher's on `mask`, averaged over
+    all pixels (ManyDepth); the teacher gets no gradient. ManyDepth's difference is absolute,
+    in the network's depth units; `relative` divides it by the teacher's depth, so that the loss
+    weighs the same whatever scale training settles on (with metre-scale depths the absolute
+    one outweighed the photometric loss 10x: docs/benchmarks.md compares the two)."""
     teacher_depth = teacher_depth.detach()
-    return ((depth - teacher_depth).abs() / teacher_depth * unreliable).mean()
+    difference = (depth - teacher_depth).abs()
+    if relative:
+        difference = difference / teacher_depth
+    return (difference * mask).mean()
 
 
 def updated_depth_range(depth_range: torch.Tensor, teacher_depth: torch.Tensor,
-                        momentum: float = 0.99) -> torch.Tensor:
-    """ManyDepth's adaptive hypothesis range: an exponential moving average towards
-    (0.9 x the teacher's min depth, 1.1 x its max depth)."""
-    teacher_depth = teacher_depth.detach()
-    observed = torch.stack([0.9 * teacher_depth.min(), 1.1 * teacher_depth.max()])
+                        min_depth: float, momentum: float = 0.99) -> torch.Tensor:
+    """ManyDepth's adaptive hypothesis range: an exponential moving average towards 0.9 x and
+    1.1 x the teacher's per-image min and max depth, each averaged over the batch (so that one
+    image cannot widen every bin), the min never below `min_depth`. teacher_depth (B, 1, H, W)."""
+    teacher_depth = teacher_depth.detach().flatten(1)
+    low = (0.9 * teacher_depth.min(1)[0].mean()).clamp(min=min_depth)
+    high = 1.1 * teacher_depth.max(1)[0].mean()
+    observed = torch.stack([low, high])
     return momentum * depth_range + (1 - momentum) * observed.to(depth_range)

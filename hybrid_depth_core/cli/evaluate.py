@@ -30,6 +30,9 @@ def add_parser(subparsers) -> None:
                         help="with --bag: default the image topic's camera_info")
     parser.add_argument('--frames', type=int_at_least(1), default=30, help='frames per drive')
     parser.add_argument('--max-depth', type=float_above(0), default=80.0, help='GT cap in metres')
+    parser.add_argument('--single-frame', action='store_true',
+                        help='score a multi-frame checkpoint without the previous frame (its '
+                             'zero-cost-volume mode), to measure what the previous frame adds')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--json', type=Path, help='also write the results to this JSON file')
     parser.set_defaults(run=run)
@@ -49,18 +52,26 @@ def run(args: argparse.Namespace) -> int:
     if args.bag is not None and args.kitti_root is not None:
         raise UserError('evaluate one dataset at a time: --bag or --kitti-root')
     predictor = DepthPredictor.from_checkpoint(args.checkpoint, device=args.device)
+
+    def predict(rgb, K, previous=None):
+        return predictor.predict(rgb, K, None if args.single_frame else previous)
     if args.kitti_root is not None:
-        result = evaluate_kitti(predictor.predict, args.kitti_root, args.kitti_split)
+        result = evaluate_kitti(predict, args.kitti_root, args.kitti_split)
     elif args.bag is not None:
-        result = evaluate_bag(predictor.predict, args.bag, args.gt_depth_topic, args.image_topic,
+        result = evaluate_bag(predict, args.bag, args.gt_depth_topic, args.image_topic,
                               args.camera_info_topic, Protocol(max_depth=args.max_depth))
     else:
-        result = evaluate_synthetic(predictor.predict, args.synthetic_seeds, args.frames,
+        result = evaluate_synthetic(predict, args.synthetic_seeds, args.frames,
                                     predictor.width, predictor.height,
                                     Protocol(max_depth=args.max_depth))
+    if predictor.multi_frame:
+        print('multi-frame checkpoint, scored ' + ('without the previous frame (--single-frame)'
+                                                   if args.single_frame
+                                                   else 'with the previous frame'))
     print(format_table(result))
     print(f'{result["images"]} images; median scale ratio {result["scale_median"]:.3f} '
           f'(std/median {result["scale_std_over_median"]:.3f})')
+    result['previous_frame'] = predictor.multi_frame and not args.single_frame
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

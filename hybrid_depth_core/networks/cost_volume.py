@@ -41,10 +41,12 @@ class CostVolume(nn.Module):
         return self.depth_range[0] + (self.depth_range[1] - self.depth_range[0]) * steps
 
     def forward(self, current: torch.Tensor, lookup: torch.Tensor | None, K: torch.Tensor,
-                T_lookup_current: torch.Tensor | None) -> tuple[torch.Tensor, Matching]:
+                T_lookup_current: torch.Tensor | None,
+                lookup_valid: torch.Tensor | None = None) -> tuple[torch.Tensor, Matching]:
         """current, lookup: (B, C, h, w) features; K: (B, 3, 3) intrinsics at the feature
         resolution; T_lookup_current: (B, 4, 4). lookup None = no previous frame: a zero cost
-        volume, as in ManyDepth's zero-cost-volume augmentation. -> fused (B, C, h, w)."""
+        volume, as in ManyDepth's zero-cost-volume augmentation; lookup_valid (B,) bool does the
+        same per sample where it is False. -> fused (B, C, h, w)."""
         batch, channels, height, width = current.shape
         if lookup is None:
             cost = current.new_zeros(batch, self.num_bins, height, width)
@@ -55,6 +57,9 @@ class CostVolume(nn.Module):
             with torch.autocast(current.device.type, enabled=False):
                 cost, confidence, argmin_depth = self._match(
                     current.float(), lookup.float(), K.float(), T_lookup_current.float())
+            if lookup_valid is not None:  # ManyDepth skips these samples' matching
+                keep = lookup_valid.view(-1, 1, 1, 1).to(cost.dtype)
+                cost, confidence = cost * keep, confidence * keep
         fused = self.reduce_conv(torch.cat([current, cost.to(current.dtype)], 1))
         return fused, Matching(cost=cost, confidence=confidence, argmin_depth=argmin_depth)
 

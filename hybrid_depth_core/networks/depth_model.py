@@ -68,7 +68,8 @@ class DepthModel(nn.Module):
     Multi-frame: pass the previous frame `lookup` (or its `lookup_features` from the previous
     call's output), intrinsics `K` (B, 3, 3) of the input resolution and `T_lookup_current`
     (B, 4, 4); neither runs the single-frame mode (zero cost volume), for the first frame or a
-    static camera.
+    static camera. `lookup_valid` (B,) bool gives samples of a batch the zero cost volume where
+    it is False (ManyDepth's training augmentation).
     """
 
     def __init__(self, config: DepthModelConfig):
@@ -84,7 +85,8 @@ class DepthModel(nn.Module):
     def forward(self, image: torch.Tensor, lookup: torch.Tensor | None = None,
                 K: torch.Tensor | None = None,
                 T_lookup_current: torch.Tensor | None = None,
-                lookup_features: torch.Tensor | None = None) -> DepthOutput:
+                lookup_features: torch.Tensor | None = None,
+                lookup_valid: torch.Tensor | None = None) -> DepthOutput:
         height, width = image.shape[-2:]
         if height % 32 or width % 32 or min(height, width) < 64:
             # 1/32 resolution must be >= 2 pixels for the decoder's reflection padding.
@@ -101,7 +103,8 @@ class DepthModel(nn.Module):
                     raise ValueError('multi-frame inference with a lookup frame needs K and '
                                      'T_lookup_current')
                 K = scale_intrinsics(K, quarter.shape[-1] / width, quarter.shape[-2] / height)
-            quarter, matching = self.cost_volume(quarter, lookup_features, K, T_lookup_current)
+            quarter, matching = self.cost_volume(quarter, lookup_features, K, T_lookup_current,
+                                                 lookup_valid)
         pyramid = [half, quarter] + self.encoder.deep_features(quarter)
         return DepthOutput(disparities=self.decoder(pyramid), matching=matching,
                            features=features)

@@ -27,7 +27,7 @@ class TrainConfig:
     warmup_steps: int = 0         # linear ramp from 0: keeps Adam's first, noisy steps small
     epochs: int = 20
     lr_step_epoch: int = 15       # learning rate x 0.1 from this epoch on
-    freeze_epoch: int = 15        # teacher and pose network frozen from this epoch on
+    freeze_epoch: int = 15        # multi-frame: teacher and pose network frozen from here on
     seed: int = 0                 # weights, data order and augmentation: a CPU run repeats
     num_workers: int = 2          # DataLoader worker processes
     log_every: int = 25           # steps between TensorBoard scalars

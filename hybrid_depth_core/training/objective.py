@@ -1,5 +1,20 @@
 """The self-supervised objective as one module (depth net, teacher, pose net), so that a single
-DistributedDataParallel wrapper synchronises all of them. Batches follow data/samples.py."""
+DistributedDataParallel wrapper synchronises all of them. Batches follow data/samples.py.
+
+A multi-frame step is ManyDepth's (its trainer.py, facts in ../shared/docs/method.md):
+- the single-frame teacher and the pose network learn from the teacher's auto-masked
+  photometric loss alone; the multi-frame network's view synthesis uses detached poses;
+- matching augmentation is drawn per sample: a static camera (the lookup frame replaced by the
+  un-jittered current frame, the predicted pose kept, so that the cost volume is confidently
+  wrong) or a zero cost volume;
+- the multi-frame network has no auto-masking: its photometric loss covers the pixels whose
+  matching is reliable in samples that are not augmented, normalised by their count, and the
+  consistency loss (to the detached teacher) covers the rest, so augmented samples learn from
+  the teacher only.
+One deliberate difference: the consistency loss is relative by default (`relative_consistency`;
+docs/benchmarks.md measures it against ManyDepth's absolute one). A single-frame model trains
+with the teacher's step.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,14 +28,40 @@ from hybrid_depth_core.geometry import invert_transform, warp
 from hybrid_depth_core.networks import DepthModel, DepthModelConfig, PoseNet, disp_to_depth
 
 SOURCES = (-1, 1)
+# Per-sample matching augmentation (ManyDepth's augmentation_mask, keeping which kind it was).
+NO_AUGMENTATION, STATIC_CAMERA, ZERO_COST_VOLUME = 0, 1, 2
 
 
 @dataclass(frozen=True)
 class LossConfig:
     smoothness: float = losses.SMOOTHNESS_WEIGHT  # divided by 2^scale
     consistency: float = 1.0                       # multi-frame vs teacher (ManyDepth)
-    static_camera_probability: float = 0.25        # lookup frame := current frame, T = I
-    zero_cost_volume_probability: float = 0.25     # no lookup frame at all
+    relative_consistency: bool = True              # false: ManyDepth's |depth - teacher|
+    static_camera_probability: float = 0.25        # lookup := current frame, predicted pose
+    zero_cost_volume_probability: float = 0.25     # no matching for the sample
+
+    def __post_init__(self):
+        for name in ('smoothness', 'consistency', 'static_camera_probability',
+                     'zero_cost_volume_probability'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f'{name} must be a number >= 0, got {value!r}')
+        if self.static_camera_probability + self.zero_cost_volume_probability > 1:
+            raise ValueError('static_camera_probability + zero_cost_volume_probability must '
+                             'be at most 1')
+
+
+def draw_matching_augmentation(config: LossConfig, batch_size: int,
+                               generator: torch.Generator) -> torch.Tensor:
+    """ManyDepth's per-sample draw: (B,) int64, NO_AUGMENTATION, STATIC_CAMERA or
+    ZERO_COST_VOLUME."""
+    draw = torch.rand(batch_size, generator=generator)
+    codes = torch.full((batch_size,), NO_AUGMENTATION, dtype=torch.long)
+    static = config.static_camera_probability
+    codes[draw < static] = STATIC_CAMERA
+    codes[(draw >= static) & (draw < static + config.zero_cost_volume_probability)] = \
+        ZERO_COST_VOLUME
+    return codes
 
 
 def teacher_config(model_config: DepthModelConfig) -> DepthModelConfig:
@@ -32,7 +73,12 @@ def teacher_config(model_config: DepthModelConfig) -> DepthModelConfig:
 
 
 class SelfSupervisedObjective(nn.Module):
-    """forward(batch, augmentation draw in [0, 1), frozen) -> (total loss, {name: value})."""
+    """forward(batch, augmentation, frozen) -> (total loss, {name: loss term}, outputs).
+
+    augmentation: (B,) codes from draw_matching_augmentation, None for none. frozen: the
+    teacher and pose network are fixed (no gradient, no loss of their own). The terms keep
+    their graphs (for tests of what reaches which network); outputs are detached.
+    """
 
     def __init__(self, model_config: DepthModelConfig, loss_config: LossConfig):
         super().__init__()
@@ -42,67 +88,81 @@ class SelfSupervisedObjective(nn.Module):
         self.teacher = (DepthModel(teacher_config(model_config))
                         if model_config.multi_frame else None)
 
-    def forward(self, batch: dict, draw: float, frozen: bool = False):
+    def set_mode(self, frozen: bool) -> None:
+        """train() for what learns; once frozen, the teacher and pose network use their
+        batch-norm running statistics and stop updating them (ManyDepth)."""
+        self.train()
+        if frozen:
+            for model in (self.pose, self.teacher):
+                if model is not None:
+                    model.eval()
+
+    def forward(self, batch: dict, augmentation: torch.Tensor | None = None,
+                frozen: bool = False):
         aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCES}
-        K, inv_K = batch[('K', 0)], batch[('inv_K', 0)]
+        target = batch[('color', 0, 0)]
+        K = batch[('K', 0)]
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             # T_source_target for each source frame (the pose net sees frames in time order).
             # Geometry runs in fp32 whatever the autocast: bf16 cannot hold pixel coordinates.
             poses = {-1: invert_transform(self.pose(aug[-1], aug[0]).float()),
                      1: self.pose(aug[0], aug[1]).float()}
             teacher = self.teacher(aug[0]) if self.teacher is not None else None
-        logs = {}
-        total = 0.0
+        single = teacher if teacher is not None else self.depth(aug[0])
         with torch.no_grad():
-            identity = losses.identity_error([batch[('color', f, 0)] for f in SOURCES],
-                                             batch[('color', 0, 0)])
-        if teacher is not None:
-            teacher_loss, teacher_depths, _ = self._view_synthesis(
-                batch, teacher.disparities, poses, K, inv_K, identity)
-            if not frozen:
-                total = total + teacher_loss
-            logs['loss/teacher'] = teacher_loss.detach()
+            identity = losses.identity_error([batch[('color', f, 0)] for f in SOURCES], target)
+        photometric, smoothness, single_depths, kept = self._view_synthesis(
+            batch, single.disparities, poses, identity=identity)
+        single_loss = photometric + smoothness
+        terms = {'automask/kept': kept.mean()}
+        if self.teacher is None:
+            terms.update({'loss/depth': photometric, 'loss/smoothness': smoothness,
+                          'loss/total': single_loss})
+            return single_loss, terms, {'depth': single_depths[0].detach(),
+                                        'teacher_depth': None}
 
-        lookup, T_lookup = aug[-1], poses[-1].detach()
-        static = self.loss_config.static_camera_probability
-        if draw < static:
-            lookup, T_lookup = aug[0], torch.eye(4, device=K.device).expand_as(T_lookup)
-        elif draw < static + self.loss_config.zero_cost_volume_probability:
-            lookup = None
-        output = self.depth(aug[0], lookup, K, T_lookup)
+        terms['loss/teacher'] = single_loss
+        if augmentation is None:
+            augmentation = torch.full((target.shape[0],), NO_AUGMENTATION, dtype=torch.long)
+        augmentation = augmentation.to(target.device).view(-1, 1, 1, 1)
+        lookup = torch.where(augmentation == STATIC_CAMERA, target, aug[-1])
+        output = self.depth(aug[0], lookup, K, poses[-1].detach(),
+                            lookup_valid=(augmentation != ZERO_COST_VOLUME).flatten())
+        size = target.shape[-2:]
+        reliable = losses.reliable_matching(
+            F.interpolate(output.matching.argmin_depth, size, mode='nearest'),
+            F.interpolate(output.matching.confidence, size, mode='nearest'),
+            single_depths[0])
+        reliable = reliable * (augmentation == NO_AUGMENTATION).to(reliable.dtype)
+        detached = {f: T.detach() for f, T in poses.items()}  # pose learns from the teacher
+        photometric, smoothness, depths, _ = self._view_synthesis(
+            batch, output.disparities, detached, mask=reliable)
+        consistency = sum(
+            losses.consistency_loss(depth, teacher_depth, 1 - reliable,
+                                    self.loss_config.relative_consistency)
+            for depth, teacher_depth in zip(depths, single_depths)) / len(depths)
+        total = photometric + smoothness + self.loss_config.consistency * consistency
+        if not frozen:
+            total = total + single_loss
+        terms.update({'loss/depth': photometric, 'loss/smoothness': smoothness,
+                      'loss/consistency': consistency,
+                      'reliable': reliable.mean(),
+                      'augmented': (augmentation != NO_AUGMENTATION).float().mean(),
+                      'loss/total': total})
+        return total, terms, {'depth': depths[0].detach(),
+                              'teacher_depth': single_depths[0].detach()}
 
-        unreliable = None
-        if teacher is not None:
-            size = teacher_depths[0].shape[-2:]
-            unreliable = losses.unreliable_matching(
-                F.interpolate(output.matching.argmin_depth, size, mode='nearest'),
-                F.interpolate(output.matching.confidence, size, mode='nearest'),
-                teacher_depths[0])
-        depth_loss, depths, reprojection_mask = self._view_synthesis(
-            batch, output.disparities, poses, K, inv_K, identity, unreliable)
-        total = total + depth_loss
-        logs['loss/depth'] = depth_loss.detach()
-        logs['automask/kept'] = reprojection_mask.mean().detach()
-        if teacher is not None:
-            consistency = sum(losses.consistency_loss(depth, teacher_depth, unreliable)
-                              for depth, teacher_depth in zip(depths, teacher_depths))
-            consistency = consistency / len(depths)
-            total = total + self.loss_config.consistency * consistency
-            logs['loss/consistency'] = consistency.detach()
-            logs['unreliable'] = unreliable.mean().detach()
-        logs['loss/total'] = total.detach()
-        return total, logs, {'depth': depths[0].detach(),
-                             'teacher_depth': teacher_depths[0].detach() if teacher else None}
-
-    def _view_synthesis(self, batch, disparities, poses, K, inv_K, identity, exclude=None):
-        """Multi-scale photometric + smoothness loss; disparities upsampled to full size.
-        identity: losses.identity_error of the unwarped sources, shared by every call (so
-        teacher, student and all scales also share its tie-breaking noise, which only decides
-        exact ties)."""
+    def _view_synthesis(self, batch, disparities, poses, identity=None, mask=None):
+        """Multi-scale photometric and smoothness losses, disparities upsampled to full size;
+        the photometric loss averages over `mask`, or over the auto-mask of each scale when
+        `identity` (losses.identity_error of the unwarped sources) is given. Returns the two
+        losses (each averaged over scales, smoothness weighted), the depth of each scale and the
+        first scale's mask."""
         target = batch[('color', 0, 0)]
+        K, inv_K = batch[('K', 0)], batch[('inv_K', 0)]
         sources = [batch[('color', f, 0)] for f in SOURCES]
         config = self.depth.config
-        total, depths, mask = 0.0, [], None
+        photometric, smoothness, depths, first_mask = 0.0, 0.0, [], None
         for scale, disparity in enumerate(disparities):
             disparity = disparity.float()
             full = F.interpolate(disparity, target.shape[-2:], mode='bilinear',
@@ -110,11 +170,12 @@ class SelfSupervisedObjective(nn.Module):
             depth = disp_to_depth(full, config.min_depth, config.max_depth)
             warped = [warp(source, depth, poses[f], K, inv_K)
                       for f, source in zip(SOURCES, sources)]
-            per_pixel, won = losses.reprojection_loss(warped, target, identity)
-            if exclude is not None:  # pixels the consistency loss supervises instead
-                per_pixel = per_pixel * (1 - exclude)
+            reprojection = losses.reprojection_loss(warped, target)
+            scale_mask = losses.automask(reprojection, identity) if identity is not None else mask
             smooth = losses.smoothness_loss(disparity, batch[('color', 0, scale)])
-            total = total + per_pixel.mean() + self.loss_config.smoothness / 2 ** scale * smooth
+            photometric = photometric + losses.masked_mean(reprojection, scale_mask)
+            smoothness = smoothness + self.loss_config.smoothness / 2 ** scale * smooth
             depths.append(depth)
-            mask = won if mask is None else mask
-        return total / len(disparities), depths, mask
+            first_mask = scale_mask if first_mask is None else first_mask
+        scales = len(disparities)
+        return photometric / scales, smoothness / scales, depths, first_mask

@@ -11,7 +11,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
@@ -22,16 +21,23 @@ from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import TrainConfig, learning_rate, to_dict
 from hybrid_depth_core.networks.resnet import load_imagenet_weights
-from hybrid_depth_core.training.objective import SelfSupervisedObjective
+from hybrid_depth_core.losses import updated_depth_range
+from hybrid_depth_core.training.objective import (SelfSupervisedObjective,
+                                                  draw_matching_augmentation)
 
 CHECKPOINT_NAME = 'last.pt'
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """A permutation drawn from (seed, epoch), split across ranks, starting at batch `start`."""
+    """A permutation drawn from (seed, epoch), split across ranks, starting at sample `start`.
+    Every rank gets the same `per_rank` samples an epoch (the rest of the permutation waits for
+    another epoch), so that all ranks agree on the epoch, and with it on the learning rate, the
+    freeze and the collective calls."""
 
-    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1,
+                 per_rank: int | None = None):
         self.size, self.seed, self.rank, self.world = size, seed, rank, world
+        self.per_rank = size // world if per_rank is None else per_rank
         self.epoch, self.start = 0, 0
 
     def set_position(self, epoch: int, start_index: int) -> None:
@@ -40,7 +46,7 @@ class EpochSampler(torch.utils.data.Sampler):
     def _indices(self) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.size, generator=generator).tolist()
-        return order[self.rank::self.world][self.start:]
+        return order[self.rank::self.world][:self.per_rank][self.start:]
 
     def __iter__(self):
         return iter(self._indices())
@@ -70,7 +76,8 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     if steps_per_epoch == 0:
         raise UserError(f'{len(dataset)} samples are fewer than one batch of '
                         f'{config.batch_size} per process')
-    sampler = EpochSampler(len(dataset), config.seed, rank, world)
+    sampler = EpochSampler(len(dataset), config.seed, rank, world,
+                           per_rank=steps_per_epoch * config.batch_size)
     objective = SelfSupervisedObjective(config.model, config.loss).to(device)
     if config.pretrained:
         source = True if config.pretrained == 'download' else config.pretrained
@@ -112,23 +119,30 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
             dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
             num_workers=config.num_workers, pin_memory=device.type == 'cuda',
             persistent_workers=False)
-        objective.train()
-        frozen = epoch >= config.freeze_epoch
+        # ManyDepth freezes its teacher and pose network; a single-frame model has no teacher
+        # and keeps training its pose network throughout, as Monodepth2 does. The optimiser
+        # carries on (frozen parameters get no gradient, so Adam skips them): ManyDepth's
+        # trainer rebuilds it here, which also restarts its learning-rate schedule
+        # (docs/benchmarks.md measures both).
+        frozen = objective.teacher is not None and epoch >= config.freeze_epoch
+        objective.set_mode(frozen)
         for batch in loader:
-            if step >= total_steps or (minutes is not None
-                                       and time.monotonic() - started > 60 * minutes):
+            if step >= total_steps or _time_is_up(started, minutes, world, device):
                 total_steps = step  # budget spent: stop after saving
                 break
             torch.manual_seed(config.seed * 1_000_003 + step)
             for group in optimizer.param_groups:
                 group['lr'] = learning_rate(config, step, epoch)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            draw = float(np.random.default_rng([config.seed, step]).random())
+            augmentation = draw_matching_augmentation(
+                config.loss, config.batch_size,
+                torch.Generator().manual_seed((config.seed * 1_000_003 + step) * 1_009 + rank))
             with precision:
-                loss, logs, outputs = wrapped(batch, draw, frozen)
-            if not math.isfinite(loss.item()):
-                raise RuntimeError(f'loss became {loss.item()} at step {step}; the last good '
-                                   f'checkpoint is {checkpoint_path}')
+                loss, logs, outputs = wrapped(batch, augmentation, frozen)
+            if not _all_finite(loss, world):  # every process stops, none waits for the rest
+                raise RuntimeError(f'loss became {loss.item()} at step {step} (in one of '
+                                   f'{world} processes); the last good checkpoint is '
+                                   f'{checkpoint_path}')
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -137,7 +151,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
             step += 1
             since_log += 1
             for key, value in logs.items():
-                logged[key] = logged.get(key, 0.0) + float(value)
+                logged[key] = logged.get(key, 0.0) + float(value.detach())
             bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
                 now = time.monotonic()
@@ -155,6 +169,8 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
                 writer.add_image('image', batch[('color', 0, 0)][0], step)
             if rank == 0 and step % config.checkpoint_every == 0:
                 _save(checkpoint_path, config, objective, optimizer, step)
+            if step % steps_per_epoch == 0:
+                break  # the epoch's last batch: the next epoch re-shuffles (and may freeze)
     bar.close()
     if rank == 0:
         _save(checkpoint_path, config, objective, optimizer, step)
@@ -172,10 +188,31 @@ def _save(path: Path, config: TrainConfig, objective, optimizer, step: int) -> N
                            'optimizer': optimizer.state_dict()})
 
 
+def _time_is_up(started: float, minutes: float | None, world: int,
+                device: torch.device) -> bool:
+    """Whether the budget is spent; with several processes, as soon as any one thinks so, so
+    that all stop at the same step."""
+    if minutes is None:
+        return False
+    up = time.monotonic() - started > 60 * minutes
+    if world == 1:
+        return up
+    flag = torch.tensor([float(up)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def _all_finite(loss: torch.Tensor, world: int) -> bool:
+    bad = torch.tensor([float(not math.isfinite(loss.item()))], device=loss.device)
+    if world > 1:
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    return not bad.item()
+
+
 def _update_depth_bins(objective, teacher_depth: torch.Tensor, world: int) -> None:
-    from hybrid_depth_core.losses import updated_depth_range
     depth_range = objective.depth.cost_volume.depth_range
-    new_range = updated_depth_range(depth_range, teacher_depth)
+    new_range = updated_depth_range(depth_range, teacher_depth,
+                                    objective.depth.config.min_depth)
     if world > 1:  # every rank must keep the same hypotheses
         dist.all_reduce(new_range)
         new_range /= world
