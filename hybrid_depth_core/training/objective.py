@@ -56,12 +56,10 @@ def draw_matching_augmentation(config: LossConfig, batch_size: int,
     """ManyDepth's per-sample draw: (B,) int64, NO_AUGMENTATION, STATIC_CAMERA or
     ZERO_COST_VOLUME."""
     draw = torch.rand(batch_size, generator=generator)
-    codes = torch.full((batch_size,), NO_AUGMENTATION, dtype=torch.long)
     static = config.static_camera_probability
-    codes[draw < static] = STATIC_CAMERA
-    codes[(draw >= static) & (draw < static + config.zero_cost_volume_probability)] = \
-        ZERO_COST_VOLUME
-    return codes
+    zero = static + config.zero_cost_volume_probability
+    return torch.where(draw < static, STATIC_CAMERA,
+                       torch.where(draw < zero, ZERO_COST_VOLUME, NO_AUGMENTATION))
 
 
 def teacher_config(model_config: DepthModelConfig) -> DepthModelConfig:

@@ -127,7 +127,8 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
         frozen = objective.teacher is not None and epoch >= config.freeze_epoch
         objective.set_mode(frozen)
         for batch in loader:
-            if step >= total_steps or _time_is_up(started, minutes, world, device):
+            time_is_up = minutes is not None and time.monotonic() - started > 60 * minutes
+            if step >= total_steps or _on_any_rank(time_is_up, world, device):
                 total_steps = step  # budget spent: stop after saving
                 break
             torch.manual_seed(config.seed * 1_000_003 + step)
@@ -139,7 +140,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
                 torch.Generator().manual_seed((config.seed * 1_000_003 + step) * 1_009 + rank))
             with precision:
                 loss, logs, outputs = wrapped(batch, augmentation, frozen)
-            if not _all_finite(loss, world):  # every process stops, none waits for the rest
+            if _on_any_rank(not math.isfinite(loss.item()), world, device):
                 raise RuntimeError(f'loss became {loss.item()} at step {step} (in one of '
                                    f'{world} processes); the last good checkpoint is '
                                    f'{checkpoint_path}')
@@ -188,25 +189,14 @@ def _save(path: Path, config: TrainConfig, objective, optimizer, step: int) -> N
                            'optimizer': optimizer.state_dict()})
 
 
-def _time_is_up(started: float, minutes: float | None, world: int,
-                device: torch.device) -> bool:
-    """Whether the budget is spent; with several processes, as soon as any one thinks so, so
-    that all stop at the same step."""
-    if minutes is None:
-        return False
-    up = time.monotonic() - started > 60 * minutes
+def _on_any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    """True on every process as soon as one has it true (a spent time budget, a non-finite
+    loss), so that all stop at the same step and none waits in a collective for the rest."""
     if world == 1:
-        return up
-    flag = torch.tensor([float(up)], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item())
-
-
-def _all_finite(loss: torch.Tensor, world: int) -> bool:
-    bad = torch.tensor([float(not math.isfinite(loss.item()))], device=loss.device)
-    if world > 1:
-        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-    return not bad.item()
+        return flag
+    shared = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(shared, op=dist.ReduceOp.MAX)
+    return bool(shared.item())
 
 
 def _update_depth_bins(objective, teacher_depth: torch.Tensor, world: int) -> None:
