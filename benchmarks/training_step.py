@@ -1,7 +1,9 @@
-"""Where a training step's time goes: forward + backward of each network and of the view-synthesis
-losses, the whole objective, and the optimiser update with Adam's per-parameter loop against its
-fused kernel. One batch of the hybrid config's synthetic drives, median of --repeats timings
-after two warm-ups.
+"""Where a training step's time goes: building a batch (make_sample for each sample, with the
+config's augmentation, and collate), forward + backward of each network and of the
+view-synthesis losses, the whole objective, and the optimiser update with Adam's per-parameter
+loop against its fused kernel; then whole steps (batch, objective, fused Adam, as the trainer
+does with num_workers 0 on the CPU) in images/s. One batch of the hybrid config's synthetic
+drives, median of --repeats timings after two warm-ups.
 
     python benchmarks/training_step.py [--config config/train_synthetic_hybrid.yaml]
 """
@@ -40,7 +42,10 @@ def main():
     torch.manual_seed(config.seed)
     one_drive = dataclasses.replace(config.data, seeds=config.data.seeds[:1])  # enough for a batch
     dataset = build_dataset(one_drive, config.augment, config.seed, progress=False)
-    batch = torch.utils.data.default_collate([dataset[i] for i in range(config.batch_size)])
+
+    def load():
+        return torch.utils.data.default_collate([dataset[i] for i in range(config.batch_size)])
+    batch = load()
     objective = SelfSupervisedObjective(config.model, config.loss)
     aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCES}
     K = batch[('K', 0)]
@@ -60,7 +65,8 @@ def main():
 
     def whole():
         objective(batch)[0].backward()  # no matching augmentation: every sample matches
-    parts = {f'depth network ({config.model.arch}, with lookup frame)':
+    parts = {f'batch: {config.batch_size} samples and collate': load,
+             f'depth network ({config.model.arch}, with lookup frame)':
              lambda: backward_of(objective.depth(aug[0], aug[-1], K, poses[-1])),
              'pose network, both pairs': lambda: (objective.pose(aug[-1], aug[0]).sum()
                                                   + objective.pose(aug[0], aug[1]).sum()
@@ -80,6 +86,15 @@ def main():
     for name, options in (('per-parameter loop', {'foreach': False}), ('fused', {'fused': True})):
         optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, **options)
         print(f'  {name}: {median_ms(optimizer.step, args.repeats):.1f}')
+
+    def step():
+        loss = objective(load())[0]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()  # the fused one, the last built
+    step_ms = median_ms(step, args.repeats)
+    print(f'training step (batch, objective, fused Adam): {step_ms:.0f} ms median, '
+          f'{1000 * config.batch_size / step_ms:.2f} images/s')
 
 
 if __name__ == '__main__':

@@ -71,11 +71,13 @@ class Accumulator:
         self.per_image: list[dict[str, float]] = []
         self.ratios: list[float] = []
 
-    def add(self, prediction: np.ndarray, gt: np.ndarray) -> None:
+    def add(self, prediction: np.ndarray, gt: np.ndarray) -> bool:
+        """Score one image; False if it had no valid GT (and does not count)."""
         result = evaluate_image(prediction, gt, self.protocol)
         if result is not None:
             self.per_image.append(result[0])
             self.ratios.append(result[1])
+        return result is not None
 
     def summary(self) -> dict[str, float]:
         if not self.per_image:
@@ -94,44 +96,86 @@ def format_table(result: dict[str, float]) -> str:
     return f'{header}\n{values}'
 
 
+class KeyframeRun:
+    """`predict(rgb, K, previous) -> depth` over the frames of a recording, in order, the way
+    the node and `DepthPredictor.stream` run them: `previous` is each frame's keyframe (the
+    choice of predictor.Keyframes: the most recent earlier frame with enough image motion) or
+    None, with which multi-frame models run single-frame. keyframes=False (single-frame models,
+    `evaluate --single-frame`) always passes None and tracks nothing. `reset()` at a sequence
+    break. The keyframe age of every scored image is recorded for `summary`."""
+
+    def __init__(self, predict, keyframes: bool = True):
+        from hybrid_depth_core.predictor import Keyframes
+
+        self.predict = predict
+        self._keyframes = Keyframes() if keyframes else None
+        self.ages: list[int | None] = []
+
+    def __call__(self, rgb: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, int | None]:
+        """depth and the keyframe's age (1: the previous frame; None: no keyframe)."""
+        if self._keyframes is None:
+            return self.predict(rgb, K, None), None
+        age, previous = self._keyframes.choose(rgb)
+        depth = self.predict(rgb, K, previous)
+        self._keyframes.keep(rgb)
+        return depth, age
+
+    def reset(self) -> None:
+        if self._keyframes is not None:
+            self._keyframes.reset()
+
+    def summary(self, accumulator: Accumulator) -> dict:
+        """The accumulator's summary plus keyframe_images (scored images predicted with a
+        keyframe) and keyframe_age_median (their median keyframe age; None if none)."""
+        result = accumulator.summary()
+        used = [age for age in self.ages if age is not None]
+        result.update(keyframe_images=len(used),
+                      keyframe_age_median=float(np.median(used)) if used else None)
+        return result
+
+
 def evaluate_synthetic(predict, seeds, frames: int, width: int, height: int,
-                       protocol: Protocol = Protocol(), progress: bool = True) -> dict:
+                       protocol: Protocol = Protocol(), progress: bool = True,
+                       keyframes: bool = True) -> dict:
     """Evaluate `predict(rgb, K, previous) -> depth` on held-out synthetic drives, frame by
-    frame in driving order (multi-frame models see the previous frame; the first frame of each
-    drive has none)."""
+    frame in driving order, each drive a sequence of its own: `previous` is the frame's keyframe
+    or None (KeyframeRun; keyframes=False: always None). The result counts the images that had
+    a keyframe (keyframe_images) and their median keyframe age."""
     from tqdm import tqdm
 
     from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 
-    accumulator = Accumulator(protocol)
+    accumulator, run = Accumulator(protocol), KeyframeRun(predict, keyframes)
     bar = tqdm(total=len(seeds) * frames, desc='evaluating', unit='frame', disable=not progress)
     for seed in seeds:
         drive = SyntheticDrive(DriveConfig(width=width, height=height, frames=frames, seed=seed))
-        previous = None
+        run.reset()
         for frame in drive:
-            accumulator.add(predict(frame.rgb, drive.camera.K, previous), frame.depth)
-            previous = frame.rgb
+            depth, age = run(frame.rgb, drive.camera.K)
+            if accumulator.add(depth, frame.depth):
+                run.ages.append(age)
             bar.update(1)
     bar.close()
-    return accumulator.summary()
+    return run.summary(accumulator)
 
 
 def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = None,
                  camera_info_topic: str | None = None, protocol: Protocol = Protocol(),
-                 progress: bool = True) -> dict:
+                 progress: bool = True, keyframes: bool = True) -> dict:
     """Evaluate `predict(rgb, K, previous) -> depth` on a recorded bag against its depth topic
     (32FC1 metres or 16UC1 millimetres, registered to the camera image), frame by frame in
     recording order; each image is matched to the depth image with the same header stamp.
-    Multi-frame models see the previous frame unless the camera stood still."""
+    `previous` is the frame's keyframe (the most recent earlier frame with enough image motion)
+    or None, as in the node (KeyframeRun; keyframes=False: always None); the result counts the
+    images that had one (keyframe_images) and their median keyframe age."""
     from tqdm import tqdm
 
-    from hybrid_depth_core.data.motion import is_static
     from hybrid_depth_core.data.rosbag import Bag, stamp_ns
     from hybrid_depth_core.errors import UserError
     from hybrid_depth_core.messages.camera_info import camera_from_info
     from hybrid_depth_core.messages.images import BadMessage, depth_to_metres
 
-    accumulator = Accumulator(protocol)
+    accumulator, run = Accumulator(protocol), KeyframeRun(predict, keyframes)
     with Bag(bag_path, image_topic, camera_info_topic) as bag:
         depth_topics = bag.topics_of({'sensor_msgs/msg/Image'})
         if gt_topic not in depth_topics or gt_topic == bag.image_topic:
@@ -147,7 +191,6 @@ def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = Non
         if not len(infos):
             raise UserError(f'bag {bag.path} has no camera_info for {bag.image_topic}; name it '
                             f'with --camera-info-topic')
-        previous = None
         bar = tqdm(bag.images(), total=bag.message_count(bag.image_topic), unit='frame',
                    desc=f'evaluating {bag.path.name}', disable=not progress)
         for stamp, rgb, _ in bar:
@@ -160,18 +203,16 @@ def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = Non
                 raise UserError(f'bag {bag.path}: the camera_info describes distortion; '
                                 f'evaluation needs rectified images and depth registered to '
                                 f'them (record image_rect)')
-            if previous is not None and is_static(previous, rgb):
-                previous = None
-            depth = predict(rgb, camera.K, previous)
-            previous = rgb
+            depth, age = run(rgb, camera.K)
             gt = truth.get(stamp)
             if gt is None:
                 continue
             if gt.shape != depth.shape:
                 raise UserError(f'bag {bag.path}: {gt_topic} is {gt.shape[1]}x{gt.shape[0]} but '
                                 f'the images are {depth.shape[1]}x{depth.shape[0]}')
-            accumulator.add(depth, gt)
+            if accumulator.add(depth, gt):
+                run.ages.append(age)
     if not accumulator.per_image:
         raise UserError(f'bag {bag_path}: no image has a {gt_topic} message with the same stamp '
                         f'and valid depth')
-    return accumulator.summary()
+    return run.summary(accumulator)

@@ -3,28 +3,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import cv2
 import numpy as np
 import torch
 
+from hybrid_depth_core.data.motion import MATCHING_MOTION, MAX_MATCHING_GAP, MotionTracker
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import invert_transform, scale_intrinsics
 from hybrid_depth_core.networks import DepthModel, PoseNet, disp_to_depth
 from hybrid_depth_core.training.checkpoint import load_checkpoint
-from hybrid_depth_core.training.config import TrainConfig, from_dict
+from hybrid_depth_core.training.config import checkpoint_config
 
 
 class DepthPredictor:
     """predict(rgb (H, W, 3) uint8, K (3, 3), previous=None) -> depth (H, W) float32 metres.
 
     Inputs of any size are resized to the model's input size, with K scaled to match, and the
-    depth is resized back. Multi-frame models use `previous` (the preceding frame, same size
-    and camera) with the pose network's relative pose; without it they run single-frame.
-    For a live stream, `stream(rgb, K)` keeps the previous frame itself, with its matching
-    features, so that a multi-frame step costs one encoder pass (plus pose and cost volume);
-    `reset()` forgets it.
+    depth is resized back. Multi-frame models match the frame against a lookup frame (same size
+    and camera) with the pose network's relative pose; without one they run single-frame.
+
+    For a live stream, `stream(rgb, K)` chooses the lookup frame itself: the keyframe, the most
+    recent of the last MAX_MATCHING_GAP frames whose image motion to the new frame reaches
+    MATCHING_MOTION (Keyframes), so that a slow camera still gives the cost volume a baseline;
+    with none (the first frame, a camera standing still, textureless views) the frame runs
+    single-frame. `last_lookup_age` says which frame was used (1: the previous one; None:
+    single-frame). The stream keeps each held frame's matching features, so a multi-frame step
+    costs one encoder pass, plus pose, cost volume and the motion tracking (Lucas-Kanade on a
+    small grey image; docs/benchmarks.md times it); `reset()` forgets the history.
+    Single-frame models track nothing.
     """
 
     def __init__(self, model: DepthModel, pose: PoseNet | None, input_size: tuple[int, int],
@@ -53,13 +62,14 @@ class DepthPredictor:
             self._depth_net = torch.compile(self.model, dynamic=False)
             if self.pose is not None:
                 self._pose_net = torch.compile(self.pose, dynamic=False)
-        self._previous: StreamFrame | None = None
+        self._keyframes: Keyframes[StreamFrame] | None = Keyframes() if pose is not None else None
+        self.last_lookup_age: int | None = None  # the last stream() frame's keyframe age
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = 'auto', precision: str = 'fp32',
                         depth_scale: float = 1.0, compile: bool = False) -> DepthPredictor:
         state = load_checkpoint(path)
-        config = from_dict(TrainConfig, state.get('config'), where=f'{path}: config')
+        config = checkpoint_config(state.get('config'), where=f'{path}: config')
         weights = state.get('objective', {})
         model = DepthModel(config.model)
         pose = PoseNet(config.model.pose_downsample) if config.model.multi_frame else None
@@ -80,6 +90,9 @@ class DepthPredictor:
 
     def predict(self, rgb: np.ndarray, K: np.ndarray,
                 previous: np.ndarray | None = None) -> np.ndarray:
+        """One frame, matched (multi-frame models) against `previous` exactly as given: the
+        caller chose the lookup frame (no keyframe choice, no motion check; None: single-frame).
+        It is encoded again on every call; `stream` reuses its features."""
         height, width = _check_image(rgb, 'rgb')
         lookup = None
         if self.multi_frame and previous is not None:
@@ -89,18 +102,25 @@ class DepthPredictor:
         depth, _ = self._infer(rgb, K, lookup)
         return depth
 
-    def stream(self, rgb: np.ndarray, K: np.ndarray, use_previous: bool = True) -> np.ndarray:
-        """The next frame of a sequence: predicted with the frame of the last call (if it has
-        the same size, and unless the caller knows better: use_previous=False), which this
-        frame then replaces."""
-        previous = self._previous if use_previous else None
-        if previous is not None and previous.size != rgb.shape[:2]:
-            previous = None  # the camera changed resolution: start over
-        depth, self._previous = self._infer(rgb, K, previous)
+    def stream(self, rgb: np.ndarray, K: np.ndarray) -> np.ndarray:
+        """The next frame of a sequence, matched against its keyframe among the frames of the
+        earlier calls (single-frame if none has moved enough); `last_lookup_age` records the
+        choice. A frame of another size than the last starts the sequence over, as `reset()`
+        does (call it yourself on any other break: a new camera, a jump in time)."""
+        if self._keyframes is None:  # single-frame model: nothing to match, nothing to track
+            self.last_lookup_age = None
+            return self._infer(rgb, K, None)[0]
+        _check_image(rgb, 'rgb')
+        self.last_lookup_age, lookup = self._keyframes.choose(rgb)
+        depth, frame = self._infer(rgb, K, lookup)
+        self._keyframes.keep(frame)
         return depth
 
     def reset(self) -> None:
-        self._previous = None
+        """Forget the stream's history: the next frame starts a new sequence."""
+        self.last_lookup_age = None
+        if self._keyframes is not None:
+            self._keyframes.reset()
 
     @torch.no_grad()
     def _infer(self, rgb: np.ndarray, K: np.ndarray,
@@ -122,8 +142,9 @@ class DepthPredictor:
     def step(self, image: torch.Tensor, K: torch.Tensor, previous: StreamFrame | None = None
              ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The networks alone: image (1, 3, h, w) at the model size in [0, 1], K (1, 3, 3) of
-        that size, previous frame or None -> depth (1, 1, h, w) in the network's units, and
-        this frame's matching features (for the next step's `previous`)."""
+        that size, the lookup frame (an earlier frame: keyframe) or None -> depth (1, 1, h, w)
+        in the network's units, and this frame's matching features (for a later step's
+        `previous`)."""
         with autocast(self.device, self.precision):
             if self.multi_frame and previous is not None:
                 # T_previous_current
@@ -145,11 +166,58 @@ class DepthPredictor:
 
 @dataclass
 class StreamFrame:
-    """A frame as the next multi-frame step needs it: the model-size image (for the pose
-    network), its matching features (None: the model encodes the image) and its input size."""
+    """A frame as a later multi-frame step needs it as its lookup frame: the model-size image
+    (for the pose network), its matching features (None: the model encodes the image) and its
+    input size."""
     image: torch.Tensor
     features: torch.Tensor | None
     size: tuple[int, int]
+
+
+Frame = TypeVar('Frame')
+
+
+class Keyframes(Generic[Frame]):
+    """The keyframe choice of multi-frame inference, the one every caller uses: a new frame is
+    matched against the most recent of the last `history` frames whose image motion to it
+    (MotionTracker: median corner displacement, a fraction of the width) is at least `motion`
+    (MATCHING_MOTION, the motion training's frame stride aims at). `history` defaults to
+    MAX_MATCHING_GAP, the longest stride training uses: at 30 Hz a third of a second, enough
+    for a handheld camera, and views that still overlap as the pose network's training pairs
+    did. A frame whose motion is unknown (NaN: too few corners survived) is not a keyframe.
+
+    choose(rgb) measures the new frame against the held ones and returns (age, frame) of its
+    keyframe or (None, None); keep(frame) then holds what later frames need of it (a
+    StreamFrame, an image...). A frame of another size than the last starts over.
+    """
+
+    def __init__(self, history: int = MAX_MATCHING_GAP, motion: float = MATCHING_MOTION):
+        self.history, self.motion = history, motion
+        self._tracker = MotionTracker(history)
+        self._held: list[Frame | None] = []  # aligned with the tracker's pushes, newest last
+        self._size: tuple[int, ...] | None = None
+
+    def choose(self, rgb: np.ndarray) -> tuple[int | None, Frame | None]:
+        if rgb.shape[:2] != self._size:
+            self.reset()
+            self._size = rgb.shape[:2]
+        self._tracker.push(rgb)
+        # The new frame's slot stays None (never a keyframe) until keep() fills it.
+        self._held = (self._held + [None])[-(self.history + 1):]
+        for age in range(1, len(self._held)):
+            frame = self._held[-1 - age]
+            if frame is not None and self._tracker.motion(age) >= self.motion:
+                return age, frame
+        return None, None
+
+    def keep(self, frame: Frame) -> None:
+        """Hold `frame` as the one choose() was last called for."""
+        if self._held:
+            self._held[-1] = frame
+
+    def reset(self) -> None:
+        self._tracker.reset()
+        self._held, self._size = [], None
 
 
 def _prefixed(weights: dict, prefix: str) -> dict:

@@ -56,8 +56,8 @@ PARAMETERS = (
     Param('colorized', True, 'publish the colour-mapped depth on depth/colorized'),
     Param('output_reliability', 'reliable', 'QoS reliability of every output: reliable (RViz '
           'default) or best_effort', choices=('reliable', 'best_effort')),
-    Param('single_frame', False, 'never use the previous frame, even with a multi-frame '
-          'checkpoint'),
+    Param('single_frame', False, 'never match against an earlier frame (keyframe), even with a '
+          'multi-frame checkpoint'),
     Param('fallback_fov', 0.0, 'horizontal field of view (degrees) assumed while no valid '
           'camera_info arrives; 0 = off (wait for camera_info)', minimum=0.0, maximum=170.0),
 )

@@ -8,15 +8,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from hybrid_depth_core.data.motion import is_static
 from hybrid_depth_core.messages import outputs
 from hybrid_depth_core.messages.camera_info import Camera, camera_from_fov, camera_from_info
 from hybrid_depth_core.messages.images import BadMessage, compressed_to_rgb, image_to_rgb
 from hybrid_depth_core.predictor import DepthPredictor
 from hybrid_depth_ros.config import NodeConfig
 
-# Multi-frame inference needs a previous frame of the same sequence that shows motion.
-MAX_LOOKUP_GAP_NS = 1_000_000_000  # older frames differ too much for the cost volume
+# Multi-frame inference matches a frame against a keyframe of the same sequence: a gap longer
+# than this between consecutive frames starts a new sequence (older frames differ too much for
+# the cost volume, and motion tracking cannot bridge them).
+MAX_LOOKUP_GAP_NS = 1_000_000_000
 
 
 class NoCameraInfo(BadMessage):
@@ -29,12 +30,19 @@ class Outputs:
     camera_info: dict       # sensor_msgs/CameraInfo fields of the depth image
     colorized: dict | None  # sensor_msgs/Image fields (rgb8), if configured
     points: dict | None     # sensor_msgs/PointCloud2 fields, if configured
-    used_previous: bool     # multi-frame inference with the previous frame
+    # Multi-frame inference matched this frame against the frame this many frames back (its
+    # keyframe: the most recent with enough image motion); None: single-frame.
+    lookup_age: int | None
+
+    @property
+    def used_previous(self) -> bool:
+        """Multi-frame inference with an earlier frame (a keyframe, not only the previous)."""
+        return self.lookup_age is not None
 
 
 @dataclass
 class _Frame:
-    rgb: np.ndarray
+    size: tuple[int, ...]
     stamp_ns: int
     frame_id: str
 
@@ -57,10 +65,16 @@ class DepthPipeline:
         if config.output_resolution == 'model' and (camera.width, camera.height) != size:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
             camera = camera.scaled(*size)
-        frame = _Frame(rgb, header.stamp.sec * 10**9 + header.stamp.nanosec, header.frame_id)
-        use_previous = self._can_use_previous(frame)
-        # The predictor keeps the previous frame's features: one encoder pass per frame.
-        depth = self.predictor.stream(rgb, camera.K, use_previous)
+        frame = _Frame(rgb.shape, header.stamp.sec * 10**9 + header.stamp.nanosec,
+                       header.frame_id)
+        if self.predictor.multi_frame and not config.single_frame:
+            if self._new_sequence(frame):
+                self.predictor.reset()
+            # The predictor picks the keyframe and keeps its features: one encoder pass.
+            depth = self.predictor.stream(rgb, camera.K)
+            lookup_age = self.predictor.last_lookup_age
+        else:
+            depth, lookup_age = self.predictor.predict(rgb, camera.K), None
         self._previous = frame
         depth = outputs.mask_depth(depth, config.min_depth, config.max_depth)
         return Outputs(
@@ -70,7 +84,7 @@ class DepthPipeline:
                                                 config.max_depth) if config.colorized else None),
             points=(outputs.point_cloud_fields(depth, camera.K, rgb, header, config.cloud_stride)
                     if config.publish_points else None),
-            used_previous=use_previous)
+            lookup_age=lookup_age)
 
     def _camera(self, info, width: int, height: int) -> tuple[Camera, Callable | None]:
         uncalibrated = info is None or not np.any(np.asarray(info.k))
@@ -81,14 +95,14 @@ class DepthPipeline:
                                'fallback_fov parameter)')
         return camera_from_info(info, width, height, self.config.rectify)
 
-    def _can_use_previous(self, frame: _Frame) -> bool:
-        """Whether multi-frame inference can use the previous frame; not (single-frame) for the
-        first frame, a new sequence (size or frame id changed, stamps went back, as when a bag
-        loops, or a long gap), or a camera that did not move."""
+    def _new_sequence(self, frame: _Frame) -> bool:
+        """Whether `frame` starts a new sequence, whose frames must not be matched against the
+        earlier ones: the image size or frame id changed, stamps went back (as when a bag
+        loops), or a gap longer than MAX_LOOKUP_GAP_NS. Within a sequence the predictor's
+        stream matches each frame against its keyframe, the most recent earlier frame with
+        enough image motion, and runs single-frame while there is none (the first frame, a
+        camera standing still)."""
         previous = self._previous
-        if (not self.predictor.multi_frame or self.config.single_frame or previous is None
-                or previous.rgb.shape != frame.rgb.shape or previous.frame_id != frame.frame_id
-                or not 0 < frame.stamp_ns - previous.stamp_ns <= MAX_LOOKUP_GAP_NS
-                or is_static(previous.rgb, frame.rgb)):
-            return False
-        return True
+        return (previous is None or previous.size != frame.size
+                or previous.frame_id != frame.frame_id
+                or not 0 < frame.stamp_ns - previous.stamp_ns <= MAX_LOOKUP_GAP_NS)

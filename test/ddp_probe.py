@@ -1,7 +1,7 @@
 """Started by test_manydepth_step.py under torchrun: `ddp_probe.py OUT MAX_STEPS [key=value ...]`
 trains with the overrides and writes OUT/rank<r>.json, one entry per step with what every rank
-must agree on (epoch, learning rate, whether teacher and pose are frozen, the depth range) and
-the step's matching augmentation."""
+must agree on (the run's progress, learning rate, whether teacher and pose are frozen, the
+depth range) and the step's matching augmentation."""
 import json
 import os
 import sys
@@ -14,12 +14,12 @@ entries, objectives = [], []
 schedule = trainer.learning_rate
 
 
-def recording_learning_rate(config, step, epoch):
+def recording_learning_rate(config, progress):
     # Called before the step's forward, so the depth range is the one the previous step's
     # update left on this rank (DDP's buffer broadcast at the forward would hide a rank that
     # updated from its own batch alone).
-    rate = schedule(config, step, epoch)
-    entries.append({'step': step, 'epoch': epoch, 'learning_rate': rate,
+    rate = schedule(config, progress)
+    entries.append({'progress': progress, 'learning_rate': rate,
                     'depth_range': objectives[0].depth.cost_volume.depth_range.tolist()})
     return rate
 

@@ -1,11 +1,15 @@
-"""Metrics and protocols against values computed by hand."""
+"""Metrics and protocols against values computed by hand; evaluation runs that match each
+frame against its keyframe."""
 import math
 
 import numpy as np
 import pytest
 
-from hybrid_depth_core.evaluation import (KITTI_EIGEN, Accumulator, Protocol, depth_metrics,
-                                          evaluate_image, valid_mask)
+from hybrid_depth_core.data.motion import MAX_MATCHING_GAP
+from hybrid_depth_core.evaluation import (KITTI_EIGEN, Accumulator, KeyframeRun, Protocol,
+                                          depth_metrics, evaluate_image, evaluate_synthetic,
+                                          valid_mask)
+from moving_images import camera_matrix, shifted_frames
 
 
 def test_metrics_of_a_hand_made_pair():
@@ -51,3 +55,39 @@ def test_accumulator_averages_images_and_summarises_scale():
     assert result['abs_rel'] == pytest.approx((0 + 0.25 * 1.0) / 2)  # 1 of 4 pixels off by 2x
     with pytest.raises(ValueError, match='no image'):
         Accumulator(Protocol()).summary()
+
+
+def test_keyframe_run_passes_each_frames_keyframe_as_previous():
+    frames = shifted_frames([0, 0.6, 1.2, 1.2, 1.8], 120, 80)
+    calls = []
+
+    def predict(rgb, K, previous):
+        calls.append(previous)
+        return np.ones(rgb.shape[:2], np.float32)
+    run = KeyframeRun(predict)
+    ages = [run(rgb, camera_matrix(120, 80))[1] for rgb in frames]
+    assert ages == [None, None, 2, 3, 3]  # the repeat and too little motion are skipped
+    assert [previous is None if age is None else previous is frames[index - age]
+            for index, (age, previous) in enumerate(zip(ages, calls))] == [True] * 5
+    run.reset()
+    assert run(frames[4], camera_matrix(120, 80))[1] is None
+    calls.clear()
+    alone = KeyframeRun(predict, keyframes=False)
+    assert [alone(rgb, camera_matrix(120, 80))[1] for rgb in frames] == [None] * 5
+    assert calls == [None] * 5
+
+
+def test_synthetic_evaluation_reports_the_images_matched_against_a_keyframe():
+    seen = []
+
+    def predict(rgb, K, previous):
+        seen.append(previous is not None)
+        return np.ones(rgb.shape[:2], np.float32)
+    result = evaluate_synthetic(predict, [1000, 1001], 8, 96, 64, progress=False)
+    assert result['images'] == 16 and not seen[0] and not seen[8]  # each drive starts alone
+    assert result['keyframe_images'] == sum(seen) > 0
+    assert 1 <= result['keyframe_age_median'] <= MAX_MATCHING_GAP
+    seen.clear()
+    alone = evaluate_synthetic(predict, [1000], 3, 96, 64, progress=False, keyframes=False)
+    assert not any(seen) and alone['keyframe_images'] == 0
+    assert alone['keyframe_age_median'] is None

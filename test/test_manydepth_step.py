@@ -15,6 +15,7 @@ from hybrid_depth_core.data.samples import AugmentConfig
 from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
 from hybrid_depth_core.geometry import invert_transform
 from hybrid_depth_core.networks import DepthModelConfig
+from hybrid_depth_core.training import trainer
 from hybrid_depth_core.training.checkpoint import load_checkpoint
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.objective import (NO_AUGMENTATION, STATIC_CAMERA,
@@ -25,6 +26,7 @@ from hybrid_depth_core.training.trainer import train
 
 HERE = Path(__file__).resolve().parent
 TINY = ['data.seeds=[3]', 'data.frames_per_drive=6', 'data.width=96', 'data.height=64',
+        'data.frame_stride=1',
         'batch_size=2', 'num_workers=0', 'log_every=1', 'image_every=100',
         'checkpoint_every=100']
 
@@ -44,7 +46,9 @@ def batch():
 @pytest.fixture
 def objective():
     torch.manual_seed(0)
-    return SelfSupervisedObjective(DepthModelConfig(multi_frame=True), LossConfig())
+    objective = SelfSupervisedObjective(DepthModelConfig(multi_frame=True), LossConfig())
+    objective.pose.decoder.start_moving((0.0, 0.0, -0.5))  # as train() does for a street
+    return objective
 
 
 def _capture_depth_network(objective) -> dict:
@@ -119,12 +123,19 @@ def test_matching_augmentation_is_drawn_per_sample():
         LossConfig(static_camera_probability=0.6, zero_cost_volume_probability=0.6)
 
 
-def test_after_the_freeze_teacher_and_pose_are_unchanged_batch_norm_included(tmp_path):
-    config = load_config(None, TINY + ['freeze_epoch=1', 'lr_step_epoch=1'])
-    first = load_checkpoint(train(config, tmp_path, max_steps=2, progress=False))
-    assert first['step'] == 2  # one epoch of this drive is 2 steps: the freeze comes next
-    later = load_checkpoint(train(config, tmp_path, max_steps=5, resume=True, progress=False))
-    before, after = first['objective'], later['objective']
+def test_after_the_freeze_teacher_and_pose_are_unchanged_batch_norm_included(
+        tmp_path, monkeypatch):
+    saved = {}
+    original = trainer.save_checkpoint
+
+    def keep(path, state):
+        saved[state['step']] = {k: v.clone() for k, v in state['objective'].items()}
+        original(path, state)
+    monkeypatch.setattr(trainer, 'save_checkpoint', keep)
+    # 5 steps, the 3rd (progress 2/5) and later frozen; a checkpoint after the 2nd.
+    config = load_config(None, TINY + ['freeze_at=0.4', 'lr_step_at=0.4', 'checkpoint_every=2'])
+    train(config, tmp_path, max_steps=5, progress=False)
+    before, after = saved[2], saved[5]
     frozen = [k for k in before if k.startswith(('teacher.', 'pose.'))]
     assert any('running_mean' in k for k in frozen) and any('num_batches' in k for k in frozen)
     for key in frozen + ['depth.cost_volume.depth_range']:
@@ -141,19 +152,22 @@ def _free_port() -> int:
 
 def test_ddp_ranks_agree_on_every_step_across_an_epoch_and_the_freeze(tmp_path):
     """7 samples, 2 ranks, batch 2: one step an epoch for both ranks (the 4/3 split of the
-    samples once gave rank 0 two), through the freeze and the learning-rate step."""
+    samples once gave rank 0 two), through the freeze and the learning-rate step, the run's
+    progress (rank 0's) agreed on by both."""
     command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
                '--master_addr', '127.0.0.1', '--master_port', str(_free_port()),
                str(HERE / 'ddp_probe.py'), str(tmp_path), '4',
-               *TINY, 'data.frames_per_drive=9', 'freeze_epoch=2', 'lr_step_epoch=3',
-               'warmup_steps=2']
+               *TINY, 'data.frames_per_drive=9', 'freeze_at=0.5', 'lr_step_at=0.75',
+               'warmup=0.5']
     env = dict(os.environ, OMP_NUM_THREADS='1')
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     logs = [json.loads((tmp_path / f'rank{rank}.json').read_text()) for rank in (0, 1)]
     draws = [[entry.pop('augmentation') for entry in log] for log in logs]
     assert logs[0] == logs[1]
-    assert [entry['epoch'] for entry in logs[0]] == [0, 1, 2, 3]
+    assert [entry['progress'] for entry in logs[0]] == [0.0, 0.25, 0.5, 0.75]
+    assert [entry['learning_rate'] for entry in logs[0]] == pytest.approx(
+        [3e-7, 1.5e-4, 3e-4, 3e-5])
     assert [entry['frozen'] for entry in logs[0]] == [False, False, True, True]
     ranges = [entry['depth_range'] for entry in logs[0]]  # at the start of each step
     assert ranges[0] != ranges[1] != ranges[2] == ranges[3]  # updated until the freeze
@@ -167,9 +181,10 @@ def test_evaluate_single_frame_scores_without_the_previous_frame(checkpoint, tmp
     for extra in ([], ['--single-frame']):
         json_path = tmp_path / f'{len(extra)}.json'
         assert main(['evaluate', '--checkpoint', str(checkpoint),
-                     '--synthetic-seeds', '1000', '--frames', '3', '--device', 'cpu',
+                     '--synthetic-seeds', '1001', '--frames', '3', '--device', 'cpu',
                      '--json', str(json_path)] + extra) == 0
         scores[bool(extra)] = json.loads(json_path.read_text())
-    assert 'without the previous frame' in capsys.readouterr().out
+    assert 'without the previous frame or a keyframe' in capsys.readouterr().out
     assert scores[False]['previous_frame'] and not scores[True]['previous_frame']
+    assert scores[False]['keyframe_images'] > 0
     assert scores[False]['abs_rel'] != scores[True]['abs_rel']

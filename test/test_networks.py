@@ -109,9 +109,10 @@ def test_disp_to_depth_spans_the_range_linearly_in_inverse_depth():
 
 
 @pytest.mark.parametrize('arch', ARCHS)
-def test_untrained_networks_start_at_the_initial_depth_and_forward_motion(arch):
-    """Training starts from a street-scale depth and a camera moving forward (see
-    DepthModelConfig.initial_depth and networks/pose.py for why)."""
+def test_untrained_networks_start_at_the_initial_depth_and_the_given_motion(arch):
+    """Training starts from the initial depth and a camera standing still, or moving along the
+    heading the data shows (`start_moving`; DepthModelConfig.initial_depth, networks/pose.py and
+    training/defaults.pose_prior say why)."""
     torch.manual_seed(0)
     model = build_depth_model(arch, initial_depth=7.0).eval()
     with torch.no_grad():
@@ -119,10 +120,14 @@ def test_untrained_networks_start_at_the_initial_depth_and_forward_motion(arch):
     depth = disp_to_depth(disparity, model.config.min_depth, model.config.max_depth)
     assert depth.median().item() == pytest.approx(7.0, rel=0.2)
     pose = build_pose_model().eval()
+    frames = torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96)
     with torch.no_grad():
-        T = pose(torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96))
-    assert torch.allclose(T[:, :3, 3], torch.tensor([0.0, 0.0, -0.5]), atol=0.02)
-    assert torch.allclose(T[:, :3, :3], torch.eye(3), atol=1e-3)
+        T = pose(*frames)
+        assert torch.allclose(T[:, :3, 3], torch.zeros(3), atol=0.02)
+        assert torch.allclose(T[:, :3, :3], torch.eye(3), atol=1e-3)
+        pose.decoder.start_moving((0.3, 0.0, -0.4))
+        T = pose(*frames)
+    assert torch.allclose(T[:, :3, 3], torch.tensor([0.3, 0.0, -0.4]), atol=0.02)
     with pytest.raises(ValueError, match='initial_depth must lie in'):
         build_depth_model(arch, initial_depth=500.0)
 

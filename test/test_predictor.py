@@ -1,14 +1,17 @@
-"""DepthPredictor: checkpoint in, metric depth out, at the input's own size."""
+"""DepthPredictor: checkpoint in, metric depth out, at the input's own size; a stream matches
+each frame against its keyframe."""
 import numpy as np
 import pytest
 import torch
 
+from hybrid_depth_core.data import motion
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.predictor import DepthPredictor
 from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
+from moving_images import camera_matrix, shifted_frames
 
 
 def test_predict_returns_positive_depth_at_the_input_size(checkpoint):
@@ -24,19 +27,64 @@ def test_predict_returns_positive_depth_at_the_input_size(checkpoint):
     assert not np.allclose(streamed, predictor.predict(second.rgb, drive.camera.K))
 
 
-def test_streaming_uses_the_previous_call_as_the_lookup_frame(checkpoint):
+def stream_all(predictor, frames, K):
+    """Depths and keyframe ages of `frames` streamed in order."""
+    depths, ages = [], []
+    for rgb in frames:
+        depths.append(predictor.stream(rgb, K))
+        ages.append(predictor.last_lookup_age)
+    return depths, ages
+
+
+def test_a_stream_matches_against_the_latest_frame_that_moved_enough(checkpoint):
     predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu')
-    drive = SyntheticDrive(DriveConfig(width=96, height=64, frames=2, seed=4))
-    first, second = drive.render(0), drive.render(1)
-    K = drive.camera.K
-    np.testing.assert_array_equal(predictor.stream(first.rgb, K), predictor.predict(first.rgb, K))
-    np.testing.assert_array_equal(predictor.stream(second.rgb, K),
-                                  predictor.predict(second.rgb, K, previous=first.rgb))
+    # A slow camera: 0.4 x MATCHING_MOTION a frame, then it stops (the last frame repeats).
+    frames = shifted_frames([0, 0.4, 0.8, 1.2, 1.6, 1.6], 240, 160)
+    K = camera_matrix(240, 160)
+    depths, ages = stream_all(predictor, frames, K)
+    # 3 frames back is the first with enough motion; after the stop, 4 frames back.
+    assert ages == [None, None, None, 3, 3, 4]
+    for rgb, depth, age, index in zip(frames, depths, ages, range(len(frames))):
+        lookup = None if age is None else frames[index - age]
+        np.testing.assert_array_equal(depth, predictor.predict(rgb, K, previous=lookup))
+    assert not np.array_equal(depths[3], predictor.predict(frames[3], K, previous=frames[2]))
+
+
+def test_a_static_or_textureless_camera_streams_single_frame(checkpoint):
+    predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu')
+    K = camera_matrix(240, 160)
+    still = shifted_frames([0] * 4, 240, 160)
+    grey = [np.full((160, 240, 3), value, np.uint8) for value in (90, 100, 110, 120)]
+    for frames in (still, grey):
+        predictor.reset()
+        depths, ages = stream_all(predictor, frames, K)
+        assert ages == [None] * 4
+        np.testing.assert_array_equal(depths[-1], predictor.predict(frames[-1], K))
+
+
+def test_reset_and_a_new_size_start_the_sequence_over(checkpoint):
+    predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu')
+    K = camera_matrix(240, 160)
+    frames = shifted_frames([0, 1.5, 3, 4.5], 240, 160)
+    assert stream_all(predictor, frames[:2], K)[1] == [None, 1]
     predictor.reset()
-    np.testing.assert_array_equal(predictor.stream(second.rgb, K),
-                                  predictor.predict(second.rgb, K))
-    np.testing.assert_array_equal(predictor.stream(first.rgb, K, use_previous=False),
-                                  predictor.predict(first.rgb, K))
+    assert predictor.last_lookup_age is None
+    assert stream_all(predictor, frames[2:], K)[1] == [None, 1]  # frames[1] is forgotten
+    half = [np.ascontiguousarray(frame[::2, ::2]) for frame in frames]  # same aspect ratio
+    assert stream_all(predictor, half[:2], K / np.array([[2], [2], [1]]))[1] == [None, 1]
+
+
+def test_a_single_frame_model_never_tracks_motion(checkpoint, monkeypatch):
+    pushes = []
+    monkeypatch.setattr(motion.MotionTracker, 'push', lambda self, rgb: pushes.append(1))
+    loaded = DepthPredictor.from_checkpoint(checkpoint, device='cpu')
+    single = DepthPredictor(loaded.model, None, (96, 64), torch.device('cpu'))
+    assert not single.multi_frame
+    frames = shifted_frames([0, 1.5, 3], 240, 160)
+    depths, ages = stream_all(single, frames, camera_matrix(240, 160))
+    assert ages == [None] * 3 and not pushes
+    np.testing.assert_array_equal(depths[-1], single.predict(frames[-1],
+                                                             camera_matrix(240, 160)))
 
 
 def test_a_streamed_multi_frame_step_encodes_only_the_new_frame(checkpoint):
@@ -44,21 +92,22 @@ def test_a_streamed_multi_frame_step_encodes_only_the_new_frame(checkpoint):
     encoded = []
     predictor.model.encoder.register_forward_hook(lambda module, inputs, output:
                                                   encoded.append(inputs[0].shape))
-    drive = SyntheticDrive(DriveConfig(width=96, height=64, frames=3, seed=4))
-    for index in range(3):
-        predictor.stream(drive.render(index).rgb, drive.camera.K)
+    _, ages = stream_all(predictor, shifted_frames([0, 1.5, 3], 240, 160),
+                         camera_matrix(240, 160))
+    assert ages == [None, 1, 1]
     assert len(encoded) == 3  # predict(..., previous=...) would encode 1 + 2 + 2 frames
 
 
 def test_channels_last_gives_the_depth_of_the_standard_layout(checkpoint):
-    drive = SyntheticDrive(DriveConfig(width=96, height=64, frames=2, seed=5))
+    frames, K = shifted_frames([0, 1.5], 96, 64, seed=5), camera_matrix(96, 64)
     depths = {}
     for layout in (torch.contiguous_format, torch.channels_last):
         loaded = DepthPredictor.from_checkpoint(checkpoint, device='cpu')
         predictor = DepthPredictor(loaded.model, loaded.pose, (96, 64), torch.device('cpu'),
                                    memory_format=layout)
-        assert predictor.to_tensor(drive.render(0).rgb).is_contiguous(memory_format=layout)
-        depths[layout] = [predictor.stream(drive.render(i).rgb, drive.camera.K) for i in (0, 1)]
+        assert predictor.to_tensor(frames[0]).is_contiguous(memory_format=layout)
+        depths[layout], ages = stream_all(predictor, frames, K)
+        assert ages == [None, 1]
     for nchw, nhwc in zip(depths[torch.contiguous_format], depths[torch.channels_last]):
         np.testing.assert_allclose(nhwc, nchw, rtol=1e-4)
 
@@ -70,12 +119,12 @@ def test_a_compiled_stream_gives_the_eager_depth_and_keeps_the_cpu_kernel(checkp
     kernel = plane_sweep._fused_cost_if_built
     monkeypatch.setattr(plane_sweep, '_fused_cost_if_built',
                         lambda *inputs: kernel_calls.append(1) or kernel(*inputs))
-    drive = SyntheticDrive(DriveConfig(width=96, height=64, frames=3, seed=6))
+    frames, K = shifted_frames([0, 1.5, 3], 96, 64, seed=6), camera_matrix(96, 64)
     depths = {}
     for compiled in (False, True):
         predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu', compile=compiled)
-        depths[compiled] = [predictor.stream(drive.render(i).rgb, drive.camera.K)
-                            for i in range(3)]
+        depths[compiled], ages = stream_all(predictor, frames, K)
+        assert ages == [None, 1, 1]
     for eager, compiled in zip(depths[False], depths[True]):
         np.testing.assert_allclose(compiled, eager, rtol=1e-4)
     # Under torch.compile the matching still calls the eager C++ kernel path (a graph break).

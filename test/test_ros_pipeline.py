@@ -1,6 +1,7 @@
 """The node's frame pipeline, parameters, model loading and threading plumbing, without ROS:
-outputs consistent with the input, multi-frame use of the previous frame, camera_info
-handling, bad input that leaves the pipeline serving the next good frame."""
+outputs consistent with the input, multi-frame matching against a keyframe of the same
+sequence, camera_info handling, bad input that leaves the pipeline serving the next good
+frame."""
 import threading
 import time
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ from hybrid_depth_ros.config import PARAMETERS, RANDOM_INPUT_SIZE, NodeConfig
 from hybrid_depth_ros.model import load_predictor
 from hybrid_depth_ros.pipeline import DepthPipeline, NoCameraInfo
 from hybrid_depth_ros.worker import LatestSlot, Stats, Throttle
+from moving_images import shifted_frames
 
 WIDTH, HEIGHT, FRAME_ID = 96, 48, 'camera_optical_frame'
 # A random network's depth is about 10 m (DepthModelConfig.initial_depth): keep all of it valid.
@@ -84,23 +86,34 @@ def test_model_resolution_output_scales_camera_info(drive, small_predictor):
     assert (out.camera_info['width'], out.camera_info['height']) == (64, 64)
 
 
-def test_multi_frame_uses_the_previous_frame_only_within_one_sequence(drive, small_predictor):
-    drive, frames = drive
+def test_multi_frame_matches_a_keyframe_only_within_one_sequence(drive, small_predictor):
+    drive, _ = drive
     pipeline = DepthPipeline(small_predictor(multi_frame=True), CONFIG)
-    t0 = frames[0].stamp_ns
+    # Moved 1.5 x MATCHING_MOTION, then 1.5 again, then a repeat of the last (static).
+    frames = [SimpleNamespace(rgb=rgb, stamp_ns=None)
+              for rgb in shifted_frames([0, 1.5, 3, 3], WIDTH, HEIGHT)]
+    t0 = 10**9
 
-    def used(frame, stamp_ns, frame_id=FRAME_ID):
-        return pipeline.process(*messages(drive, frame, stamp_ns, frame_id)).used_previous
-    assert not used(frames[0], t0)                   # first frame
-    assert used(frames[1], t0 + 10**8)               # the next one, moved
-    assert not used(frames[1], t0 + 2 * 10**8)       # static camera: same image
-    assert not used(frames[2], t0 + 10**8)           # stamps went back (a looping bag)
-    assert not used(frames[0], t0 + 3 * 10**9)       # a gap of seconds
-    assert not used(frames[1], t0 + 31 * 10**8, 'other_camera')
+    def age(frame, stamp_ns, frame_id=FRAME_ID):
+        out = pipeline.process(*messages(drive, frame, stamp_ns, frame_id))
+        assert out.used_previous == (out.lookup_age is not None)
+        return out.lookup_age
+    assert age(frames[0], t0) is None                     # first frame
+    assert age(frames[1], t0 + 10**8) == 1                # the next one, moved
+    assert age(frames[2], t0 + 2 * 10**8) == 1
+    assert age(frames[3], t0 + 3 * 10**8) == 2            # static: the frame before that
+    assert age(frames[1], t0 + 10**8) is None             # stamps went back (a looping bag)
+    assert age(frames[2], t0 + 2 * 10**8) == 1            # ... a new sequence from there
+    assert age(frames[3], t0 + 4 * 10**9) is None         # a gap of seconds
+    assert age(frames[2], t0 + 41 * 10**8, 'other_camera') is None
+    still = DepthPipeline(small_predictor(multi_frame=True), CONFIG)
+    assert [still.process(*messages(drive, frames[0], t0 + i * 10**8)).lookup_age
+            for i in range(3)] == [None] * 3              # a camera static from the start
     single = DepthPipeline(small_predictor(multi_frame=True),
                            NodeConfig(**{**CONFIG.__dict__, 'single_frame': True}))
-    single.process(*messages(drive, frames[0]))
-    assert not single.process(*messages(drive, frames[1])).used_previous
+    for index, frame in enumerate(frames[:3]):
+        assert single.process(*messages(drive, frame, t0 + index * 10**8)).lookup_age is None
+    assert single.predictor.last_lookup_age is None
 
 
 def test_is_static_tells_sensor_noise_from_motion(drive):

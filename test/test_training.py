@@ -12,10 +12,12 @@ from hybrid_depth_core.networks import DepthModelConfig
 from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import TrainConfig, learning_rate, load_config
 from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
+from hybrid_depth_core.training import trainer
 from hybrid_depth_core.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ['data.seeds=[3]', 'data.frames_per_drive=6', 'data.width=96', 'data.height=64',
+        'data.frame_stride=1',
         'batch_size=2', 'num_workers=0', 'log_every=1', 'image_every=2',
         'checkpoint_every=100']
 
@@ -28,6 +30,7 @@ def test_a_few_steps_on_one_batch_reduce_the_loss(arch, multi_frame):
     batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])
     objective = SelfSupervisedObjective(DepthModelConfig(arch=arch, multi_frame=multi_frame),
                                         LossConfig())
+    objective.pose.decoder.start_moving((0.0, 0.0, -0.5))  # the street's heading, as train() does
     optimizer = torch.optim.Adam(objective.parameters(), lr=1e-4)
     history = []
     for _ in range(12):
@@ -39,10 +42,20 @@ def test_a_few_steps_on_one_batch_reduce_the_loss(arch, multi_frame):
     assert sum(history[-3:]) / 3 < 0.8 * sum(history[:3]) / 3, history
 
 
-def test_resume_continues_exactly(tmp_path):
-    config = load_config(None, TINY)
+def test_resume_continues_exactly(tmp_path, monkeypatch):
+    config = load_config(None, TINY + ['checkpoint_every=2'])
     uninterrupted = train(config, tmp_path / 'a', max_steps=3, progress=False)
-    train(config, tmp_path / 'b', max_steps=2, progress=False)
+    original = trainer.save_checkpoint
+
+    def killed_after_saving(path, state):
+        original(path, state)
+        if path.name == 'last.pt':
+            raise KeyboardInterrupt  # the run dies right after its step-2 checkpoint
+    monkeypatch.setattr(trainer, 'save_checkpoint', killed_after_saving)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / 'b', max_steps=3, progress=False)
+    monkeypatch.setattr(trainer, 'save_checkpoint', original)
+    assert load_checkpoint(tmp_path / 'b' / 'last.pt')['step'] == 2
     resumed = train(config, tmp_path / 'b', max_steps=3, resume=True, progress=False)
     a, b = load_checkpoint(uninterrupted), load_checkpoint(resumed)
     assert a['step'] == b['step'] == 3
@@ -113,9 +126,30 @@ def test_configs_in_the_repository_load_and_bad_keys_are_named():
 
 
 def test_learning_rate_warms_up_linearly_then_steps_down():
-    config = TrainConfig(learning_rate=1e-3, warmup_steps=100, lr_step_epoch=5)
-    assert learning_rate(config, step=0, epoch=0) == pytest.approx(1e-5)
-    assert learning_rate(config, step=49, epoch=0) == pytest.approx(5e-4)
-    assert learning_rate(config, step=100, epoch=1) == pytest.approx(1e-3)
-    assert learning_rate(config, step=5000, epoch=5) == pytest.approx(1e-4)
-    assert learning_rate(TrainConfig(learning_rate=1e-3), step=0, epoch=0) == 1e-3
+    config = TrainConfig(learning_rate=1e-3, warmup=0.1, lr_step_at=0.5)
+    assert learning_rate(config, 0.0) == pytest.approx(1e-6)  # not exactly 0: the step counts
+    assert learning_rate(config, 0.05) == pytest.approx(5e-4)
+    assert learning_rate(config, 0.2) == pytest.approx(1e-3)
+    assert learning_rate(config, 0.5) == pytest.approx(1e-4)
+    assert learning_rate(TrainConfig(learning_rate=1e-3, warmup=0), 0.0) == 1e-3
+    with pytest.raises(ValueError, match='freeze_at is a fraction of the run'):
+        TrainConfig(freeze_at=15)
+
+
+def test_checkpoints_from_before_the_fractional_schedule_still_load():
+    from hybrid_depth_core.predictor import DepthPredictor
+    from hybrid_depth_core.training.config import checkpoint_config, to_dict
+    old = to_dict(TrainConfig())
+    for new in ('warmup', 'lr_step_at', 'freeze_at'):
+        del old[new]
+    old.update(warmup_steps=100, epochs=20, lr_step_epoch=15, freeze_epoch=10)
+    config = checkpoint_config(old, 'old.pt')
+    assert (config.lr_step_at, config.freeze_at) == (0.75, 0.5)
+    shipped = DepthPredictor.from_checkpoint(REPO / 'models' / 'hybrid_synthetic.pt',
+                                             device='cpu')  # written before the change
+    assert shipped.multi_frame and (shipped.width, shipped.height) == (192, 64)
+
+
+def test_a_nested_override_keeps_the_rest_of_the_default_model():
+    config = load_config(None, ['model.arch=resnet18'])
+    assert config.model.multi_frame and config.model.pose_downsample == 2

@@ -15,7 +15,11 @@ def add_parser(subparsers) -> None:
                     'raw with the Eigen protocol (Velodyne GT, Garg crop, 80 m cap), or on a '
                     'recorded bag against its depth topic (valid-GT mask, cap). Monocular '
                     'depth is up to scale: predictions are median-scaled per image and the '
-                    'scale ratio is reported.')
+                    'scale ratio is reported. A multi-frame checkpoint matches each synthetic '
+                    'or bag frame against its keyframe, as the node does: the most recent '
+                    'earlier frame with enough image motion (single-frame when there is none); '
+                    'how many images had one, and their median keyframe age, is reported. '
+                    'KITTI frames are matched against the previous frame.')
     parser.add_argument('--checkpoint', type=Path, required=True)
     parser.add_argument('--synthetic-seeds', type=int, nargs='+', default=[1000, 1001],
                         help='held-out drive seeds (keep them apart from training seeds)')
@@ -31,8 +35,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--frames', type=int_at_least(1), default=30, help='frames per drive')
     parser.add_argument('--max-depth', type=float_above(0), default=80.0, help='GT cap in metres')
     parser.add_argument('--single-frame', action='store_true',
-                        help='score a multi-frame checkpoint without the previous frame (its '
-                             'zero-cost-volume mode), to measure what the previous frame adds')
+                        help='score a multi-frame checkpoint without the previous frame or any '
+                             'keyframe (its zero-cost-volume mode), to measure what matching '
+                             'adds')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--json', type=Path, help='also write the results to this JSON file')
     parser.set_defaults(run=run)
@@ -52,26 +57,36 @@ def run(args: argparse.Namespace) -> int:
     if args.bag is not None and args.kitti_root is not None:
         raise UserError('evaluate one dataset at a time: --bag or --kitti-root')
     predictor = DepthPredictor.from_checkpoint(args.checkpoint, device=args.device)
+    matching = predictor.multi_frame and not args.single_frame
 
     def predict(rgb, K, previous=None):
-        return predictor.predict(rgb, K, None if args.single_frame else previous)
+        return predictor.predict(rgb, K, previous if matching else None)
     if args.kitti_root is not None:
         result = evaluate_kitti(predict, args.kitti_root, args.kitti_split)
     elif args.bag is not None:
         result = evaluate_bag(predict, args.bag, args.gt_depth_topic, args.image_topic,
-                              args.camera_info_topic, Protocol(max_depth=args.max_depth))
+                              args.camera_info_topic, Protocol(max_depth=args.max_depth),
+                              keyframes=matching)
     else:
         result = evaluate_synthetic(predict, args.synthetic_seeds, args.frames,
                                     predictor.width, predictor.height,
-                                    Protocol(max_depth=args.max_depth))
-    if predictor.multi_frame:
-        print('multi-frame checkpoint, scored ' + ('without the previous frame (--single-frame)'
-                                                   if args.single_frame
-                                                   else 'with the previous frame'))
+                                    Protocol(max_depth=args.max_depth), keyframes=matching)
+    if predictor.multi_frame and not matching:
+        print('multi-frame checkpoint, scored without the previous frame or a keyframe '
+              '(--single-frame)')
+    elif predictor.multi_frame and 'keyframe_images' in result:
+        age = result['keyframe_age_median']
+        print(f'multi-frame checkpoint, scored with keyframes: {result["keyframe_images"]} of '
+              f'{result["images"]} images matched against one'
+              + (f' (median keyframe age {age:g})' if age is not None else '')
+              + '; the others single-frame')
+    elif predictor.multi_frame:
+        print('multi-frame checkpoint, scored with the previous frame')
     print(format_table(result))
     print(f'{result["images"]} images; median scale ratio {result["scale_median"]:.3f} '
           f'(std/median {result["scale_std_over_median"]:.3f})')
-    result['previous_frame'] = predictor.multi_frame and not args.single_frame
+    # previous_frame: whether frames were matched at all (keyframes, or KITTI's previous frame)
+    result['previous_frame'] = matching
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

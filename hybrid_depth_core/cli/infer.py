@@ -14,8 +14,12 @@ def add_parser(subparsers) -> None:
                     'compressed, rectified with its camera_info) through the checkpoint. OUT is '
                     'a new bag with the input\'s image and camera_info messages plus depth '
                     '(32FC1 metres), depth/camera_info and points, stamped like their images, '
-                    'under the image topic\'s namespace. The input bag is only read; OUT is '
-                    'written under a temporary name and appears only when complete.')
+                    'under the image topic\'s namespace. A multi-frame checkpoint matches each '
+                    'image against its keyframe, as the node does: the most recent earlier frame '
+                    'with enough image motion, so a slow camera still gives the cost volume a '
+                    'baseline; frames without one (the first, a camera standing still) run '
+                    'single-frame. The input bag is only read; OUT is written under a temporary '
+                    'name and appears only when complete.')
     parser.add_argument('--checkpoint', type=Path, required=True)
     parser.add_argument('--bag', type=Path, required=True,
                         help='input rosbag2 (directory or file)')
@@ -32,7 +36,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--fallback-fov', type=float_above(0, inclusive=True), default=0.0,
                         help='horizontal FOV (degrees) for bags without camera_info')
     parser.add_argument('--single-frame', action='store_true',
-                        help='never use the previous frame, even with a multi-frame checkpoint')
+                        help='never match against an earlier frame (keyframe), even with a '
+                             'multi-frame checkpoint')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32')
@@ -52,6 +57,6 @@ def run(args: argparse.Namespace) -> int:
     summary = infer_bag(load_predictor(config), args.bag, args.out, config, args.image_topic,
                         args.camera_info_topic, args.namespace, args.storage)
     print(f'wrote {summary.out}: {summary.frames} frames ({summary.multi_frame_frames} '
-          f'multi-frame); ' + ', '.join(f'{topic} {count}'
-                                        for topic, count in sorted(summary.messages.items())))
+          f'multi-frame, matched against a keyframe); '
+          + ', '.join(f'{topic} {count}' for topic, count in sorted(summary.messages.items())))
     return 0

@@ -1,4 +1,4 @@
-"""`hybrid-depth sample`: write a synthetic drive with exact depth as a rosbag2."""
+"""`hybrid-depth sample`: write a synthetic drive or room walk with exact depth as a rosbag2."""
 from __future__ import annotations
 
 import argparse
@@ -10,21 +10,29 @@ from hybrid_depth_core.cli import int_at_least
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        'sample', help='write a synthetic drive with exact depth and poses as a rosbag2',
-        description='Render a procedural street seen by a moving camera and record it as a '
+        'sample', help='write a synthetic drive or room walk with exact depth and poses as a '
+                       'rosbag2',
+        description='Render a procedural world seen by a moving camera and record it as a '
                     'rosbag2: /camera/image_raw (rgb8) or /camera/image_raw/compressed (JPEG), '
                     '/camera/camera_info, /camera/depth_gt (32FC1 metres, NaN = sky), '
-                    '/camera/pose and /tf (camera in the world frame). 10 Hz stamps.')
+                    '/camera/pose and /tf (camera in the world frame). --scene street: a car '
+                    'camera driving down a street (KITTI-like: 640x192, 81.5 degrees wide, '
+                    '10 Hz, 50 frames); --scene room: a handheld camera walking and looking '
+                    'around a furnished room, slowly, turning a lot, with stops (Kinect-like: '
+                    '640x480, 62 degrees wide, 30 Hz, 400 frames; no sky).')
     parser.add_argument('out', type=Path, help='bag directory to create (must not exist)')
-    parser.add_argument('--frames', type=int_at_least(1), default=50,
-                        help='number of frames (default: 50)')
-    parser.add_argument('--width', type=int_at_least(16), default=640,
+    parser.add_argument('--scene', choices=('street', 'room'), default='street',
+                        help='what to render (default: street)')
+    parser.add_argument('--frames', type=int_at_least(1),
+                        help='number of frames (default: 50 for the street, 400 for the room)')
+    parser.add_argument('--width', type=int_at_least(16),
                         help='image width in pixels (default: 640)')
-    parser.add_argument('--height', type=int_at_least(16), default=192,
-                        help='image height in pixels (default: 192)')
+    parser.add_argument('--height', type=int_at_least(16),
+                        help='image height in pixels (default: 192 for the street, 480 for the '
+                             'room)')
     parser.add_argument('--seed', type=int_at_least(0), default=0,
-                        help='scene and trajectory seed; each seed is a different street '
-                             '(default: 0)')
+                        help='world and trajectory seed; each seed is a different street or '
+                             'room (default: 0)')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
                         help='rosbag2 storage format (default: mcap)')
     parser.add_argument('--compressed', action='store_true',
@@ -35,25 +43,37 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+def make_sequence(args: argparse.Namespace):
+    """The SyntheticDrive or RoomWalk the arguments ask for; sizes not given are the scene's
+    own defaults. A ValueError names a bad value."""
+    from hybrid_depth_core.data.synthetic import (DriveConfig, RoomWalk, RoomWalkConfig,
+                                                  SyntheticDrive)
+
+    given = {name: getattr(args, name) for name in ('width', 'height', 'frames')
+             if getattr(args, name) is not None}
+    if args.scene == 'room':
+        return RoomWalk(RoomWalkConfig(seed=args.seed, **given))
+    return SyntheticDrive(DriveConfig(seed=args.seed, **given))
+
+
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.data.drive_bag import write_drive_bag
-    from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
     from hybrid_depth_core.errors import UserError
 
     if args.jpeg_quality > 100:
         raise UserError(f'--jpeg-quality must be in [1, 100], got {args.jpeg_quality}')
     try:
-        config = DriveConfig(width=args.width, height=args.height, frames=args.frames,
-                             seed=args.seed)
+        sequence = make_sequence(args)
     except ValueError as error:
         raise UserError(str(error)) from None
+    config = sequence.config
     start = time.perf_counter()
-    summary = write_drive_bag(SyntheticDrive(config), args.out, storage=args.storage,
+    summary = write_drive_bag(sequence, args.out, storage=args.storage,
                               compressed=args.compressed, jpeg_quality=args.jpeg_quality)
     seconds = time.perf_counter() - start
     print(f'wrote {summary.path} ({summary.storage}, {summary.size_bytes / 2**20:.1f} MiB): '
-          f'{config.frames} frames of {config.width}x{config.height}, seed {config.seed}, '
-          f'in {seconds:.1f} s ({1000 * seconds / config.frames:.0f} ms/frame)')
+          f'{config.frames} frames of {config.width}x{config.height}, {args.scene}, seed '
+          f'{config.seed}, in {seconds:.1f} s ({1000 * seconds / config.frames:.0f} ms/frame)')
     for (topic, msgtype), count in summary.messages.items():
         print(f'  {topic:<32} {msgtype:<34} {count} messages')
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hybrid_depth_core.cli import int_at_least
+from hybrid_depth_core.cli import float_above, int_at_least
 
 
 def add_parser(subparsers) -> None:
@@ -12,13 +12,22 @@ def add_parser(subparsers) -> None:
         'train', help='train depth + pose networks without depth labels',
         description='Train the depth network (hybrid or resnet18, single- or multi-frame), the '
                     'pose network and, for multi-frame, the single-frame teacher, ManyDepth-'
-                    'style. The final checkpoint is OUT/last.pt; TensorBoard logs go to '
-                    'OUT/tensorboard. Multi-GPU / multi-node: launch with torchrun.')
+                    'style. With no config it trains the measured default recipe, at an input '
+                    'size that follows the images\' aspect ratio (about 192x64 pixels on a CPU, '
+                    '640x192 on a GPU) and a frame stride chosen from the image motion. The '
+                    'warm-up, learning-rate step and freeze happen at fixed fractions of the run '
+                    '(--max-steps, --minutes, or the config\'s epochs). The final checkpoint is '
+                    'OUT/last.pt, the one with the lowest held-out photometric loss OUT/best.pt; '
+                    'TensorBoard logs go to OUT/tensorboard. Multi-GPU / multi-node: launch '
+                    'with torchrun.')
     parser.add_argument('--config', type=Path, help='YAML training config (config/train_*.yaml)')
     parser.add_argument('--out', type=Path, required=True, help='output directory')
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument('--max-steps', type=int, help='stop after this many steps')
-    budget.add_argument('--minutes', type=float, help='stop after this much wall time')
+    budget.add_argument('--max-steps', type=int_at_least(1),
+                        help='train this many steps (the schedule spans them)')
+    budget.add_argument('--minutes', type=float_above(0),
+                        help='train this long (the schedule spans it; with --resume, the '
+                             'minutes already trained count)')
     parser.add_argument('--resume', action='store_true',
                         help='continue OUT/last.pt exactly (same step, same learning rate)')
     parser.add_argument('--device', default='auto', help='auto (default), cpu or cuda[:N]')
@@ -32,7 +41,9 @@ def add_parser(subparsers) -> None:
     bags.add_argument('--allow-partial-bags', action='store_true',
                       help='train on the part of a damaged bag that could be read')
     parser.add_argument('--frame-stride', type=int_at_least(1),
-                        help='train on frames (t-s, t, t+s): data.frame_stride (default 1)')
+                        help='train on frames (t-s, t, t+s): data.frame_stride (default: the '
+                             'smallest stride whose median parallax reaches 0.4%% of the '
+                             'image width, up to 10; printed at the start)')
     parser.add_argument('overrides', nargs='*', metavar='KEY=VALUE',
                         help='config overrides, e.g. model.arch=resnet18 batch_size=6')
     parser.set_defaults(run=run)

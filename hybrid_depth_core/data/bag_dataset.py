@@ -8,6 +8,7 @@ time) is held out, and (t - s, t, t + s) triplets are built with the frame strid
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from tqdm import tqdm
 
 from hybrid_depth_core.atomic import new_file
 from hybrid_depth_core.data.image_folder import read_intrinsics
-from hybrid_depth_core.data.motion import is_static
+from hybrid_depth_core.data.motion import (MAX_MATCHING_GAP, choose_stride, is_static,
+                                           stride_motions)
 from hybrid_depth_core.data.rosbag import Bag
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample
 from hybrid_depth_core.errors import UserError
@@ -141,14 +143,18 @@ class Triplets:
     val: list[tuple[int, int, int]]
     static_frames: int  # dropped: the camera did not move
     gaps: int           # sequence breaks
+    stride: int         # the frame stride used (chosen from the motion when asked for 0)
+    motion: float       # median parallax at that stride, fraction of the width
 
 
-def build_triplets(recording: Recording, stride: int = 1, static_threshold: float = 1.0,
+def build_triplets(recording: Recording, stride: int = 0, static_threshold: float = 1.0,
                    val_fraction: float = 0.1) -> Triplets:
     """(previous, current, next) frame indices. Frames identical to the last kept one (up to
     `static_threshold` grey levels) are dropped; a gap longer than GAP_FACTOR x the median
     frame interval starts a new sequence; frames in the last `val_fraction` of the recording's
-    time span are validation. No triplet spans a gap or the train/val boundary."""
+    time span are validation. No triplet spans a gap or the train/val boundary. Stride 0: the
+    smallest stride whose median parallax (motion.parallax) on the training frames reaches
+    motion.MATCHING_MOTION (motion.choose_stride)."""
     stamps = recording.stamps_ns
     kept, static = [0], 0
     for index in range(1, len(stamps)):
@@ -156,41 +162,54 @@ def build_triplets(recording: Recording, stride: int = 1, static_threshold: floa
             static += 1
         else:
             kept.append(index)
-    intervals = np.diff(stamps[kept])
+    # Gaps are in the recording (messages missing), not where standing frames were dropped:
+    # a camera that stopped carries on from where it stood.
+    intervals = np.diff(stamps)
     limit = GAP_FACTOR * float(np.median(intervals)) if len(intervals) else 0.0
     boundary = stamps[0] + (1 - val_fraction) * (stamps[-1] - stamps[0])
     segments, gaps = [[kept[0]]], 0
     for previous, index in zip(kept, kept[1:]):
-        gap = stamps[index] - stamps[previous] > limit
+        gap = intervals[previous:index].max() > limit
         crosses = (stamps[previous] <= boundary) != (stamps[index] <= boundary)
         if gap or crosses:
             gaps += gap
             segments.append([])
         segments[-1].append(index)
+    training = [segment for segment in segments if stamps[segment[0]] <= boundary]
+    longest = max((len(segment) for segment in training), default=0)
+    motions = stride_motions([recording.rgb[segment] for segment in training],
+                             max(1, min(MAX_MATCHING_GAP, (longest - 1) // 2)))
+    if stride == 0:
+        stride = choose_stride(motions)
     train, val = [], []
     for segment in segments:
         for i in range(stride, len(segment) - stride):
             triplet = (segment[i - stride], segment[i], segment[i + stride])
             (train if stamps[segment[i]] <= boundary else val).append(triplet)
-    return Triplets(train, val, static, gaps)
+    return Triplets(train, val, static, gaps, stride, motions.get(stride, float('nan')))
 
 
 class BagDataset(torch.utils.data.Dataset):
     """Training (or validation) triplets of one or more bags, in the sample contract."""
 
     def __init__(self, sources: list[BagSource], width: int, height: int,
-                 augment: AugmentConfig | None = None, seed: int = 0, stride: int = 1,
+                 augment: AugmentConfig | None = None, seed: int = 0, stride: int = 0,
                  static_threshold: float = 1.0, val_fraction: float = 0.1,
                  split: str = 'train', cache_dir: Path | None = None, progress: bool = True):
-        self.recordings, self.items = [], []
+        self.recordings, self.items, self.strides, self.held_out_items = [], [], [], []
         for source in sources:
             recording = load_recording(source, width, height, cache_dir, progress)
             triplets = build_triplets(recording, stride, static_threshold, val_fraction)
             chosen = getattr(triplets, split)
+            self.held_out_items += [(len(self.recordings), triplet) for triplet in triplets.val]
             if progress:
+                chosen_by = 'chosen from the motion' if stride == 0 else 'as configured'
                 print(f'{source.path}: {len(recording.stamps_ns)} frames, '
-                      f'{triplets.static_frames} static skipped, {triplets.gaps} gaps; '
+                      f'{triplets.static_frames} static skipped, {triplets.gaps} gaps; frame '
+                      f'stride {triplets.stride} ({chosen_by}; median parallax '
+                      f'{100 * triplets.motion:.1f}% of the width); '
                       f'{len(triplets.train)} train / {len(triplets.val)} val triplets')
+            self.strides.append(triplets.stride)
             self.items += [(len(self.recordings), triplet) for triplet in chosen]
             self.recordings.append(recording)
         if not self.items:
@@ -198,6 +217,14 @@ class BagDataset(torch.utils.data.Dataset):
             raise UserError(f'no usable {split} triplets in {names} (too few moving frames; '
                             f'lower the frame stride or the static threshold)')
         self.augment, self.seed, self.epoch = augment, seed, 0
+
+    def held_out(self) -> BagDataset | None:
+        """The validation triplets of the same bags, unaugmented (None if there are none)."""
+        if not self.held_out_items:
+            return None
+        held_out = copy.copy(self)
+        held_out.items, held_out.augment = self.held_out_items, None
+        return held_out
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -16,8 +16,10 @@ SOURCES = ('synthetic', 'kitti', 'folder', 'bag')
 @dataclass(frozen=True)
 class DataConfig:
     source: str = 'synthetic'      # synthetic | kitti | folder | bag
-    width: int = 320               # network input size; images are resized to it
-    height: int = 96
+    # The network's input size (multiples of 32), images resized to it; both 0: the source's
+    # aspect ratio at the device's pixel budget (training/defaults.py).
+    width: int = 0
+    height: int = 0
     seeds: tuple[int, ...] = tuple(range(1, 17))  # synthetic: one street per seed
     frames_per_drive: int = 60     # synthetic
     root: str = ''                 # kitti: the raw-data root; folder: the image folder
@@ -26,7 +28,9 @@ class DataConfig:
     bags: tuple[str, ...] = ()     # bag: rosbag2 directories or files (data/bag_dataset.py)
     image_topic: str = ''          # bag: '' = the bag's only image topic
     camera_info_topic: str = ''    # bag: '' = the image topic's sibling camera_info
-    frame_stride: int = 1          # triplets of frames (t - s, t, t + s)
+    # Triplets of frames (t - s, t, t + s); 0: chosen from the image motion (bag, synthetic;
+    # data/motion.py), 1 for kitti and folder (split files promise t - 1 and t + 1).
+    frame_stride: int = 0
     static_threshold: float = 1.0  # bag: frames closer than this (grey levels) are skipped
     val_fraction: float = 0.1      # bag: the last part of each bag (by time) held out
     cache_dir: str = '~/.cache/hybrid-depth/frames'  # bag: decoded frames; '' = no cache
@@ -35,15 +39,19 @@ class DataConfig:
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f'data.source must be one of {SOURCES}, got {self.source!r}')
-        if self.width % 32 or self.height % 32 or min(self.width, self.height) < 64:
+        automatic = self.width == self.height == 0
+        if not automatic and (self.width % 32 or self.height % 32
+                              or min(self.width, self.height) < 64):
             raise ValueError(f'data.width and data.height must be multiples of 32, at least '
-                             f'64; got {self.width}x{self.height}')
-        if self.source == 'synthetic' and self.frames_per_drive < 2 * self.frame_stride + 1:
+                             f'64 (or both 0: automatic); got {self.width}x{self.height}')
+        stride = max(self.frame_stride, 1)
+        if self.source == 'synthetic' and self.frames_per_drive < 2 * stride + 1:
             raise ValueError(f'data.frames_per_drive must be at least 2 * data.frame_stride + 1 '
-                             f'= {2 * self.frame_stride + 1}, got {self.frames_per_drive}')
-        if self.frame_stride < 1 or not 0 <= self.val_fraction < 1:
-            raise ValueError(f'need data.frame_stride >= 1 and 0 <= data.val_fraction < 1, got '
-                             f'{self.frame_stride} and {self.val_fraction}')
+                             f'= {2 * stride + 1}, got {self.frames_per_drive}')
+        if self.frame_stride < 0 or not 0 <= self.val_fraction < 1:
+            raise ValueError(f'need data.frame_stride >= 0 (0: automatic) and 0 <= '
+                             f'data.val_fraction < 1, got {self.frame_stride} and '
+                             f'{self.val_fraction}')
 
 
 def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
@@ -58,7 +66,7 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
         from hybrid_depth_core.data.kitti import KittiRawDataset
         _require(config, 'root', 'split')
         return KittiRawDataset(Path(config.root), Path(config.split), config.width,
-                               config.height, augment, seed, config.frame_stride)
+                               config.height, augment, seed, max(config.frame_stride, 1))
     if config.source == 'bag':
         from hybrid_depth_core.data.bag_dataset import BagDataset, BagSource
         _require(config, 'bags')
@@ -72,7 +80,7 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
     from hybrid_depth_core.data.image_folder import ImageFolderDataset
     _require(config, 'root', 'intrinsics')
     return ImageFolderDataset(Path(config.root), Path(config.intrinsics), config.width,
-                              config.height, augment, seed, config.frame_stride)
+                              config.height, augment, seed, max(config.frame_stride, 1))
 
 
 def _require(config: DataConfig, *names: str) -> None:

@@ -1,4 +1,5 @@
-"""Write a synthetic drive as a rosbag2, the way a camera driver and a recorder would have."""
+"""Write a synthetic drive or room walk as a rosbag2, the way a camera driver and a recorder
+would have."""
 from __future__ import annotations
 
 from collections import Counter
@@ -9,7 +10,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from tqdm import tqdm
 
 from hybrid_depth_core.atomic import new_output_directory
-from hybrid_depth_core.data.synthetic import SyntheticDrive
+from hybrid_depth_core.data.synthetic import RenderedSequence
 from hybrid_depth_core.messages import bag_messages as msgs
 
 CAMERA_FRAME = 'camera_optical_frame'
@@ -31,10 +32,11 @@ class BagSummary:
     size_bytes: int
 
 
-def write_drive_bag(drive: SyntheticDrive, out: Path, storage: str = 'mcap',
+def write_drive_bag(drive: RenderedSequence, out: Path, storage: str = 'mcap',
                     compressed: bool = False, jpeg_quality: int = 90,
                     progress: bool = True) -> BagSummary:
-    """Render every frame of `drive` into a new bag at `out` (which must not exist).
+    """Render every frame of `drive` (a SyntheticDrive or RoomWalk) into a new bag at `out`
+    (which must not exist).
 
     Topics: the image (rgb8 Image, or JPEG CompressedImage), camera_info, the exact depth
     (32FC1 metres, NaN = sky), all stamped with the frame's time and `camera_optical_frame`;

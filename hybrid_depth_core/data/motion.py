@@ -1,4 +1,6 @@
-"""Did the camera move between two frames? Multi-frame depth needs a baseline."""
+"""Did the camera move between two frames, and by how much in the image? Multi-frame depth
+needs a baseline: view synthesis and the cost volume learn nothing from a camera that stood
+still, and too little image motion between the frames of a triplet is the same problem."""
 from __future__ import annotations
 
 import cv2
@@ -7,6 +9,22 @@ import numpy as np
 # Mean |difference| in grey levels, at 1/4 size, below which a camera counts as static:
 # above sensor and compression noise, below what any real motion in a textured scene gives.
 STATIC_DIFFERENCE = 1.0
+
+# Frames are compared at this width (grey, area-resampled), so that a motion measured on the
+# training frames and one measured on a live camera's frames are the same number.
+MOTION_WIDTH = 160
+# Median parallax (image motion a homography does not explain: what translation adds to a
+# turn), as a fraction of the image width, that frames used for matching should have. Training
+# picks the frame stride that reaches it and inference the keyframe that does. It is the
+# street's between consecutive frames, where training learns (docs/benchmarks.md, "Training
+# that learns on any recording"); a handheld camera that mostly turns needs longer strides.
+MATCHING_MOTION = 0.004
+# The most frames apart two matched frames may be: the longest stride training chooses and the
+# oldest keyframe inference keeps.
+MAX_MATCHING_GAP = 10
+# Corners tracked from each frame: the median of fewer moved with the choice of corners.
+CORNERS = 150
+_MIN_TRACKS = 8  # fewer tracked corners than this: the motion is unknown (textureless frames)
 
 
 def is_static(previous: np.ndarray, current: np.ndarray,
@@ -19,3 +37,151 @@ def is_static(previous: np.ndarray, current: np.ndarray,
                         interpolation=cv2.INTER_AREA).astype(np.float32)
              for image in (previous, current)]
     return float(np.abs(small[0] - small[1]).mean()) < threshold
+
+
+def motion_image(rgb: np.ndarray) -> np.ndarray:
+    """The grey MOTION_WIDTH-wide image motion is measured on."""
+    height = max(8, round(rgb.shape[0] * MOTION_WIDTH / rgb.shape[1]))
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
+    return cv2.resize(grey, (MOTION_WIDTH, height), interpolation=cv2.INTER_AREA)
+
+
+class MotionTracker:
+    """Image motion (parallax) between the newest frame and each of the `history` frames before
+    it.
+
+    Corners found in each frame are tracked frame to frame (pyramidal Lucas-Kanade, kept only
+    where tracking back lands within half a pixel of the start), so motions many frames apart
+    are measured through small, reliable steps; matching two distant frames directly loses
+    exactly the corners that moved most. The motion between an earlier frame and the newest is
+    the parallax of that frame's surviving corners (`parallax`).
+    """
+
+    def __init__(self, history: int):
+        self.history = history
+        self._grey: np.ndarray | None = None
+        self._sets: list[tuple[np.ndarray, np.ndarray]] = []  # (start, now), newest last
+
+    def push(self, rgb: np.ndarray) -> None:
+        grey = motion_image(rgb)
+        if self._grey is not None and self._grey.shape != grey.shape:
+            self.reset()
+        if self._grey is not None and self._sets:
+            self._sets = _track(self._grey, grey, self._sets)
+        corners = cv2.goodFeaturesToTrack(grey, maxCorners=CORNERS, qualityLevel=0.01,
+                                          minDistance=5)
+        start = (np.zeros((0, 2), np.float32) if corners is None
+                 else corners[:, 0].astype(np.float32))
+        self._sets = (self._sets + [(start, start.copy())])[-(self.history + 1):]
+        self._grey = grey
+
+    def motion(self, age: int) -> float:
+        """Motion from the frame `age` pushes before the newest to the newest (fraction of the
+        width); NaN if that frame is not held or too few of its corners survived."""
+        if not 1 <= age < len(self._sets):
+            return float('nan')
+        start, now = self._sets[-1 - age]
+        if len(start) < _MIN_TRACKS:
+            return float('nan')
+        return parallax(start, now)
+
+    def matches(self, age: int) -> tuple[np.ndarray, np.ndarray]:
+        """The surviving corners of the frame `age` pushes back: (N, 2) positions there and in
+        the newest frame, in pixels of the motion image (`motion_scale` converts)."""
+        if not 1 <= age < len(self._sets):
+            return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+        return self._sets[-1 - age]
+
+    def reset(self) -> None:
+        self._grey, self._sets = None, []
+
+
+def parallax(start: np.ndarray, now: np.ndarray) -> float:
+    """The median displacement of corners from `start` to `now` (motion-image pixels) that a
+    homography does not explain, as a fraction of the width. A camera that only turns moves
+    every point by a homography (K R K^-1) and shows no depth; what is left is parallax, from
+    translation. (Least squares, so the same corners give the same number; the corners were
+    already checked by tracking back. A scene that is one plane shows none either: its motion
+    is a homography too.)"""
+    H, _ = cv2.findHomography(start, now, 0)
+    if H is None:
+        return float('nan')
+    mapped = cv2.perspectiveTransform(start.reshape(-1, 1, 2).astype(np.float64), H)[:, 0]
+    return float(np.median(np.linalg.norm(now - mapped, axis=1))) / MOTION_WIDTH
+
+
+def _track(previous: np.ndarray, current: np.ndarray,
+           sets: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every set's points moved from `previous` to `current` in one Lucas-Kanade call; lost
+    points dropped."""
+    points = np.concatenate([now for _, now in sets]).reshape(-1, 1, 2)
+    if not len(points):
+        return sets
+    window = dict(winSize=(15, 15), maxLevel=2,
+                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+    tracked, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, points, None, **window)
+    back, found_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, tracked, None, **window)
+    good = ((found[:, 0] == 1) & (found_back[:, 0] == 1)
+            & (np.linalg.norm((back - points)[:, 0], axis=1) < 0.5))
+    moved, first = [], 0
+    for start, now in sets:
+        keep = good[first:first + len(now)]
+        moved.append((start[keep], tracked[first:first + len(now), 0][keep]))
+        first += len(now)
+    return moved
+
+
+def stride_motions(sequences, max_stride: int = MAX_MATCHING_GAP) -> dict[int, float]:
+    """Median parallax between frames s apart, for s = 1..max_stride, over all frames of
+    all `sequences` (each a list of RGB frames in order); NaN where nothing was measured."""
+    motions: dict[int, list[float]] = {s: [] for s in range(1, max_stride + 1)}
+    for frames in sequences:
+        tracker = MotionTracker(max_stride)
+        for frame in frames:
+            tracker.push(frame)
+            for stride in motions:
+                motions[stride].append(tracker.motion(stride))
+    return {stride: float(np.nanmedian(values)) if np.isfinite(values).any() else float('nan')
+            for stride, values in motions.items()}
+
+
+def choose_stride(motions: dict[int, float], target: float = MATCHING_MOTION) -> int:
+    """The smallest stride whose median motion reaches `target`; the stride with the most
+    motion when none does (1 when nothing could be measured)."""
+    for stride in sorted(motions):
+        if motions[stride] >= target:
+            return stride
+    measured = {s: m for s, m in motions.items() if np.isfinite(m)}
+    return max(measured, key=measured.get) if measured else 1
+
+
+# Frame pairs whose unit translation directions average to at least this length agree on a
+# heading (a car, a robot driving forward); below it the camera moves every which way.
+HEADING_AGREEMENT = 0.5
+
+
+def camera_heading(sequences, Ks, stride: int, every: int = 2) -> tuple[np.ndarray, int]:
+    """The mean of the unit translations t (x_later = R x_earlier + t, OpenCV's convention,
+    which is the pose network's T_later_earlier) of frame pairs `stride` apart, from the
+    essential matrix of tracked corners, over every `every`-th frame of `sequences` (RGB frames
+    with intrinsics `Ks`, one (3, 3) per sequence) whose motion reaches MATCHING_MOTION.
+    Returns (the mean, a 3-vector of length <= 1: 1 = all pairs agree; the number of pairs)."""
+    directions = []
+    for frames, K in zip(sequences, Ks):
+        tracker = MotionTracker(stride)
+        for index, frame in enumerate(frames):
+            tracker.push(frame)
+            if index < stride or index % every or not tracker.motion(stride) >= MATCHING_MOTION:
+                continue
+            earlier, later = tracker.matches(stride)
+            scale = MOTION_WIDTH / frame.shape[1]
+            K_motion = np.diag([scale, scale, 1.0]) @ np.asarray(K, np.float64)
+            E, inliers = cv2.findEssentialMat(earlier, later, K_motion, cv2.RANSAC, 0.999, 0.5)
+            if E is None or E.shape != (3, 3):
+                continue
+            _, _, t, kept = cv2.recoverPose(E, earlier, later, K_motion, mask=inliers)
+            if kept.sum() >= _MIN_TRACKS:
+                directions.append(t[:, 0] / np.linalg.norm(t))
+    if not directions:
+        return np.zeros(3), 0
+    return np.mean(directions, axis=0), len(directions)

@@ -1,12 +1,19 @@
 """The training sample contract, shared by every dataset, and the augmentations applied to it.
 
-A sample is a dict (batched by torch's default collate):
+A sample is a dict (batched by torch's default collate) holding only what training reads:
 
-    ('color', f, s)      (3, H/2^s, W/2^s) float32 in [0, 1]: frame f in {-1, 0, +1}, scale s
-                         in 0..3, as recorded (the losses compare these)
-    ('color_aug', f, s)  the same after colour jitter (the networks see these)
-    ('K', s), ('inv_K', s)  (3, 3) float32 intrinsics of scale s and their inverse
-    'depth_gt'           (1, H, W) float32 metres, NaN where unknown (only if the dataset has it)
+    ('color', f, 0)      (3, H, W) float32 in [0, 1]: frame f in {-1, 0, +1} as recorded (the
+                         losses compare these; the trainer logs frame 0)
+    ('color', 0, s)      frame 0 at scale s in 1..NUM_SCALES-1, (3, H/2^s, W/2^s) (INTER_AREA),
+                         for the edge-aware smoothness of the disparity of that scale
+    ('color_aug', f, 0)  frame f after colour jitter (the networks see these)
+    ('K', 0), ('inv_K', 0)  (3, 3) float32 intrinsics and their inverse
+    'depth_gt'           (1, H, W) float32 metres, NaN where unknown (only if the dataset has it;
+                         held-out scoring reads it)
+
+Nothing else: the losses warp at full resolution (Monodepth2 upsamples every scale's
+disparity), so the other frames' and the jittered frames' smaller scales and the smaller
+scales' intrinsics would only be built, collated and moved to the device for nothing.
 
 Colour jitter and horizontal flip are drawn once per sample and applied to all its frames, so
 the frames stay consistent with each other. Flipping mirrors the principal point too.
@@ -53,21 +60,25 @@ def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Gen
             depth_gt = np.ascontiguousarray(depth_gt[:, ::-1])
     sample = {}
     for frame_id, image in frames.items():
-        for scale in range(NUM_SCALES):
-            resized = image if scale == 0 else cv2.resize(
-                image, (width >> scale, height >> scale), interpolation=cv2.INTER_AREA)
-            color = torch.from_numpy(resized).permute(2, 0, 1).float() / 255
-            sample[('color', frame_id, scale)] = color
-            sample[('color_aug', frame_id, scale)] = (color if jitter is None
-                                                      else apply_jitter(color, *jitter))
-    K_full = torch.from_numpy(K)
-    for scale in range(NUM_SCALES):
-        K_scaled = scale_intrinsics(K_full, 1 / 2 ** scale, 1 / 2 ** scale)
-        sample[('K', scale)] = K_scaled
-        sample[('inv_K', scale)] = torch.linalg.inv(K_scaled)
+        color = _to_tensor(image)
+        sample[('color', frame_id, 0)] = color
+        sample[('color_aug', frame_id, 0)] = color if jitter is None else apply_jitter(color,
+                                                                                       *jitter)
+    for scale in range(1, NUM_SCALES):
+        sample[('color', 0, scale)] = _to_tensor(cv2.resize(
+            frames[0], (width >> scale, height >> scale), interpolation=cv2.INTER_AREA))
+    # Scaling by 1 still rounds the principal point ((c + 0.5) - 0.5): kept, so that K is the
+    # same to the bit as when every scale was built.
+    K_full = scale_intrinsics(torch.from_numpy(K), 1.0, 1.0)
+    sample[('K', 0)] = K_full
+    sample[('inv_K', 0)] = torch.linalg.inv(K_full)
     if depth_gt is not None:
         sample['depth_gt'] = torch.from_numpy(np.asarray(depth_gt, np.float32))[None]
     return sample
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1).float() / 255
 
 
 def _draw_jitter(augment: AugmentConfig, rng: np.random.Generator) -> tuple[float, ...]:

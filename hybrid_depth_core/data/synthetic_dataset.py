@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hybrid_depth_core.data.motion import MAX_MATCHING_GAP, choose_stride, stride_motions
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 
@@ -19,8 +20,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
 
     def __init__(self, seeds, frames_per_drive: int, width: int, height: int,
                  augment: AugmentConfig | None = None, seed: int = 0, progress: bool = True,
-                 frame_stride: int = 1):
-        self.augment, self.seed, self.epoch, self.stride = augment, seed, 0, frame_stride
+                 frame_stride: int = 0):
+        self.augment, self.seed, self.epoch = augment, seed, 0
         self.drives: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # rgb, depth, K
         bar = tqdm(seeds, desc='rendering synthetic drives', unit='drive', disable=not progress)
         for drive_seed in bar:
@@ -29,7 +30,15 @@ class SyntheticDataset(torch.utils.data.Dataset):
             frames = [drive.render(i) for i in range(len(drive))]
             self.drives.append((np.stack([f.rgb for f in frames]),
                                 np.stack([f.depth for f in frames]), drive.camera.K))
-        interior = range(frame_stride, frames_per_drive - frame_stride)
+        self.motions = stride_motions([drive[0] for drive in self.drives],
+                                      min(MAX_MATCHING_GAP, (frames_per_drive - 1) // 2))
+        self.stride = frame_stride or choose_stride(self.motions)
+        if progress:
+            print(f'synthetic drives: frame stride {self.stride} ('
+                  f'{"chosen from the motion" if frame_stride == 0 else "as configured"}; '
+                  f'median parallax '
+                  f'{100 * self.motions.get(self.stride, float("nan")):.1f}% of the width)')
+        interior = range(self.stride, frames_per_drive - self.stride)
         self.index = [(d, t) for d in range(len(self.drives)) for t in interior]
 
     def set_epoch(self, epoch: int) -> None:

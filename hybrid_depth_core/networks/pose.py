@@ -15,10 +15,10 @@ from hybrid_depth_core.networks.encoders import ResNet18Encoder
 # needed depths below min_depth and was pushed to max_depth instead (docs/benchmarks.md).
 ROTATION_SCALE = 0.01
 TRANSLATION_SCALE = 1.0
-# T_later_earlier of a camera moving 0.5 m along its optical axis between frames: points come
-# 0.5 m closer. The scale is arbitrary (monocular); the sign is what matters: most robot and
-# car cameras look where they go.
-INITIAL_TRANSLATION = (0.0, 0.0, -0.5)
+# The length of the translation a pose network starts from when the data shows a heading
+# (`start_moving`): 0.5 m a frame against the depth network's initial 10 m. The scale is
+# arbitrary (monocular); the direction is what matters.
+INITIAL_SPEED = 0.5
 # Factors by which the pose network may see smaller frames than the depth network
 # (DepthModelConfig.pose_downsample).
 POSE_DOWNSAMPLING = (1, 2, 4)
@@ -32,16 +32,19 @@ class PoseDecoder(nn.Module):
             nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(inplace=True),
             nn.Conv2d(256, 256, 3, 1, 1), nn.ReLU(inplace=True),
             nn.Conv2d(256, 6, 1))
-        # Start from a camera that moves forward (INITIAL_TRANSLATION), with the random part of
-        # the output 100x smaller than usual. From a random start, trained from scratch, the
-        # net settled on driving backwards or sideways for about half of the seeds (no depth
-        # explains that, and training stalled: docs/benchmarks.md); from this start the
-        # photometric loss only has to refine the speed and the rotation.
+        # Start from a camera that stands still (neutral), with the random part of the output
+        # 100x smaller than usual; the trainer then points the start along the heading the
+        # recording shows, if it shows one (`start_moving`, data/motion.camera_heading).
         last = self.net[-1]
         with torch.no_grad():
             last.weight.mul_(0.01)
             last.bias.zero_()
-            last.bias[3:] = torch.tensor(INITIAL_TRANSLATION) / TRANSLATION_SCALE
+
+    def start_moving(self, translation) -> None:
+        """Make the untrained output translation `translation` (T_later_earlier's, metres)."""
+        with torch.no_grad():
+            self.net[-1].bias[3:] = torch.as_tensor(translation, dtype=torch.float32
+                                                    ) / TRANSLATION_SCALE
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> axis-angle (B, 3), translation (B, 3)."""

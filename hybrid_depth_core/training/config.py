@@ -18,57 +18,109 @@ from hybrid_depth_core.training.objective import LossConfig
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: DepthModelConfig = field(default_factory=lambda: DepthModelConfig(multi_frame=True))
+    # The defaults are the recipe measured best for training from random weights (no ImageNet
+    # file offline) on a 2-core CPU (docs/benchmarks.md); 0 / -1 values are chosen at the start
+    # of a run for the device and the data (training/defaults.py) and saved resolved.
+    model: DepthModelConfig = field(
+        default_factory=lambda: DepthModelConfig(multi_frame=True, pose_downsample=2))
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    batch_size: int = 12          # ManyDepth
-    learning_rate: float = 1e-4   # Adam
-    warmup_steps: int = 0         # linear ramp from 0: keeps Adam's first, noisy steps small
-    epochs: int = 20
-    lr_step_epoch: int = 15       # learning rate x 0.1 from this epoch on
-    freeze_epoch: int = 15        # multi-frame: teacher and pose network frozen from here on
+    batch_size: int = 0           # 0: 6 on a CPU, ManyDepth's 12 on a GPU
+    learning_rate: float = 3e-4   # Adam; ManyDepth's 1e-4 is for ImageNet-initialised encoders
+    # The schedule, in fractions of the run (--max-steps, --minutes, or `epochs` epochs), so
+    # that a short run also gets its learning-rate step and its freeze:
+    warmup: float = 0.05          # linear ramp from 0: keeps Adam's first, noisy steps small
+    lr_step_at: float = 0.75      # learning rate x 0.1 from here on (ManyDepth: epoch 15 of 20)
+    freeze_at: float = 0.75       # multi-frame: teacher and pose network frozen from here on
+    epochs: int = 20              # the run's length when neither budget is given
     seed: int = 0                 # weights, data order and augmentation: a CPU run repeats
-    num_workers: int = 2          # DataLoader worker processes
+    # DataLoader processes; -1: none on a CPU (they would take the networks' cores), 4 on a GPU.
+    num_workers: int = -1
     log_every: int = 25           # steps between TensorBoard scalars
     image_every: int = 250        # steps between TensorBoard depth images
     checkpoint_every: int = 250   # steps between checkpoints (also written at the end)
     pretrained: str = ''          # ImageNet ResNet18 weights: '' none, 'download', or a path
     precision: str = 'auto'       # autocast: bf16 on CUDA, fp32 on CPU (device.py)
 
+    def __post_init__(self):
+        fractions = {'warmup': self.warmup, 'lr_step_at': self.lr_step_at,
+                     'freeze_at': self.freeze_at}
+        for name, value in fractions.items():
+            if not 0 <= value <= 1:
+                raise ValueError(f'{name} is a fraction of the run, in [0, 1]; got {value}')
+        if self.batch_size < 0 or self.epochs < 1 or self.num_workers < -1:
+            raise ValueError(f'need batch_size >= 0 (0: automatic), epochs >= 1 and '
+                             f'num_workers >= -1 (-1: automatic); got {self.batch_size}, '
+                             f'{self.epochs} and {self.num_workers}')
 
-def learning_rate(config: TrainConfig, step: int, epoch: int) -> float:
-    """Linear warm-up over `warmup_steps`, then a step schedule: x0.1 from `lr_step_epoch` on."""
-    warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps > 0 else 1.0
-    return config.learning_rate * warmup * (0.1 if epoch >= config.lr_step_epoch else 1.0)
+
+def learning_rate(config: TrainConfig, progress: float) -> float:
+    """At `progress` (0 to 1) through the run: a linear warm-up over the first `warmup` of it,
+    then x0.1 from `lr_step_at` on."""
+    warmup = min(1.0, progress / config.warmup) if config.warmup > 0 else 1.0
+    return config.learning_rate * max(warmup, 1e-3) * (
+        0.1 if progress >= config.lr_step_at else 1.0)
+
+
+def is_frozen(config: TrainConfig, progress: float) -> bool:
+    """Whether a multi-frame run's teacher and pose network are frozen at `progress`."""
+    return config.model.multi_frame and progress >= config.freeze_at
 
 
 def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def from_dict(cls, data: dict, where: str = 'config'):
-    """Build dataclass `cls` from nested dicts, naming any unknown or mistyped key."""
+def from_dict(cls, data: dict, where: str = 'config', base=None):
+    """Build dataclass `cls` from nested dicts, naming any unknown or mistyped key. Keys not
+    given keep their defaults, nested ones too: `model: {arch: resnet18}` keeps the rest of
+    TrainConfig's default model (multi-frame, pose_downsample 2), not DepthModelConfig's."""
     if not isinstance(data, dict):
         raise UserError(f'{where} must be a mapping, got {type(data).__name__}')
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise UserError(f'{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}')
+        raise UserError(f'{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}')
     values = {}
     for name, value in data.items():
         kind = hints[name]
         if dataclasses.is_dataclass(kind):
-            values[name] = from_dict(kind, value, f'{where}.{name}')
+            default = (getattr(base, name) if base is not None
+                       else _default(fields[name]))
+            values[name] = from_dict(kind, value, f'{where}.{name}', default)
         elif typing.get_origin(kind) is tuple and isinstance(value, list):
             values[name] = tuple(value)
         else:
             values[name] = value
     try:
-        return cls(**values)
+        return dataclasses.replace(base, **values) if base is not None else cls(**values)
     except (TypeError, ValueError) as error:
         raise UserError(f'{where}: {error}') from None
+
+
+def _default(field: dataclasses.Field):
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None if field.default is dataclasses.MISSING else field.default
+
+
+# Keys of checkpoints written before the schedule became fractions of the run (issue 17):
+# enough to load their networks; such a checkpoint cannot be resumed.
+_RENAMED = {'lr_step_epoch': 'lr_step_at', 'freeze_epoch': 'freeze_at'}
+
+
+def checkpoint_config(data: dict, where: str) -> TrainConfig:
+    """The TrainConfig a checkpoint holds, older layouts included."""
+    if isinstance(data, dict) and (set(_RENAMED) | {'warmup_steps'}) & set(data):
+        data = dict(data)
+        epochs = data.get('epochs', TrainConfig.epochs)
+        for old, new in _RENAMED.items():
+            if old in data:
+                data[new] = min(1.0, data.pop(old) / epochs)
+        data.pop('warmup_steps', None)  # a step count of a run whose length is not recorded
+    return from_dict(TrainConfig, data, where)
 
 
 def load_config(path: Path | None, overrides: list[str] = ()) -> TrainConfig:

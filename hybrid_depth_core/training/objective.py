@@ -150,6 +150,24 @@ class SelfSupervisedObjective(nn.Module):
         return total, terms, {'depth': depths[0].detach(),
                               'teacher_depth': single_depths[0].detach()}
 
+    @torch.no_grad()
+    def score(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Held-out scoring: the auto-masked photometric loss (the teacher's form, which any
+        depth can be given) of the depth network's full-size depth, and that depth. Multi-frame
+        networks match against the earlier frame, as at inference."""
+        aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCES}
+        poses = {-1: invert_transform(self.pose(aug[-1], aug[0]).float()),
+                 1: self.pose(aug[0], aug[1]).float()}
+        if self.teacher is None:
+            output = self.depth(aug[0])
+        else:
+            output = self.depth(aug[0], aug[-1], batch[('K', 0)], poses[-1])
+        identity = losses.identity_error([batch[('color', f, 0)] for f in SOURCES],
+                                         batch[('color', 0, 0)])
+        photometric, _, depths, _ = self._view_synthesis(batch, output.disparities[:1], poses,
+                                                         identity=identity)
+        return photometric, depths[0]
+
     def _view_synthesis(self, batch, disparities, poses, identity=None, mask=None):
         """Multi-scale photometric and smoothness losses, disparities upsampled to full size;
         the photometric loss averages over `mask`, or over the auto-mask of each scale when

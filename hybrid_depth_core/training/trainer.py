@@ -1,8 +1,13 @@
 """The training loop, readable top to bottom: data, models, optimiser, steps, checkpoints.
 
+The schedule (warm-up, learning-rate step, freeze) is set in fractions of the run: of its
+steps with --max-steps (or `epochs` epochs), of its wall time with --minutes (the time of earlier
+sessions counted, so a resumed run keeps its schedule).
+
 Repeatability: data order comes from (seed, epoch), augmentation from (seed, epoch, index), and
 the torch RNG is re-seeded from (seed, step) before every step, so a run resumed from a
-checkpoint takes exactly the steps the uninterrupted run would have taken.
+checkpoint takes exactly the steps the uninterrupted run would have taken (with --minutes, the
+steps at which the schedule moves depend on the machine's speed).
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
@@ -19,13 +25,16 @@ from hybrid_depth_core.data.datasets import build_dataset
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
-from hybrid_depth_core.training.config import TrainConfig, learning_rate, to_dict
+from hybrid_depth_core.training.config import TrainConfig, is_frozen, learning_rate, to_dict
+from hybrid_depth_core.training.defaults import measure_heading, pose_prior, resolve
+from hybrid_depth_core.training.validation import build_validation_set, validate
 from hybrid_depth_core.networks.resnet import load_imagenet_weights
 from hybrid_depth_core.losses import updated_depth_range
 from hybrid_depth_core.training.objective import (SelfSupervisedObjective,
                                                   draw_matching_augmentation)
 
 CHECKPOINT_NAME = 'last.pt'
+BEST_NAME = 'best.pt'  # the checkpoint with the lowest held-out photometric loss so far
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -58,7 +67,8 @@ class EpochSampler(torch.utils.data.Sampler):
 def train(config: TrainConfig, out: Path, max_steps: int | None = None,
           minutes: float | None = None, resume: bool = False, device: str = 'auto',
           progress: bool = True) -> Path:
-    """Train until `max_steps`, `minutes` or `config.epochs`; returns the final checkpoint."""
+    """Train for `max_steps` steps, `minutes` of training time, or else `config.epochs` epochs;
+    returns the final checkpoint. The config's automatic values are resolved first."""
     out = Path(out)
     checkpoint_path = out / CHECKPOINT_NAME
     if checkpoint_path.exists() and not resume:
@@ -68,6 +78,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
         raise UserError(f'--resume: no checkpoint at {checkpoint_path}')
     rank, world = _init_distributed()
     device = pick_device(device)
+    config = resolve(config, device)
     torch.manual_seed(config.seed)
 
     dataset = build_dataset(config.data, config.augment, config.seed,
@@ -75,9 +86,11 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     steps_per_epoch = len(dataset) // world // config.batch_size
     if steps_per_epoch == 0:
         raise UserError(f'{len(dataset)} samples are fewer than one batch of '
-                        f'{config.batch_size} per process')
+                        f'{config.batch_size} per process (record more, or lower '
+                        f'--frame-stride or batch_size)')
     sampler = EpochSampler(len(dataset), config.seed, rank, world,
                            per_rank=steps_per_epoch * config.batch_size)
+    validation = build_validation_set(config, dataset, progress=progress and rank == 0)
     objective = SelfSupervisedObjective(config.model, config.loss).to(device)
     if config.pretrained:
         source = True if config.pretrained == 'download' else config.pretrained
@@ -88,7 +101,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     # one pass: 3x faster than the per-parameter loop on the CPU.
     optimizer = torch.optim.Adam([p for p in objective.parameters() if p.requires_grad],
                                  lr=config.learning_rate, fused=True)
-    step = 0
+    step, elapsed, best = 0, 0.0, math.inf
     if resume:
         state = load_checkpoint(checkpoint_path, map_location=device)
         if state['config'] != to_dict(config):
@@ -96,7 +109,19 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
                             f'with the same --config and overrides')
         objective.load_state_dict(state['objective'])
         optimizer.load_state_dict(state['optimizer'])
-        step = state['step']
+        step, elapsed = state['step'], state.get('elapsed_s', 0.0)
+        best_path = out / BEST_NAME  # written after last.pt's best_val, if a run died between
+        best = (load_checkpoint(best_path)['best_val'] if best_path.exists()
+                else state.get('best_val', math.inf))
+    else:
+        heading, pairs = measure_heading(dataset)
+        prior = pose_prior(heading)
+        objective.pose.decoder.start_moving(prior)
+        if progress and rank == 0:
+            print(f'camera heading from {pairs} frame pairs {np.round(heading, 2).tolist()} '
+                  f'(length 1: all agree): the pose network starts '
+                  + (f'moving {np.round(prior, 2).tolist()} a frame' if prior.any()
+                     else 'standing still'))
     wrapped = objective
     if world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(
@@ -104,13 +129,20 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
             find_unused_parameters=True)  # frozen teacher/pose and zero-cost-volume steps
     precision = autocast(device, config.precision)
 
-    total_steps = config.epochs * steps_per_epoch
-    if max_steps is not None:
-        total_steps = min(total_steps, max_steps)
+    total_steps = (max_steps if max_steps is not None else math.inf if minutes is not None
+                   else config.epochs * steps_per_epoch)
+
+    def progress_of_run(step: int) -> float:
+        if minutes is not None:
+            return min(1.0, (time.monotonic() - started) / (60 * minutes))
+        return step / total_steps  # ManyDepth's epoch >= 15 of 20 is progress >= 0.75
+
     writer = _tensorboard(out, rank)
-    bar = tqdm(total=total_steps, initial=step, desc='training', unit='step',
-               disable=not progress or rank != 0)
-    started, last_log, logged, since_log = time.monotonic(), time.monotonic(), {}, 0
+    bar = tqdm(total=None if minutes is not None else total_steps, initial=step,
+               desc='training', unit='step', disable=not progress or rank != 0)
+    started = time.monotonic() - elapsed  # earlier sessions' training time counts
+    last_log, logged, since_log, val_postfix = time.monotonic(), {}, 0, {}
+    frozen = None
     while step < total_steps:
         epoch, batch_in_epoch = divmod(step, steps_per_epoch)
         dataset.set_epoch(epoch)
@@ -119,21 +151,24 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
             dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
             num_workers=config.num_workers, pin_memory=device.type == 'cuda',
             persistent_workers=False)
-        # ManyDepth freezes its teacher and pose network; a single-frame model has no teacher
-        # and keeps training its pose network throughout, as Monodepth2 does. The optimiser
-        # carries on (frozen parameters get no gradient, so Adam skips them): ManyDepth's
-        # trainer rebuilds it here, which also restarts its learning-rate schedule
-        # (docs/benchmarks.md measures both).
-        frozen = objective.teacher is not None and epoch >= config.freeze_epoch
-        objective.set_mode(frozen)
+        frozen = None  # a new epoch sets the modes again
         for batch in loader:
             time_is_up = minutes is not None and time.monotonic() - started > 60 * minutes
             if step >= total_steps or _on_any_rank(time_is_up, world, device):
                 total_steps = step  # budget spent: stop after saving
                 break
+            run_progress = _agreed(progress_of_run(step), world, device)
+            # ManyDepth freezes its teacher and pose network; a single-frame model has no
+            # teacher and keeps training its pose network throughout, as Monodepth2 does. The
+            # optimiser carries on (frozen parameters get no gradient, so Adam skips them):
+            # ManyDepth's trainer rebuilds it here, which also restarts its learning-rate
+            # schedule (docs/benchmarks.md measures both).
+            if frozen != is_frozen(config, run_progress):
+                frozen = is_frozen(config, run_progress)
+                objective.set_mode(frozen)
             torch.manual_seed(config.seed * 1_000_003 + step)
             for group in optimizer.param_groups:
-                group['lr'] = learning_rate(config, step, epoch)
+                group['lr'] = learning_rate(config, run_progress)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             augmentation = draw_matching_augmentation(
                 config.loss, config.batch_size,
@@ -158,7 +193,8 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
                 now = time.monotonic()
                 rate = config.batch_size * world * since_log / max(now - last_log, 1e-9)
                 averages = {k: v / since_log for k, v in logged.items()}
-                bar.set_postfix(loss=f'{averages["loss/total"]:.4f}', img_s=f'{rate:.1f}')
+                bar.set_postfix(loss=f'{averages["loss/total"]:.4f}', img_s=f'{rate:.1f}',
+                                **val_postfix)
                 if writer:
                     for key, value in averages.items():
                         writer.add_scalar(key, value, step)
@@ -168,13 +204,25 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
             if writer and step % config.image_every == 0:
                 writer.add_image('depth', _colorize(outputs['depth'][0]), step)
                 writer.add_image('image', batch[('color', 0, 0)][0], step)
+            state = {'elapsed_s': time.monotonic() - started, 'best_val': best}
+            if step % steps_per_epoch == 0 and validation is not None:
+                scores = validate(objective, validation, device, precision)
+                objective.set_mode(frozen)
+                state['best_val'] = best = _save_if_best(out, scores, best, rank, writer, step,
+                                                         config, objective, optimizer, state)
+                val_postfix = {'val': f'{scores["val/photometric"]:.4f}'}
             if rank == 0 and step % config.checkpoint_every == 0:
-                _save(checkpoint_path, config, objective, optimizer, step)
+                _save(checkpoint_path, config, objective, optimizer, step, state)
             if step % steps_per_epoch == 0:
-                break  # the epoch's last batch: the next epoch re-shuffles (and may freeze)
+                break  # the epoch's last batch: the next epoch re-shuffles
     bar.close()
+    state = {'elapsed_s': time.monotonic() - started, 'best_val': best}
+    if validation is not None and step % steps_per_epoch:  # the last, partial epoch
+        scores = validate(objective, validation, device, precision)
+        state['best_val'] = _save_if_best(out, scores, best, rank, writer, step, config,
+                                          objective, optimizer, state)
     if rank == 0:
-        _save(checkpoint_path, config, objective, optimizer, step)
+        _save(checkpoint_path, config, objective, optimizer, step, state)
     if writer:
         writer.close()
     if world > 1:
@@ -183,10 +231,37 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     return checkpoint_path
 
 
-def _save(path: Path, config: TrainConfig, objective, optimizer, step: int) -> None:
+def _save(path: Path, config: TrainConfig, objective, optimizer, step: int,
+          state: dict) -> None:
     save_checkpoint(path, {'config': to_dict(config), 'step': step,
                            'objective': objective.state_dict(),
-                           'optimizer': optimizer.state_dict()})
+                           'optimizer': optimizer.state_dict(), **state})
+
+
+def _save_if_best(out: Path, scores: dict, best: float, rank: int, writer, step: int,
+                  config: TrainConfig, objective, optimizer, state: dict) -> float:
+    """Log the held-out scores; write best.pt when the photometric loss is the lowest yet.
+    Returns the best loss."""
+    if writer:
+        for key, value in scores.items():
+            writer.add_scalar(key, value, step)
+    loss = scores['val/photometric']
+    if loss >= best:
+        return best
+    if rank == 0:  # the networks, without the optimiser's state: not for resuming
+        save_checkpoint(out / BEST_NAME, {'config': to_dict(config), 'step': step,
+                                          'objective': objective.state_dict(),
+                                          **state, 'best_val': loss, 'val': scores})
+    return loss
+
+
+def _agreed(value: float, world: int, device: torch.device) -> float:
+    """Rank 0's value on every process (the run's progress, measured on each rank's clock)."""
+    if world == 1:
+        return value
+    shared = torch.tensor([value], device=device, dtype=torch.float64)
+    dist.broadcast(shared, 0)
+    return float(shared.item())
 
 
 def _on_any_rank(flag: bool, world: int, device: torch.device) -> bool:

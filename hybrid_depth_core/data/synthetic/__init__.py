@@ -1,4 +1,5 @@
-"""Procedural street scenes rendered with exact depth and camera poses.
+"""Procedural worlds rendered with exact depth and camera poses: a street seen from a car
+(SyntheticDrive) and a room seen by a handheld camera (RoomWalk).
 
 Typical use::
 
@@ -6,7 +7,11 @@ Typical use::
     for frame in drive:  # Frame(index, stamp_ns, rgb, depth, T_world_cam)
         ...
 """
-from hybrid_depth_core.data.synthetic.drive import DriveConfig, Frame, SyntheticDrive
+from hybrid_depth_core.data.synthetic.drive import (DriveConfig, Frame, RenderedSequence,
+                                                    SyntheticDrive)
+from hybrid_depth_core.data.synthetic.room import RoomWalk, RoomWalkConfig
+from hybrid_depth_core.data.synthetic.room_scene import RoomConfig
 from hybrid_depth_core.data.synthetic.scene import SceneConfig
 
-__all__ = ['DriveConfig', 'Frame', 'SceneConfig', 'SyntheticDrive']
+__all__ = ['DriveConfig', 'Frame', 'RenderedSequence', 'RoomConfig', 'RoomWalk',
+           'RoomWalkConfig', 'SceneConfig', 'SyntheticDrive']

@@ -63,18 +63,18 @@ class Frame:
     T_world_cam: np.ndarray  # (4, 4) float64 pose of the camera optical frame in the world
 
 
-class SyntheticDrive:
-    """`config.frames` frames of one scene; scene and trajectory are determined by the seed."""
+class RenderedSequence:
+    """Frames of a static scene seen from a sequence of camera poses, rendered on demand: what
+    write_drive_bag records. `config` must have `frame_rate` (Hz, for the stamps)."""
 
-    def __init__(self, config: DriveConfig):
+    def __init__(self, config, camera: PinholeCamera, poses: np.ndarray, scene: Scene,
+                 max_depth: float):
         self.config = config
-        self.camera = PinholeCamera.from_fov(config.width, config.height, config.hfov_deg,
-                                             config.principal_offset)
-        rng = np.random.default_rng(config.seed)
-        self.poses = make_trajectory(config, rng)
-        self.scene: Scene = generate_scene(config.scene, self.poses[0, 0, 3],
-                                           self.poses[-1, 0, 3], rng)
-        self._camera_rays = self.camera.pixel_rays()
+        self.camera = camera
+        self.poses = poses          # (N, 4, 4) T_world_cam
+        self.scene = scene
+        self.max_depth = max_depth  # nothing farther is rendered: beyond is sky (NaN depth)
+        self._camera_rays = camera.pixel_rays()
 
     def __len__(self) -> int:
         return len(self.poses)
@@ -84,10 +84,10 @@ class SyntheticDrive:
 
     def render(self, index: int) -> Frame:
         if not 0 <= index < len(self):
-            raise IndexError(f'frame {index} out of range for a drive of {len(self)} frames')
+            raise IndexError(f'frame {index} out of range for a sequence of {len(self)} frames')
         pose = self.poses[index]
         dirs = raycast.world_rays(self._camera_rays, pose)
-        hits = raycast.cast(self.scene, self.camera, pose, dirs, self.config.max_depth)
+        hits = raycast.cast(self.scene, self.camera, pose, dirs, self.max_depth)
         rgb = textures.shade(self.scene, hits, pose[:3, 3], dirs, self.camera.fx)
         depth = np.where(np.isfinite(hits.depth), hits.depth, np.nan).astype(np.float32)
         return Frame(index=index, stamp_ns=self.stamp_ns(index),
@@ -96,6 +96,18 @@ class SyntheticDrive:
 
     def __iter__(self):
         return (self.render(i) for i in range(len(self)))
+
+
+class SyntheticDrive(RenderedSequence):
+    """`config.frames` frames of one street; scene and trajectory are determined by the seed."""
+
+    def __init__(self, config: DriveConfig):
+        camera = PinholeCamera.from_fov(config.width, config.height, config.hfov_deg,
+                                        config.principal_offset)
+        rng = np.random.default_rng(config.seed)
+        poses = make_trajectory(config, rng)
+        scene = generate_scene(config.scene, poses[0, 0, 3], poses[-1, 0, 3], rng)
+        super().__init__(config, camera, poses, scene, config.max_depth)
 
 
 def make_trajectory(config: DriveConfig, rng: np.random.Generator) -> np.ndarray:
@@ -118,12 +130,12 @@ def make_trajectory(config: DriveConfig, rng: np.random.Generator) -> np.ndarray
 
     poses = np.tile(np.eye(4), (config.frames, 1, 1))
     for i in range(config.frames):
-        poses[i, :3, :3] = _rotation_zyx(yaw[i], pitch[i], roll[i]) @ R_BODY_OPTICAL
+        poses[i, :3, :3] = rotation_zyx(yaw[i], pitch[i], roll[i]) @ R_BODY_OPTICAL
         poses[i, :3, 3] = (x[i], y[i], z[i])
     return poses
 
 
-def _rotation_zyx(yaw: float, pitch: float, roll: float) -> np.ndarray:
+def rotation_zyx(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """Body-to-world rotation Rz(yaw) @ Ry(pitch) @ Rx(roll)."""
     cz, sz, cy, sy, cx, sx = (np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch),
                               np.cos(roll), np.sin(roll))

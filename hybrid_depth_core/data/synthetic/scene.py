@@ -22,6 +22,21 @@ class Material(IntEnum):
     CAR_CABIN = 3
     CRATE = 4
     POLE = 5
+    # Indoors (room_scene.py); textures in room_textures.py.
+    WALL = 6
+    FLOOR_WOOD = 7
+    FLOOR_TILE = 8
+    CEILING = 9
+    LAMP = 10
+    WOOD = 11
+    CABINET = 12
+    FABRIC = 13
+    BOOKS = 14
+    CARDBOARD = 15
+    PICTURE = 16
+    DOOR = 17
+    TRIM = 18
+    RUG = 19
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,8 @@ class Scene:
     sidewalk_width: float
     boxes: Boxes
     poles: Poles
-    sun: np.ndarray       # (3,) unit vector towards the sun
+    sun: np.ndarray       # (3,) unit vector towards the sun (indoors: the main light)
+    ground_plane: bool = True  # the plane z = 0 is the ground; indoors the floor is a box
 
 
 # Albedos of common facade finishes: brick, sandstone, render, concrete, painted plaster.

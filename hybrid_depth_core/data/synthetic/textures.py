@@ -6,19 +6,19 @@ Two properties matter for self-supervised training, and both are built in here:
 - no aliasing: every texture is band-limited to the pixel's footprint on the surface (noise
   octaves finer than ~2 pixels fade to their mean, and edges are box-filtered analytically),
   otherwise distant texture would sparkle differently in each frame and break the first property.
+
+The street's materials are here, the room's in room_textures.py; both are built from the
+band-limited patterns of patterns.py.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from hybrid_depth_core.data.synthetic.patterns import (band, cell_value, face_coordinates, fbm,
+                                                       mix, stripes)
 from hybrid_depth_core.data.synthetic.raycast import Hits
+from hybrid_depth_core.data.synthetic.room_textures import ROOM_TEXTURES
 from hybrid_depth_core.data.synthetic.scene import Material, Scene
-
-_TABLE_BITS = 8
-_TABLE_MASK = (1 << _TABLE_BITS) - 1
-# Lattice values of the value noise; fixed so that textures do not depend on the scene seed
-# (scenes differ through per-object texture offsets instead).
-_LATTICE = np.random.default_rng(0x5EED).random(1 << (2 * _TABLE_BITS)).astype(np.float32)
 
 _AMBIENT = 0.55  # share of light that does not depend on the surface orientation
 # Edges are box-filtered over this many pixels: like a real lens's blur, and wide enough that
@@ -72,87 +72,6 @@ def _normals(scene: Scene, face: np.ndarray, index: np.ndarray,
     return normals
 
 
-# ----------------------------------------------------------------------------------- primitives
-
-def value_noise(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Smooth noise in [0, 1] with unit lattice spacing (period 256 lattice cells)."""
-    iu, iv = np.floor(u), np.floor(v)
-    fu, fv = u - iu, v - iv
-    iu = iu.astype(np.int32) & _TABLE_MASK
-    iv = iv.astype(np.int32) & _TABLE_MASK
-    iu1, iv1 = (iu + 1) & _TABLE_MASK, (iv + 1) & _TABLE_MASK
-    row0, row1 = iv << _TABLE_BITS, iv1 << _TABLE_BITS
-    su, sv = fu * fu * (3 - 2 * fu), fv * fv * (3 - 2 * fv)
-    top = _LATTICE[row0 | iu] * (1 - su) + _LATTICE[row0 | iu1] * su
-    bottom = _LATTICE[row1 | iu] * (1 - su) + _LATTICE[row1 | iu1] * su
-    return top * (1 - sv) + bottom * sv
-
-
-def detail_weight(size: float | np.ndarray, footprint: np.ndarray) -> np.ndarray:
-    """1 for details of `size` metres covering >= 2 footprints, fading to 0 at 1 footprint."""
-    return np.clip(size / footprint - 1.0, 0.0, 1.0)
-
-
-def cell_value(i: np.ndarray, j: np.ndarray, size: float | np.ndarray,
-               footprint: np.ndarray) -> np.ndarray:
-    """A random value in about [-0.5, 0.5] per integer cell (i, j) of `size` metres (per-window or
-    per-tile variation), fading to 0 where cells get too small to show without aliasing."""
-    value = _LATTICE[((j.astype(np.int32) & _TABLE_MASK) << _TABLE_BITS)
-                     | (i.astype(np.int32) & _TABLE_MASK)]
-    return (value - 0.5) * detail_weight(size, footprint)
-
-
-def fbm(u: np.ndarray, v: np.ndarray, footprint: np.ndarray, scale: float,
-        octaves: int, gain: float = 0.55) -> np.ndarray:
-    """Fractal noise in about [-0.5, 0.5]: octaves of value noise from `scale` metres down, each
-    `gain` times weaker than the last (higher = rougher), fading out where the pixel footprint
-    exceeds 1/2 of its lattice spacing."""
-    total = np.zeros_like(u)
-    amplitude = 1.0
-    # Normalised by all octaves' amplitudes: a point's colour must not depend on which other
-    # pixels are rendered with it.
-    norm = sum(gain ** octave for octave in range(octaves))
-    for octave in range(octaves):
-        spacing = scale / 2 ** octave
-        weight = detail_weight(spacing, footprint)
-        if not weight.any():
-            break  # finer octaves are smaller still
-        shift = 17.31 * octave  # decorrelates octaves that share the lattice table
-        total += amplitude * weight * (value_noise(u / spacing + shift, v / spacing - shift) - 0.5)
-        amplitude *= gain
-    return total / norm
-
-
-def stripes(x: np.ndarray, period: float, duty: float, footprint: np.ndarray) -> np.ndarray:
-    """Coverage in [0, 1] of a pixel of width `footprint` at x by the periodic pattern that is
-    'on' on [k*period, (k + duty)*period). Exact box filtering, so edges never alias."""
-    on = duty * period
-
-    def integral(s):
-        return np.floor(s / period) * on + np.minimum(np.mod(s, period), on)
-
-    half = np.maximum(footprint, 1e-4) / 2
-    return (integral(x + half) - integral(x - half)) / (2 * half)
-
-
-def band(x: np.ndarray, lo: float | np.ndarray, hi: float | np.ndarray,
-         footprint: np.ndarray) -> np.ndarray:
-    """Coverage in [0, 1] of a pixel of width `footprint` at x by the interval [lo, hi]."""
-    half = np.maximum(footprint, 1e-4) / 2
-    return (np.clip(x + half, lo, hi) - np.clip(x - half, lo, hi)) / (2 * half)
-
-
-def _mix(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    return a + (b - a) * weight[:, None]
-
-
-def _face_coordinates(points: np.ndarray, face_axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(u, v) on a box face: u horizontal along the face, v = height (x, y on horizontal faces)."""
-    u = np.where(face_axis == 0, points[:, 1], points[:, 0])
-    v = np.where(face_axis == 2, points[:, 1], points[:, 2])
-    return u, v
-
-
 # ------------------------------------------------------------------------------------ materials
 
 def _ground(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
@@ -165,7 +84,7 @@ def _ground(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     asphalt = np.float32([0.30, 0.30, 0.31]) * (1 + 2.2 * grain + 0.8 * patches)[:, None]
     centre_line = stripes(x, 9.0, 1 / 3, footprint) * band(y, -0.08, 0.08, footprint)
     edge_line = band(np.abs(y), road - 0.45, road - 0.3, footprint)
-    asphalt = _mix(asphalt, np.float32([0.88, 0.88, 0.84]), np.maximum(centre_line, edge_line))
+    asphalt = mix(asphalt, np.float32([0.88, 0.88, 0.84]), np.maximum(centre_line, edge_line))
 
     tile = 0.6
     tiles = stripes(x, tile, 0.93, footprint) * stripes(y, tile, 0.93, footprint)
@@ -173,12 +92,12 @@ def _ground(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     paving = np.float32([0.60, 0.57, 0.52]) * (tint * (1 + 1.4 * grain))[:, None]
     paving *= (0.55 + 0.45 * tiles)[:, None]
     on_road = band(np.abs(y), 0.0, road, footprint)
-    return _mix(paving, asphalt, on_road)
+    return mix(paving, asphalt, on_road)
 
 
 def _facade(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     boxes = scene.boxes
-    u, v = _face_coordinates(points, face_axis)
+    u, v = face_coordinates(points, face_axis)
     pattern = boxes.pattern[index]
     offset, spacing, floor = pattern[:, :2], pattern[:, 2], pattern[:, 3]
     u_off, v_off = u + offset[:, 0], v + offset[:, 1]
@@ -194,32 +113,32 @@ def _facade(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
         1.0 + 0.9 * cell_value(column, storey, spacing, footprint)
         + 1.5 * fbm(u, v, footprint, 0.5, 4))[:, None]
     ground_floor = 1 - 0.3 * band(v, 0.0, floor, footprint)
-    return _mix(wall * ground_floor[:, None], glass, window)
+    return mix(wall * ground_floor[:, None], glass, window)
 
 
 def _car_body(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     boxes = scene.boxes
-    u, v = _face_coordinates(points, face_axis)
+    u, v = face_coordinates(points, face_axis)
     grain = fbm(u + boxes.pattern[index, 0], v, footprint, 0.4, 6)
     paint = boxes.color[index] * (1 + 0.5 * grain)[:, None]
     bumper = band(v, boxes.lo[index, 2], boxes.lo[index, 2] + 0.18, footprint)
-    return _mix(paint, np.float32([0.08, 0.08, 0.09]), bumper)
+    return mix(paint, np.float32([0.08, 0.08, 0.09]), bumper)
 
 
 def _car_cabin(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     boxes = scene.boxes
-    u, v = _face_coordinates(points, face_axis)
+    u, v = face_coordinates(points, face_axis)
     grain = fbm(u + boxes.pattern[index, 0], v, footprint, 0.4, 5)
     paint = boxes.color[index] * (1 + 0.4 * grain)[:, None]
     glass_band = band(v, boxes.lo[index, 2] + 0.06, boxes.hi[index, 2] - 0.07, footprint)
     glass_band *= face_axis != 2  # the roof is painted
     glass = np.float32([0.07, 0.09, 0.12]) * (1 + 2.0 * fbm(u, v, footprint, 0.6, 4))[:, None]
-    return _mix(paint, glass, glass_band)
+    return mix(paint, glass, glass_band)
 
 
 def _crate(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     boxes = scene.boxes
-    u, v = _face_coordinates(points, face_axis)
+    u, v = face_coordinates(points, face_axis)
     planks = stripes(v, 0.16, 0.9, footprint)
     grain = fbm(0.25 * (u + boxes.pattern[index, 0]), 4.0 * v, 4.0 * footprint, 0.5, 6)
     return boxes.color[index] * ((0.5 + 0.5 * planks) * (1 + 1.2 * grain))[:, None]
@@ -233,7 +152,7 @@ def _pole(scene: Scene, points, footprint, index, face_axis) -> np.ndarray:
     grain = fbm(around + poles.pattern[index, 0], z, footprint, 0.3, 5)
     metal = poles.color[index] * (1 + 0.8 * grain)[:, None]
     reflector = stripes(z - 1.8, 0.4, 0.5, footprint) * band(z, 1.8, 2.6, footprint)
-    return _mix(metal, np.float32([0.92, 0.90, 0.85]), reflector)
+    return mix(metal, np.float32([0.92, 0.90, 0.85]), reflector)
 
 
 def _sky(dirs: np.ndarray) -> np.ndarray:
@@ -242,10 +161,11 @@ def _sky(dirs: np.ndarray) -> np.ndarray:
     elevation = np.clip(unit[:, 2], 0.0, 1.0)
     azimuth = np.arctan2(unit[:, 1], unit[:, 0])
     horizon, zenith = np.float32([0.80, 0.85, 0.90]), np.float32([0.32, 0.52, 0.85])
-    sky = _mix(horizon, zenith, np.clip(elevation * 3, 0, 1).astype(np.float32))
+    sky = mix(horizon, zenith, np.clip(elevation * 3, 0, 1).astype(np.float32))
     clouds = np.clip(fbm(azimuth * 8, elevation * 25, np.full(len(unit), 0.02), 1.0, 5) * 3, 0, 1)
-    return _mix(sky, np.float32([0.95, 0.95, 0.96]), clouds.astype(np.float32))
+    return mix(sky, np.float32([0.95, 0.95, 0.96]), clouds.astype(np.float32))
 
 
 _TEXTURES = {Material.GROUND: _ground, Material.FACADE: _facade, Material.CAR_BODY: _car_body,
-             Material.CAR_CABIN: _car_cabin, Material.CRATE: _crate, Material.POLE: _pole}
+             Material.CAR_CABIN: _car_cabin, Material.CRATE: _crate, Material.POLE: _pole,
+             **ROOM_TEXTURES}

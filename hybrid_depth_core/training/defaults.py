@@ -1,0 +1,112 @@
+"""What a run starts from that the config does not fix: the automatic parts of the config (the
+0 / -1 values), chosen for the device and the data and saved resolved in the checkpoint, and
+the pose network's starting motion, from the data."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hybrid_depth_core.data.datasets import DataConfig
+from hybrid_depth_core.data.motion import HEADING_AGREEMENT, camera_heading
+from hybrid_depth_core.networks.pose import INITIAL_SPEED
+from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.training.config import TrainConfig
+
+# Input pixels: the learning benchmark's 192x64 on a CPU (where 320x96 saw too few images in
+# the budget, docs/benchmarks.md), ManyDepth's 640x192 on a GPU.
+CPU_PIXELS, GPU_PIXELS = 192 * 64, 640 * 192
+CPU_BATCH, GPU_BATCH = 6, 12
+GPU_WORKERS = 4
+KITTI_ASPECT = 1242 / 375  # the raw colour camera
+
+
+def resolve(config: TrainConfig, device: torch.device) -> TrainConfig:
+    """`config` with its automatic values filled in for `device` and the data."""
+    gpu = device.type == 'cuda'
+    data = config.data
+    if data.width == data.height == 0:
+        width, height = input_size(source_aspect(data), GPU_PIXELS if gpu else CPU_PIXELS)
+        data = dataclasses.replace(data, width=width, height=height)
+    return dataclasses.replace(
+        config, data=data,
+        batch_size=config.batch_size or (GPU_BATCH if gpu else CPU_BATCH),
+        num_workers=config.num_workers if config.num_workers >= 0 else (
+            GPU_WORKERS if gpu else 0))
+
+
+def measure_heading(dataset, samples: int = 64) -> tuple[np.ndarray, int]:
+    """motion.camera_heading of the (t - s, t) pairs of up to `samples` training samples spread
+    over `dataset` (any source), unaugmented: (mean unit translation, pairs measured)."""
+    augment, dataset.augment = dataset.augment, None
+    try:
+        chosen = np.unique(np.linspace(0, len(dataset) - 1, min(samples, len(dataset)))
+                           .round().astype(int))
+        pairs, Ks = [], []
+        for item in chosen:
+            sample = dataset[int(item)]
+            pairs.append([_to_rgb(sample[('color', -1, 0)]), _to_rgb(sample[('color', 0, 0)])])
+            Ks.append(sample[('K', 0)].numpy())
+    finally:
+        dataset.augment = augment
+    return camera_heading(pairs, Ks, stride=1, every=1)
+
+
+def _to_rgb(color: torch.Tensor) -> np.ndarray:
+    return (color.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def pose_prior(heading: np.ndarray) -> np.ndarray:
+    """The translation the pose network starts from: INITIAL_SPEED along the recording's
+    heading when its frame pairs agree on one (a car or robot that looks where it drives:
+    from a standing start, trained from scratch, the street's pose network settled on driving
+    backwards or sideways for about half of the seeds, docs/benchmarks.md), otherwise none (a
+    handheld camera moves every which way)."""
+    length = float(np.linalg.norm(heading))
+    if length < HEADING_AGREEMENT:
+        return np.zeros(3)
+    return INITIAL_SPEED * np.asarray(heading) / length
+
+
+def input_size(aspect: float, pixels: int) -> tuple[int, int]:
+    """(width, height), multiples of 32 and at least 64, of about `pixels` pixels with the
+    aspect ratio closest to `aspect` (width / height)."""
+    height = max(64, 32 * round(math.sqrt(pixels / aspect) / 32))
+    width = max(64, 32 * round(aspect * height / 32))
+    return width, height
+
+
+def source_aspect(data: DataConfig) -> float:
+    """Width / height of the images the data source holds."""
+    if data.source == 'synthetic':
+        from hybrid_depth_core.data.synthetic import DriveConfig
+        drive = DriveConfig()
+        return drive.width / drive.height
+    if data.source == 'kitti':
+        return KITTI_ASPECT
+    if data.source == 'folder':
+        from hybrid_depth_core.data.image_folder import read_intrinsics
+        if not data.intrinsics:
+            raise UserError('data.source=folder needs data.intrinsics')
+        intrinsics = read_intrinsics(Path(data.intrinsics))
+        return intrinsics.width / intrinsics.height
+    if not data.bags:
+        raise UserError('data.source=bag needs data.bags')
+    aspects = {bag: _first_image_aspect(bag, data) for bag in data.bags}
+    if max(aspects.values()) > 1.01 * min(aspects.values()):
+        shapes = ', '.join(f'{bag}: {aspect:.3f}' for bag, aspect in aspects.items())
+        raise UserError(f'the bags\' images have different aspect ratios ({shapes}); set '
+                        f'data.width and data.height for all of them')
+    return next(iter(aspects.values()))
+
+
+def _first_image_aspect(path: str, data: DataConfig) -> float:
+    from hybrid_depth_core.data.rosbag import Bag
+    with Bag(Path(path), data.image_topic or None, data.camera_info_topic or None,
+             data.allow_partial_bags) as bag:
+        for _, rgb, _ in bag.images():
+            return rgb.shape[1] / rgb.shape[0]
+    raise UserError(f'bag {path} has no readable image on its image topic')
