@@ -5,6 +5,7 @@ against the same network untrained and a constant depth.
 
     python benchmarks/any_recording.py --scene room --minutes 30 --out out/any_recording
     python benchmarks/any_recording.py --scene street --minutes 30 --out out/any_recording
+    python benchmarks/any_recording.py --scene room --out out/turn_prior model.turn_prior=true
 
 Runs the documented commands (`hybrid-depth sample`, `hybrid-depth train`) and prints a Markdown
 table for docs/benchmarks.md. Bags and a finished run are reused, so re-running re-evaluates.
@@ -41,6 +42,8 @@ def main():
     parser.add_argument('--scene', choices=sorted(SCENES), default='room')
     parser.add_argument('--minutes', type=float, default=30.0)
     parser.add_argument('--out', type=Path, default=Path('out/any_recording'))
+    parser.add_argument('overrides', nargs='*', metavar='key=value',
+                        help='config overrides passed on to `hybrid-depth train`')
     parser.add_argument('--record-only', action='store_true',
                         help='record the bags and stop (to keep training alone on the machine)')
     args = parser.parse_args()
@@ -57,7 +60,7 @@ def main():
     log = args.out / f'{args.scene}_train.log'
     if not (run / 'last.pt').exists():
         command = ['train', *[f'--bag={bag}' for bag in train_bags], '--out', str(run),
-                   '--minutes', str(args.minutes)]
+                   '--minutes', str(args.minutes), *args.overrides]
         print('$ hybrid-depth', ' '.join(command), flush=True)
         started = time.monotonic()
         with open(log, 'w') as file:
@@ -73,7 +76,7 @@ def main():
     untrained = DepthPredictor(DepthModel(config.model), trained.pose,
                                (trained.width, trained.height), torch.device('cpu'))
 
-    def constant(rgb, K, previous=None):
+    def constant(rgb, K, previous=None, turn=None):
         return np.ones(rgb.shape[:2], np.float32)  # median scaling makes it the GT median
 
     best = DepthPredictor.from_checkpoint(run / 'best.pt', device='cpu')

@@ -54,7 +54,7 @@ def main():
         untrained = DepthPredictor(DepthModel(config.model), trained.pose,
                                    (trained.width, trained.height), torch.device('cpu'))
 
-        def without_previous(rgb, K, previous=None):  # `evaluate --single-frame`
+        def without_previous(rgb, K, previous=None, turn=None):  # `evaluate --single-frame`
             return trained.predict(rgb, K)
         for name, predict in ((f'{arch} trained', trained.predict),
                               (f'{arch} trained, without the previous frame', without_previous),

@@ -117,7 +117,7 @@ def main():
     teacher = teacher_of(args.checkpoint, predictor)
     runs = [('network AbsRel with the previous frame', predictor.predict),
             ('network AbsRel without (single-frame mode)',
-             lambda rgb, K, previous: predictor.predict(rgb, K, None))]
+             lambda rgb, K, previous, turn: predictor.predict(rgb, K, None))]
     if teacher is not None:
         runs.append(('its single-frame teacher\'s AbsRel', teacher.predict))
     for name, predict in runs:

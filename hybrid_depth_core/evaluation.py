@@ -97,11 +97,13 @@ def format_table(result: dict[str, float]) -> str:
 
 
 class KeyframeRun:
-    """`predict(rgb, K, previous) -> depth` over the frames of a recording, in order, the way
-    the node and `DepthPredictor.stream` run them: `previous` is each frame's keyframe (the
+    """`predict(rgb, K, previous, turn) -> depth` over the frames of a recording, in order, the
+    way the node and `DepthPredictor.stream` run them: `previous` is each frame's keyframe (the
     choice of predictor.Keyframes: the most recent earlier frame with enough image motion) or
-    None, with which multi-frame models run single-frame. keyframes=False (single-frame models,
-    `evaluate --single-frame`) always passes None and tracks nothing. `reset()` at a sequence
+    None, with which multi-frame models run single-frame; `turn` is the camera's rotation from
+    it measured on the corners the choice tracked (Keyframes.turn; None without a keyframe),
+    which turn-prior models take. keyframes=False (single-frame models, `evaluate
+    --single-frame`) always passes None and tracks nothing. `reset()` at a sequence
     break. The keyframe age of every scored image is recorded for `summary`."""
 
     def __init__(self, predict, keyframes: bool = True):
@@ -114,9 +116,10 @@ class KeyframeRun:
     def __call__(self, rgb: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, int | None]:
         """depth and the keyframe's age (1: the previous frame; None: no keyframe)."""
         if self._keyframes is None:
-            return self.predict(rgb, K, None), None
+            return self.predict(rgb, K, None, None), None
         age, previous = self._keyframes.choose(rgb)
-        depth = self.predict(rgb, K, previous)
+        turn = None if previous is None else self._keyframes.turn(age, K)
+        depth = self.predict(rgb, K, previous, turn)
         self._keyframes.keep(rgb)
         return depth, age
 
@@ -137,10 +140,11 @@ class KeyframeRun:
 def evaluate_synthetic(predict, seeds, frames: int, width: int, height: int,
                        protocol: Protocol = Protocol(), progress: bool = True,
                        keyframes: bool = True) -> dict:
-    """Evaluate `predict(rgb, K, previous) -> depth` on held-out synthetic drives, frame by
-    frame in driving order, each drive a sequence of its own: `previous` is the frame's keyframe
-    or None (KeyframeRun; keyframes=False: always None). The result counts the images that had
-    a keyframe (keyframe_images) and their median keyframe age."""
+    """Evaluate `predict(rgb, K, previous, turn) -> depth` on held-out synthetic drives, frame
+    by frame in driving order, each drive a sequence of its own: `previous` is the frame's
+    keyframe or None and `turn` the camera's rotation from it (KeyframeRun; keyframes=False:
+    always None). The result counts the images that had a keyframe (keyframe_images) and
+    their median keyframe age."""
     from tqdm import tqdm
 
     from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
@@ -162,18 +166,21 @@ def evaluate_synthetic(predict, seeds, frames: int, width: int, height: int,
 def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = None,
                  camera_info_topic: str | None = None, protocol: Protocol = Protocol(),
                  progress: bool = True, keyframes: bool = True) -> dict:
-    """Evaluate `predict(rgb, K, previous) -> depth` on a recorded bag against its depth topic
-    (32FC1 metres or 16UC1 millimetres, registered to the camera image), frame by frame in
-    recording order; each image is matched to the depth image with the same header stamp.
+    """Evaluate `predict(rgb, K, previous, turn) -> depth` on a recorded bag against its depth
+    topic (32FC1 metres or 16UC1 millimetres, registered to the camera image), frame by frame
+    in recording order; each image is matched to the depth image with the same header stamp.
     `previous` is the frame's keyframe (the most recent earlier frame with enough image motion)
-    or None, as in the node (KeyframeRun; keyframes=False: always None); the result counts the
-    images that had one (keyframe_images) and their median keyframe age."""
+    or None and `turn` the camera's rotation from it, as in the node (KeyframeRun;
+    keyframes=False: always None), with the node's sequence breaks (predictor.
+    continues_sequence); the result counts the images that had one (keyframe_images) and their
+    median keyframe age."""
     from tqdm import tqdm
 
     from hybrid_depth_core.data.rosbag import Bag, stamp_ns
     from hybrid_depth_core.errors import UserError
     from hybrid_depth_core.messages.camera_info import camera_from_info
     from hybrid_depth_core.messages.images import BadMessage, depth_to_metres
+    from hybrid_depth_core.predictor import continues_sequence
 
     accumulator, run = Accumulator(protocol), KeyframeRun(predict, keyframes)
     with Bag(bag_path, image_topic, camera_info_topic) as bag:
@@ -193,6 +200,7 @@ def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = Non
                             f'with --camera-info-topic')
         bar = tqdm(bag.images(), total=bag.message_count(bag.image_topic), unit='frame',
                    desc=f'evaluating {bag.path.name}', disable=not progress)
+        previous_stamp = None
         for stamp, rgb, _ in bar:
             try:
                 camera, rectifier = camera_from_info(infos.nearest(stamp), rgb.shape[1],
@@ -203,6 +211,9 @@ def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = Non
                 raise UserError(f'bag {bag.path}: the camera_info describes distortion; '
                                 f'evaluation needs rectified images and depth registered to '
                                 f'them (record image_rect)')
+            if not continues_sequence(previous_stamp, stamp):
+                run.reset()
+            previous_stamp = stamp
             depth, age = run(rgb, camera.K)
             gt = truth.get(stamp)
             if gt is None:

@@ -7,7 +7,9 @@ Graphs (batch dimension dynamic, height and width those of the checkpoint):
                  [+ features (B, 64, H/4, W/4) for a multi-frame checkpoint: the stream's
                  first frame]
   --multi-frame: image, previous_image (B, 3, H, W), previous_features (B, 64, H/4, W/4),
-                 K (B, 3, 3) of the H x W input -> depth, features
+                 K (B, 3, 3) of the H x W input [+ turn (B, 3, 3): the camera's rotation
+                 from the previous frame measured on tracked corners (data/motion.turn),
+                 for models trained with the turn prior] -> depth, features
                  (one streamed step: pass each step's features to the next one)
 Depth is in the network's units (metres up to the monocular scale; multiply by the node's
 depth_scale as it does).
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from hybrid_depth_core.atomic import new_file
+from hybrid_depth_core.data.motion import pair_turns
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import invert_transform
 from hybrid_depth_core.networks import DepthModel, PoseNet, disp_to_depth
@@ -54,8 +57,8 @@ class StreamStepGraph(nn.Module):
         super().__init__()
         self.model, self.pose = model, pose
 
-    def forward(self, image, previous_image, previous_features, K):
-        T_previous_current = invert_transform(self.pose(previous_image, image))
+    def forward(self, image, previous_image, previous_features, K, turn=None):
+        T_previous_current = invert_transform(self.pose(previous_image, image, turn))
         output = self.model(image, None, K, T_previous_current, previous_features)
         return _depth(self.model, output), output.features
 
@@ -139,8 +142,9 @@ def export_weights(checkpoint: Path, out: Path) -> int:
 
 def _graph(model, pose, multi_frame: bool):
     if multi_frame:
+        inputs = ['image', 'previous_image', 'previous_features', 'K']
         return (StreamStepGraph(model, pose.float().eval()),
-                ['image', 'previous_image', 'previous_features', 'K'], ['depth', 'features'])
+                inputs + (['turn'] if model.config.turn_prior else []), ['depth', 'features'])
     outputs = ['depth', 'features'] if model.cost_volume is not None else ['depth']
     return SingleFrameGraph(model), ['image'], outputs
 
@@ -159,7 +163,13 @@ def _example_inputs(predictor: DepthPredictor, multi_frame: bool, batch: int) ->
     with torch.no_grad():
         _, features = predictor.model.encoder(previous)
     K = torch.from_numpy(drive.camera.K).float().expand(batch, 3, 3).contiguous()
-    return {'image': image, 'previous_image': previous, 'previous_features': features, 'K': K}
+    inputs = {'image': image, 'previous_image': previous, 'previous_features': features, 'K': K}
+    if predictor.turn_prior:
+        # the turns the stream would measure (data/motion.turn), as (3, 3) float32
+        frames = [drive.render(index).rgb for index in range(batch + 1)]
+        turns = pair_turns(frames, [drive.camera.K] * len(frames), 1)[1:]
+        inputs['turn'] = torch.from_numpy(turns.astype(np.float32))
+    return inputs
 
 
 def _depth(model: DepthModel, output) -> torch.Tensor:

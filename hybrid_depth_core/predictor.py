@@ -9,13 +9,26 @@ import cv2
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.motion import MATCHING_MOTION, MAX_MATCHING_GAP, MotionTracker
+from hybrid_depth_core.data.motion import (MATCHING_MOTION, MAX_MATCHING_GAP, MotionTracker,
+                                           pair_turns)
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import invert_transform, scale_intrinsics
 from hybrid_depth_core.networks import DepthModel, PoseNet, disp_to_depth
 from hybrid_depth_core.training.checkpoint import load_checkpoint
 from hybrid_depth_core.training.config import checkpoint_config
+
+# Multi-frame inference matches a frame against a keyframe of the same sequence: a gap longer
+# than this between consecutive frames starts a new sequence (older frames differ too much for
+# the cost volume, and motion tracking cannot bridge them).
+MAX_LOOKUP_GAP_NS = 1_000_000_000
+
+
+def continues_sequence(previous_ns: int | None, stamp_ns: int) -> bool:
+    """Whether a frame stamped `stamp_ns` continues the sequence of the one stamped
+    `previous_ns` (None: there was none): later, by at most MAX_LOOKUP_GAP_NS. Stamps going
+    back (a bag that loops) or a long gap start a new one."""
+    return previous_ns is not None and 0 < stamp_ns - previous_ns <= MAX_LOOKUP_GAP_NS
 
 
 class DepthPredictor:
@@ -30,7 +43,9 @@ class DepthPredictor:
     MATCHING_MOTION (Keyframes), so that a slow camera still gives the cost volume a baseline;
     with none (the first frame, a camera standing still, textureless views) the frame runs
     single-frame. `last_lookup_age` says which frame was used (1: the previous one; None:
-    single-frame). The stream keeps each held frame's matching features, so a multi-frame step
+    single-frame). Models trained with the turn prior (DepthModelConfig.turn_prior) are given
+    the camera's turn from the lookup frame, measured on the corners the choice tracked, as in
+    training. The stream keeps each held frame's matching features, so a multi-frame step
     costs one encoder pass, plus pose, cost volume and the motion tracking (Lucas-Kanade on a
     small grey image; docs/benchmarks.md times it); `reset()` forgets the history.
     Single-frame models track nothing.
@@ -88,18 +103,27 @@ class DepthPredictor:
     def multi_frame(self) -> bool:
         return self.pose is not None
 
-    def predict(self, rgb: np.ndarray, K: np.ndarray,
-                previous: np.ndarray | None = None) -> np.ndarray:
+    @property
+    def turn_prior(self) -> bool:
+        """The pose network corrects a measured turn (DepthModelConfig.turn_prior)."""
+        return self.multi_frame and self.model.config.turn_prior
+
+    def predict(self, rgb: np.ndarray, K: np.ndarray, previous: np.ndarray | None = None,
+                turn: np.ndarray | None = None) -> np.ndarray:
         """One frame, matched (multi-frame models) against `previous` exactly as given: the
         caller chose the lookup frame (no keyframe choice, no motion check; None: single-frame).
-        It is encoded again on every call; `stream` reuses its features."""
+        It is encoded again on every call; `stream` reuses its features. `turn` (3, 3): the
+        camera's rotation from `previous` (data/motion.turn) for turn-prior models, measured
+        between the two frames here if not given."""
         height, width = _check_image(rgb, 'rgb')
         lookup = None
         if self.multi_frame and previous is not None:
             if _check_image(previous, 'previous') != (height, width):
                 raise ValueError('previous frame and current frame differ in size')
             lookup = StreamFrame(self.to_tensor(previous), None, (height, width))
-        depth, _ = self._infer(rgb, K, lookup)
+            if self.turn_prior and turn is None:
+                turn = pair_turns([previous, rgb], [_check_intrinsics(K)] * 2, 1)[1]
+        depth, _ = self._infer(rgb, K, lookup, turn)
         return depth
 
     def stream(self, rgb: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -112,7 +136,9 @@ class DepthPredictor:
             return self._infer(rgb, K, None)[0]
         _check_image(rgb, 'rgb')
         self.last_lookup_age, lookup = self._keyframes.choose(rgb)
-        depth, frame = self._infer(rgb, K, lookup)
+        turn = (self._keyframes.turn(self.last_lookup_age, _check_intrinsics(K))
+                if lookup is not None and self.turn_prior else None)
+        depth, frame = self._infer(rgb, K, lookup, turn)
         self._keyframes.keep(frame)
         return depth
 
@@ -123,32 +149,34 @@ class DepthPredictor:
             self._keyframes.reset()
 
     @torch.no_grad()
-    def _infer(self, rgb: np.ndarray, K: np.ndarray,
-               previous: StreamFrame | None) -> tuple[np.ndarray, StreamFrame]:
+    def _infer(self, rgb: np.ndarray, K: np.ndarray, previous: StreamFrame | None,
+               turn: np.ndarray | None = None) -> tuple[np.ndarray, StreamFrame]:
         height, width = _check_image(rgb, 'rgb')
-        K = np.asarray(K, dtype=np.float64)
-        if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
-            raise ValueError(f'K must be a finite 3x3 intrinsic matrix with fx, fy > 0, got {K}')
+        K = _check_intrinsics(K)
         image = self.to_tensor(rgb)
         K_model = scale_intrinsics(torch.from_numpy(K).float(), self.width / width,
                                    self.height / height).unsqueeze(0).to(self.device)
-        depth, features = self.step(image, K_model, previous)
+        if turn is not None:
+            turn = torch.from_numpy(np.asarray(turn, np.float32))[None].to(self.device)
+        depth, features = self.step(image, K_model, previous, turn)
         depth = depth[0, 0].cpu().numpy() * self.depth_scale
         if (height, width) != (self.height, self.width):
             depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
         return depth.astype(np.float32), StreamFrame(image, features, (height, width))
 
     @torch.no_grad()
-    def step(self, image: torch.Tensor, K: torch.Tensor, previous: StreamFrame | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def step(self, image: torch.Tensor, K: torch.Tensor, previous: StreamFrame | None = None,
+             turn: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The networks alone: image (1, 3, h, w) at the model size in [0, 1], K (1, 3, 3) of
-        that size, the lookup frame (an earlier frame: keyframe) or None -> depth (1, 1, h, w)
-        in the network's units, and this frame's matching features (for a later step's
+        that size, the lookup frame (an earlier frame: keyframe) or None, and the measured turn
+        from it (1, 3, 3) (turn-prior models; None: none measured) -> depth (1, 1, h, w) in the
+        network's units, and this frame's matching features (for a later step's
         `previous`)."""
         with autocast(self.device, self.precision):
             if self.multi_frame and previous is not None:
                 # T_previous_current
-                T = invert_transform(self._pose_net(previous.image, image))
+                turn = turn if self.turn_prior else None
+                T = invert_transform(self._pose_net(previous.image, image, turn))
                 output = self._depth_net(image, previous.image, K, T, previous.features)
             else:
                 output = self._depth_net(image)
@@ -210,6 +238,11 @@ class Keyframes(Generic[Frame]):
                 return age, frame
         return None, None
 
+    def turn(self, age: int, K: np.ndarray) -> np.ndarray:
+        """The camera's turn (data/motion.turn) from the frame `age` back to the newest chosen,
+        on the corners the choice tracked; K (3, 3) of the frames' size."""
+        return self._tracker.rotation(age, K)
+
     def keep(self, frame: Frame) -> None:
         """Hold `frame` as the one choose() was last called for."""
         if self._held:
@@ -222,6 +255,13 @@ class Keyframes(Generic[Frame]):
 
 def _prefixed(weights: dict, prefix: str) -> dict:
     return {key[len(prefix):]: value for key, value in weights.items() if key.startswith(prefix)}
+
+
+def _check_intrinsics(K) -> np.ndarray:
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f'K must be a finite 3x3 intrinsic matrix with fx, fy > 0, got {K}')
+    return K
 
 
 def _check_image(image: np.ndarray, name: str) -> tuple[int, int]:

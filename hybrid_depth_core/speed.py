@@ -192,8 +192,8 @@ def precision_accuracy(checkpoint, device: torch.device, precisions: tuple[str, 
                                                    compile=compiled)
         depths = []
 
-        def predict(rgb, K, previous):
-            depths.append(predictor.predict(rgb, K, previous))
+        def predict(rgb, K, previous, turn):
+            depths.append(predictor.predict(rgb, K, previous, turn))
             return depths[-1]
         metrics = evaluate_synthetic(predict, seeds, frames, predictor.width, predictor.height,
                                      progress=progress)

@@ -11,13 +11,8 @@ import numpy as np
 from hybrid_depth_core.messages import outputs
 from hybrid_depth_core.messages.camera_info import Camera, camera_from_fov, camera_from_info
 from hybrid_depth_core.messages.images import BadMessage, compressed_to_rgb, image_to_rgb
-from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_core.predictor import DepthPredictor, continues_sequence
 from hybrid_depth_ros.config import NodeConfig
-
-# Multi-frame inference matches a frame against a keyframe of the same sequence: a gap longer
-# than this between consecutive frames starts a new sequence (older frames differ too much for
-# the cost volume, and motion tracking cannot bridge them).
-MAX_LOOKUP_GAP_NS = 1_000_000_000
 
 
 class NoCameraInfo(BadMessage):
@@ -98,11 +93,11 @@ class DepthPipeline:
     def _new_sequence(self, frame: _Frame) -> bool:
         """Whether `frame` starts a new sequence, whose frames must not be matched against the
         earlier ones: the image size or frame id changed, stamps went back (as when a bag
-        loops), or a gap longer than MAX_LOOKUP_GAP_NS. Within a sequence the predictor's
+        loops), or a long gap (predictor.continues_sequence). Within a sequence the predictor's
         stream matches each frame against its keyframe, the most recent earlier frame with
         enough image motion, and runs single-frame while there is none (the first frame, a
         camera standing still)."""
         previous = self._previous
         return (previous is None or previous.size != frame.size
                 or previous.frame_id != frame.frame_id
-                or not 0 < frame.stamp_ns - previous.stamp_ns <= MAX_LOOKUP_GAP_NS)
+                or not continues_sequence(previous.stamp_ns, frame.stamp_ns))

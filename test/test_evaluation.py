@@ -61,8 +61,9 @@ def test_keyframe_run_passes_each_frames_keyframe_as_previous():
     frames = shifted_frames([0, 0.6, 1.2, 1.2, 1.8], 120, 80)
     calls = []
 
-    def predict(rgb, K, previous):
+    def predict(rgb, K, previous, turn):
         calls.append(previous)
+        assert (turn is None) == (previous is None)
         return np.ones(rgb.shape[:2], np.float32)
     run = KeyframeRun(predict)
     ages = [run(rgb, camera_matrix(120, 80))[1] for rgb in frames]
@@ -80,7 +81,7 @@ def test_keyframe_run_passes_each_frames_keyframe_as_previous():
 def test_synthetic_evaluation_reports_the_images_matched_against_a_keyframe():
     seen = []
 
-    def predict(rgb, K, previous):
+    def predict(rgb, K, previous, turn):
         seen.append(previous is not None)
         return np.ones(rgb.shape[:2], np.float32)
     result = evaluate_synthetic(predict, [1000, 1001], 8, 96, 64, progress=False)

@@ -1,5 +1,6 @@
 """Recorded bags as input: reading (storage formats, transports, type definitions), intrinsics
 and undistortion, triplets, the decode cache, bag -> bag inference, evaluation, bad input."""
+import copy
 import shutil
 import sqlite3
 import subprocess
@@ -220,7 +221,8 @@ def test_infer_writes_a_new_bag_with_the_predictors_depth(bags, tmp_path, drive,
 def test_evaluate_bag_against_its_depth_topic(bags, drive):
     frames = {f.stamp_ns: f.depth for f in drive[1]}
 
-    def oracle(rgb, K, previous=None):  # the GT, twice as far: median scaling undoes that
+    # the GT, twice as far: median scaling undoes that
+    def oracle(rgb, K, previous=None, turn=None):
         for frame in drive[1]:
             if np.array_equal(frame.rgb, rgb):
                 return 2 * np.nan_to_num(frame.depth, nan=500.0)
@@ -230,6 +232,23 @@ def test_evaluate_bag_against_its_depth_topic(bags, drive):
     assert result['abs_rel'] < 1e-6 and result['scale_median'] == pytest.approx(0.5)
     with pytest.raises(UserError, match="no depth topic '/nope'.*depth_gt"):
         evaluate_bag(oracle, bags[('mcap', False)], '/nope', progress=False)
+
+
+def test_evaluate_bag_starts_a_new_sequence_after_a_gap_as_the_node_does(drive, tmp_path):
+    sequence = drive[0]
+    gap_after = FRAMES // 2
+    stamps = [sequence.stamp_ns(i) + (2 * 10**9 if i > gap_after else 0) for i in range(FRAMES)]
+    sequence = copy.copy(sequence)
+    sequence.stamp_ns = stamps.__getitem__  # two seconds missing halfway
+    bag = write_drive_bag(sequence, tmp_path / 'gap', progress=False).path
+    matched = []
+
+    def predict(rgb, K, previous=None, turn=None):
+        matched.append(previous is not None)
+        return np.ones(rgb.shape[:2], np.float32)
+    evaluate_bag(predict, bag, DEPTH_GT_TOPIC, progress=False)
+    assert not matched[0] and not matched[gap_after + 1]  # each sequence starts alone
+    assert any(matched[1:gap_after + 1]) and any(matched[gap_after + 2:])
 
 
 def test_16_bit_millimetre_depth_decodes_to_metres():

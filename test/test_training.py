@@ -142,12 +142,15 @@ def test_checkpoints_from_before_the_fractional_schedule_still_load():
     old = to_dict(TrainConfig())
     for new in ('warmup', 'lr_step_at', 'freeze_at'):
         del old[new]
+    del old['model']['turn_prior']
     old.update(warmup_steps=100, epochs=20, lr_step_epoch=15, freeze_epoch=10)
     config = checkpoint_config(old, 'old.pt')
     assert (config.lr_step_at, config.freeze_at) == (0.75, 0.5)
+    assert not config.model.turn_prior  # its pose network finds the whole rotation
     shipped = DepthPredictor.from_checkpoint(REPO / 'models' / 'hybrid_synthetic.pt',
                                              device='cpu')  # written before the change
     assert shipped.multi_frame and (shipped.width, shipped.height) == (192, 64)
+    assert not shipped.turn_prior and not TrainConfig().model.turn_prior
 
 
 def test_a_nested_override_keeps_the_rest_of_the_default_model():

@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     predictor = DepthPredictor.from_checkpoint(args.checkpoint, device=args.device)
     matching = predictor.multi_frame and not args.single_frame
 
-    def predict(rgb, K, previous=None):
-        return predictor.predict(rgb, K, previous if matching else None)
+    def predict(rgb, K, previous=None, turn=None):
+        return predictor.predict(rgb, K, previous if matching else None, turn)
     if args.kitti_root is not None:
         result = evaluate_kitti(predict, args.kitti_root, args.kitti_split)
     elif args.bag is not None:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from hybrid_depth_core.atomic import new_file
 from hybrid_depth_core.data.image_folder import read_intrinsics
 from hybrid_depth_core.data.motion import (MAX_MATCHING_GAP, choose_stride, is_static,
-                                           stride_motions)
+                                           pair_turns, stride_motions)
 from hybrid_depth_core.data.rosbag import Bag
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample
 from hybrid_depth_core.errors import UserError
@@ -145,6 +145,9 @@ class Triplets:
     gaps: int           # sequence breaks
     stride: int         # the frame stride used (chosen from the motion when asked for 0)
     motion: float       # median parallax at that stride, fraction of the width
+    # (N, 3, 3) per frame of the recording: the turn from the frame `stride` kept frames before
+    # it in its sequence (motion.pair_turns; the identity where there is none)
+    turns: np.ndarray
 
 
 def build_triplets(recording: Recording, stride: int = 0, static_threshold: float = 1.0,
@@ -182,11 +185,13 @@ def build_triplets(recording: Recording, stride: int = 0, static_threshold: floa
     if stride == 0:
         stride = choose_stride(motions)
     train, val = [], []
+    turns = np.tile(np.eye(3), (len(stamps), 1, 1))
     for segment in segments:
+        turns[segment] = pair_turns(recording.rgb[segment], recording.K[segment], stride)
         for i in range(stride, len(segment) - stride):
             triplet = (segment[i - stride], segment[i], segment[i + stride])
             (train if stamps[segment[i]] <= boundary else val).append(triplet)
-    return Triplets(train, val, static, gaps, stride, motions.get(stride, float('nan')))
+    return Triplets(train, val, static, gaps, stride, motions.get(stride, float('nan')), turns)
 
 
 class BagDataset(torch.utils.data.Dataset):
@@ -197,6 +202,7 @@ class BagDataset(torch.utils.data.Dataset):
                  static_threshold: float = 1.0, val_fraction: float = 0.1,
                  split: str = 'train', cache_dir: Path | None = None, progress: bool = True):
         self.recordings, self.items, self.strides, self.held_out_items = [], [], [], []
+        self.turns = []  # per recording, Triplets.turns
         for source in sources:
             recording = load_recording(source, width, height, cache_dir, progress)
             triplets = build_triplets(recording, stride, static_threshold, val_fraction)
@@ -210,6 +216,7 @@ class BagDataset(torch.utils.data.Dataset):
                       f'{100 * triplets.motion:.1f}% of the width); '
                       f'{len(triplets.train)} train / {len(triplets.val)} val triplets')
             self.strides.append(triplets.stride)
+            self.turns.append(triplets.turns)
             self.items += [(len(self.recordings), triplet) for triplet in chosen]
             self.recordings.append(recording)
         if not self.items:
@@ -238,4 +245,5 @@ class BagDataset(torch.utils.data.Dataset):
         frames = {-1: recording.rgb[previous], 0: recording.rgb[current],
                   1: recording.rgb[following]}
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
-        return make_sample(frames, recording.K[current], rng, self.augment)
+        turns = {-1: self.turns[which][current], 1: self.turns[which][following]}
+        return make_sample(frames, recording.K[current], rng, self.augment, turns=turns)

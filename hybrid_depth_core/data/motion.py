@@ -6,6 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from hybrid_depth_core.geometry import scale_intrinsics
+
 # Mean |difference| in grey levels, at 1/4 size, below which a camera counts as static:
 # above sensor and compression noise, below what any real motion in a textured scene gives.
 STATIC_DIFFERENCE = 1.0
@@ -46,6 +48,12 @@ def motion_image(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, (MOTION_WIDTH, height), interpolation=cv2.INTER_AREA)
 
 
+def motion_intrinsics(K: np.ndarray, width: int) -> np.ndarray:
+    """The intrinsics of the motion image of frames `width` wide with intrinsics K."""
+    scale = MOTION_WIDTH / width
+    return scale_intrinsics(K, scale, scale)
+
+
 class MotionTracker:
     """Image motion (parallax) between the newest frame and each of the `history` frames before
     it.
@@ -59,10 +67,12 @@ class MotionTracker:
 
     def __init__(self, history: int):
         self.history = history
+        self._width = MOTION_WIDTH  # of the pushed frames
         self._grey: np.ndarray | None = None
         self._sets: list[tuple[np.ndarray, np.ndarray]] = []  # (start, now), newest last
 
     def push(self, rgb: np.ndarray) -> None:
+        self._width = rgb.shape[1]
         grey = motion_image(rgb)
         if self._grey is not None and self._grey.shape != grey.shape:
             self.reset()
@@ -92,6 +102,12 @@ class MotionTracker:
             return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
         return self._sets[-1 - age]
 
+    def rotation(self, age: int, K: np.ndarray) -> np.ndarray:
+        """The camera's turn from the frame `age` pushes back to the newest (`turn`), for
+        frames of the pushed size with intrinsics K (3, 3); the identity if it is unknown."""
+        earlier, later = self.matches(age)
+        return turn(earlier, later, motion_intrinsics(K, self._width))
+
     def reset(self) -> None:
         self._grey, self._sets = None, []
 
@@ -108,6 +124,48 @@ def parallax(start: np.ndarray, now: np.ndarray) -> float:
         return float('nan')
     mapped = cv2.perspectiveTransform(start.reshape(-1, 1, 2).astype(np.float64), H)[:, 0]
     return float(np.median(np.linalg.norm(now - mapped, axis=1))) / MOTION_WIDTH
+
+
+def turn(earlier: np.ndarray, later: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """The rotation R (3, 3) that best turns the viewing rays of corners at `earlier` onto those
+    at `later` (pixels of images with intrinsics K): the rotation of T_later_earlier, the pose
+    network's convention, if the camera only turned. Robust least squares (Kabsch, reweighted
+    so that the parallax of near corners counts less); the identity if too few corners.
+
+    It is the rotation training and inference give the pose network to correct (its `turn`
+    argument): a handheld camera turns up to about 20 degrees between frames a third of a
+    second apart, far more than view synthesis finds from zero. A sideways step looks like a
+    turn, so the turn takes up part of it (at most about the parallax angle); the pose network
+    corrects that. A least-squares homography had outliers where translation dominated, the
+    essential matrix flips of 180 degrees (docs/benchmarks.md, "The turn prior")."""
+    if len(earlier) < _MIN_TRACKS:
+        return np.eye(3)
+    inverse = np.linalg.inv(K)
+
+    def rays(points):
+        v = np.c_[points, np.ones(len(points))] @ inverse.T
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    before, after = rays(earlier), rays(later)
+    weights = np.ones(len(before))
+    for _ in range(3):
+        U, _, Vt = np.linalg.svd((after * weights[:, None]).T @ before)
+        R = U @ np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))]) @ Vt
+        residual = np.linalg.norm(after - before @ R.T, axis=1)
+        weights = 1 / np.maximum(residual, np.median(residual) + 1e-12)
+    return R
+
+
+def pair_turns(frames, Ks, stride: int) -> np.ndarray:
+    """(N, 3, 3): for each of the N frames (RGB, in order, with intrinsics Ks (N, 3, 3)) the
+    turn (`turn`) from the frame `stride` before it, tracked through the frames between; the
+    identity for the first `stride` frames."""
+    turns = np.tile(np.eye(3), (len(frames), 1, 1))
+    tracker = MotionTracker(stride)
+    for index, frame in enumerate(frames):
+        tracker.push(frame)
+        if index >= stride:
+            turns[index] = tracker.rotation(stride, Ks[index])
+    return turns
 
 
 def _track(previous: np.ndarray, current: np.ndarray,
@@ -174,8 +232,7 @@ def camera_heading(sequences, Ks, stride: int, every: int = 2) -> tuple[np.ndarr
             if index < stride or index % every or not tracker.motion(stride) >= MATCHING_MOTION:
                 continue
             earlier, later = tracker.matches(stride)
-            scale = MOTION_WIDTH / frame.shape[1]
-            K_motion = np.diag([scale, scale, 1.0]) @ np.asarray(K, np.float64)
+            K_motion = motion_intrinsics(K, frame.shape[1])
             E, inliers = cv2.findEssentialMat(earlier, later, K_motion, cv2.RANSAC, 0.999, 0.5)
             if E is None or E.shape != (3, 3):
                 continue

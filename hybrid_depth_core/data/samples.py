@@ -8,6 +8,10 @@ A sample is a dict (batched by torch's default collate) holding only what traini
                          for the edge-aware smoothness of the disparity of that scale
     ('color_aug', f, 0)  frame f after colour jitter (the networks see these)
     ('K', 0), ('inv_K', 0)  (3, 3) float32 intrinsics and their inverse
+    ('turn', f)          f in {-1, +1}: (3, 3) float32, the camera's rotation from the earlier to
+                         the later frame of the pair (-1, 0) or (0, +1), measured on tracked
+                         corners (data/motion.turn; T_later_earlier's rotation), which the pose
+                         network starts from (DepthModelConfig.turn_prior)
     'depth_gt'           (1, H, W) float32 metres, NaN where unknown (only if the dataset has it;
                          held-out scoring reads it)
 
@@ -16,7 +20,8 @@ disparity), so the other frames' and the jittered frames' smaller scales and the
 scales' intrinsics would only be built, collated and moved to the device for nothing.
 
 Colour jitter and horizontal flip are drawn once per sample and applied to all its frames, so
-the frames stay consistent with each other. Flipping mirrors the principal point too.
+the frames stay consistent with each other. Flipping mirrors the principal point and the turns
+too.
 """
 from __future__ import annotations
 
@@ -26,10 +31,12 @@ import cv2
 import numpy as np
 import torch
 
+from hybrid_depth_core.data.motion import pair_turns
 from hybrid_depth_core.geometry import scale_intrinsics
 
 FRAME_IDS = (0, -1, 1)
 NUM_SCALES = 4
+MIRROR = np.diag([-1.0, 1.0, 1.0])  # x -> -x: a horizontal flip of the camera frame
 
 
 @dataclass(frozen=True)
@@ -45,10 +52,16 @@ class AugmentConfig:
 
 
 def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Generator | None,
-                augment: AugmentConfig | None, depth_gt: np.ndarray | None = None) -> dict:
+                augment: AugmentConfig | None, depth_gt: np.ndarray | None = None,
+                turns: dict[int, np.ndarray] | None = None) -> dict:
     """Build the sample dict from uint8 RGB frames (H, W, 3) keyed by frame id and the
-    intrinsics K (3, 3) of that resolution. rng None or augment None: no augmentation."""
+    intrinsics K (3, 3) of that resolution. rng None or augment None: no augmentation. `turns`
+    ({-1, 1} -> (3, 3), as the ('turn', f) entries): measured by the caller over the frames
+    between (data/motion.pair_turns); None: measured here between the frames given."""
     height, width = frames[0].shape[:2]
+    if turns is None:
+        measured = pair_turns([frames[-1], frames[0], frames[1]], [K] * 3, 1)
+        turns = {-1: measured[1], 1: measured[2]}
     K = np.asarray(K, dtype=np.float32).copy()
     flip = augment is not None and rng is not None and rng.random() < augment.flip_probability
     jitter = (_draw_jitter(augment, rng) if augment is not None and rng is not None
@@ -56,6 +69,7 @@ def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Gen
     if flip:
         frames = {f: np.ascontiguousarray(image[:, ::-1]) for f, image in frames.items()}
         K[0, 2] = (width - 1) - K[0, 2]
+        turns = {f: MIRROR @ R @ MIRROR for f, R in turns.items()}
         if depth_gt is not None:
             depth_gt = np.ascontiguousarray(depth_gt[:, ::-1])
     sample = {}
@@ -72,6 +86,8 @@ def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Gen
     K_full = scale_intrinsics(torch.from_numpy(K), 1.0, 1.0)
     sample[('K', 0)] = K_full
     sample[('inv_K', 0)] = torch.linalg.inv(K_full)
+    for frame_id in (-1, 1):
+        sample[('turn', frame_id)] = torch.from_numpy(np.asarray(turns[frame_id], np.float32))
     if depth_gt is not None:
         sample['depth_gt'] = torch.from_numpy(np.asarray(depth_gt, np.float32))[None]
     return sample

@@ -5,7 +5,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hybrid_depth_core.data.motion import MAX_MATCHING_GAP, choose_stride, stride_motions
+from hybrid_depth_core.data.motion import (MAX_MATCHING_GAP, choose_stride, pair_turns,
+                                           stride_motions)
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 
@@ -38,6 +39,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
                   f'{"chosen from the motion" if frame_stride == 0 else "as configured"}; '
                   f'median parallax '
                   f'{100 * self.motions.get(self.stride, float("nan")):.1f}% of the width)')
+        self.turns = [pair_turns(rgb, [K] * len(rgb), self.stride) for rgb, _, K in self.drives]
         interior = range(self.stride, frames_per_drive - self.stride)
         self.index = [(d, t) for d in range(len(self.drives)) for t in interior]
 
@@ -52,4 +54,5 @@ class SyntheticDataset(torch.utils.data.Dataset):
         rgb, depth, K = self.drives[drive]
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
         frames = {sign: rgb[t + sign * self.stride] for sign in (-1, 0, 1)}
-        return make_sample(frames, K, rng, self.augment, depth_gt=depth[t])
+        turns = {-1: self.turns[drive][t], 1: self.turns[drive][t + self.stride]}
+        return make_sample(frames, K, rng, self.augment, depth_gt=depth[t], turns=turns)

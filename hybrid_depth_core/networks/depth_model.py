@@ -36,6 +36,12 @@ class DepthModelConfig:
     # size, as ManyDepth). Camera motion is one global estimate; at 2 the pose network costs
     # a quarter, which is most of what a streamed multi-frame step adds (docs/benchmarks.md).
     pose_downsample: int = 1
+    # The pose network corrects the rotation measured on tracked corners between its two frames
+    # (networks/pose.py, data/motion.turn) instead of finding it from zero; training and
+    # inference both measure it. Off by default: on the handheld room it lowered the training
+    # loss 3x but not the depth error within 30 CPU minutes (docs/benchmarks.md, "The turn
+    # prior").
+    turn_prior: bool = False
 
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:

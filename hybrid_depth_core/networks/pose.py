@@ -53,9 +53,13 @@ class PoseDecoder(nn.Module):
 
 
 class PoseNet(nn.Module):
-    """`forward(earlier, later)` -> T_later_earlier (B, 4, 4): maps points from the earlier
-    camera's frame into the later camera's frame. Frames in time order, so one network sees
-    one direction of motion; invert the result for the other direction."""
+    """`forward(earlier, later, turn=None)` -> T_later_earlier (B, 4, 4): maps points from the
+    earlier camera's frame into the later camera's frame. Frames in time order, so one network
+    sees one direction of motion; invert the result for the other direction.
+
+    `turn` (B, 3, 3), a rotation measured on tracked corners (data/motion.turn), is what the
+    network corrects: its output is the correction applied after the turn, [R | t] @ [turn | 0].
+    """
 
     def __init__(self, downsample: int = 1):
         super().__init__()
@@ -63,7 +67,8 @@ class PoseNet(nn.Module):
         self.encoder = ResNet18Encoder(in_frames=2)
         self.decoder = PoseDecoder()
 
-    def forward(self, earlier: torch.Tensor, later: torch.Tensor) -> torch.Tensor:
+    def forward(self, earlier: torch.Tensor, later: torch.Tensor,
+                turn: torch.Tensor | None = None) -> torch.Tensor:
         frames = torch.cat([earlier, later], 1)
         if self.downsample > 1:
             frames = F.avg_pool2d(frames, self.downsample)
@@ -71,4 +76,8 @@ class PoseNet(nn.Module):
         deepest = self.encoder.deep_features(quarter)[-1]
         axis_angle, translation = self.decoder(deepest)
         # fp32 even under autocast: a bf16 rotation matrix is off by ~0.2 degrees.
-        return pose_vector_to_matrix(axis_angle.float(), translation.float())
+        T = pose_vector_to_matrix(axis_angle.float(), translation.float())
+        if turn is None:
+            return T
+        rotation = T[:, :3, :3] @ turn.to(T)
+        return torch.cat([torch.cat([rotation, T[:, :3, 3:]], 2), T[:, 3:]], 1)

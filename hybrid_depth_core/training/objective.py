@@ -101,10 +101,7 @@ class SelfSupervisedObjective(nn.Module):
         target = batch[('color', 0, 0)]
         K = batch[('K', 0)]
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            # T_source_target for each source frame (the pose net sees frames in time order).
-            # Geometry runs in fp32 whatever the autocast: bf16 cannot hold pixel coordinates.
-            poses = {-1: invert_transform(self.pose(aug[-1], aug[0]).float()),
-                     1: self.pose(aug[0], aug[1]).float()}
+            poses = self._poses(batch)
             teacher = self.teacher(aug[0]) if self.teacher is not None else None
         single = teacher if teacher is not None else self.depth(aug[0])
         with torch.no_grad():
@@ -156,8 +153,7 @@ class SelfSupervisedObjective(nn.Module):
         depth can be given) of the depth network's full-size depth, and that depth. Multi-frame
         networks match against the earlier frame, as at inference."""
         aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCES}
-        poses = {-1: invert_transform(self.pose(aug[-1], aug[0]).float()),
-                 1: self.pose(aug[0], aug[1]).float()}
+        poses = self._poses(batch)
         if self.teacher is None:
             output = self.depth(aug[0])
         else:
@@ -167,6 +163,16 @@ class SelfSupervisedObjective(nn.Module):
         photometric, _, depths, _ = self._view_synthesis(batch, output.disparities[:1], poses,
                                                          identity=identity)
         return photometric, depths[0]
+
+    def _poses(self, batch: dict) -> dict:
+        """T_source_target for each source frame (the pose net sees frames in time order),
+        corrections of the measured turns when the model uses them. Geometry runs in fp32
+        whatever the autocast: bf16 cannot hold pixel coordinates."""
+        aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCES}
+        turn = ({f: batch[('turn', f)] for f in SOURCES} if self.depth.config.turn_prior
+                else dict.fromkeys(SOURCES))
+        return {-1: invert_transform(self.pose(aug[-1], aug[0], turn[-1]).float()),
+                1: self.pose(aug[0], aug[1], turn[1]).float()}
 
     def _view_synthesis(self, batch, disparities, poses, identity=None, mask=None):
         """Multi-scale photometric and smoothness losses, disparities upsampled to full size;
