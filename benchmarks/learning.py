@@ -65,7 +65,7 @@ def main():
             results[name]['images_seen'] = results[name]['steps'] * config.batch_size
         width, height = trained.width, trained.height
 
-    def constant(rgb, K, previous=None):
+    def constant(rgb, K, previous=None, turn=None):
         return np.ones(rgb.shape[:2], np.float32)  # median scaling makes it the GT median
     results['constant depth'] = evaluate_synthetic(constant, HELD_OUT_SEEDS, args.frames,
                                                    width, height)

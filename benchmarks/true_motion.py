@@ -3,7 +3,7 @@ no-config `train --bag` run of benchmarks/any_recording.py, with the pose networ
 replaced by the true one (from the walk that recorded each bag) for a given number of steps;
 then the same held-out scoring (single-frame: the pose network is never trained here).
 
-    python benchmarks/true_motion.py --steps 2400 --out out/true_motion
+    python benchmarks/true_motion.py --steps 2025 --out out/true_motion
 
 It bounds what a better pose could give within the budget: if the true motion does not reach
 a depth figure in N steps, no pose estimate will. A diagnostic, not a feature: it patches the

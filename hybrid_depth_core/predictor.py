@@ -32,7 +32,8 @@ def continues_sequence(previous_ns: int | None, stamp_ns: int) -> bool:
 
 
 class DepthPredictor:
-    """predict(rgb (H, W, 3) uint8, K (3, 3), previous=None) -> depth (H, W) float32 metres.
+    """predict(rgb (H, W, 3) uint8, K (3, 3), previous=None, turn=None) -> depth (H, W) float32
+    metres.
 
     Inputs of any size are resized to the model's input size, with K scaled to match, and the
     depth is resized back. Multi-frame models match the frame against a lookup frame (same size
@@ -123,6 +124,9 @@ class DepthPredictor:
             lookup = StreamFrame(self.to_tensor(previous), None, (height, width))
             if self.turn_prior and turn is None:
                 turn = pair_turns([previous, rgb], [_check_intrinsics(K)] * 2, 1)[1]
+            elif turn is not None and (np.shape(turn) != (3, 3)
+                                       or not np.isfinite(turn).all()):
+                raise ValueError(f'turn must be a finite 3x3 rotation, got {turn}')
         depth, _ = self._infer(rgb, K, lookup, turn)
         return depth
 

@@ -13,6 +13,7 @@ from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.networks import PoseNet
 from hybrid_depth_core.predictor import DepthPredictor
 from hybrid_depth_core.training.config import load_config
+from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
 from hybrid_depth_core.training.trainer import train
 
 
@@ -102,6 +103,26 @@ def test_the_pose_network_corrects_the_turn_it_is_given():
     assert degrees(turned[0, :3, :3].numpy()) > 11  # the untrained network corrects little
 
 
+def test_training_corrects_each_pairs_own_turn(walk):
+    room, frames = walk
+    config = load_config(None, ['model.turn_prior=true']).model
+    torch.manual_seed(0)
+    objective = SelfSupervisedObjective(config, LossConfig()).eval()
+    turns = {-1: rotation([0, 1, 0], 8), 1: rotation([1, 0, 0], -5)}  # told apart by axis
+    triplet = {f: frames[10 + 5 * f] for f in (-1, 0, 1)}
+    batch = torch.utils.data.default_collate(
+        [make_sample(triplet, room.camera.K, None, None, turns=turns)])
+    with torch.no_grad():
+        poses = objective._poses(batch)
+        aug = {f: batch[('color_aug', f, 0)] for f in (-1, 0, 1)}
+        earlier = objective.pose(aug[-1], aug[0])[0, :3, :3].numpy()  # the correction alone
+        later = objective.pose(aug[0], aug[1])[0, :3, :3].numpy()
+    # T_source_target: the pair (-1, 0) inverted, the pair (0, 1) as the network gives it
+    np.testing.assert_allclose(poses[-1][0, :3, :3].numpy(), (earlier @ turns[-1]).T,
+                               atol=1e-5)
+    np.testing.assert_allclose(poses[1][0, :3, :3].numpy(), later @ turns[1], atol=1e-5)
+
+
 def test_a_stream_gives_the_pose_network_the_turn_from_its_keyframe(turn_checkpoint, walk):
     room, frames = walk
     predictor = DepthPredictor.from_checkpoint(turn_checkpoint, device='cpu')
@@ -118,6 +139,8 @@ def test_a_stream_gives_the_pose_network_the_turn_from_its_keyframe(turn_checkpo
         assert degrees(given[-1][0].numpy().T @ true) < 2
         checked += 1
     assert checked >= 5
+    with pytest.raises(ValueError, match='turn must be a finite 3x3'):
+        predictor.predict(frames[1], room.camera.K, frames[0], turn=np.eye(2))
 
 
 def test_the_exported_step_of_a_turn_prior_model_takes_the_turn(turn_checkpoint, walk, tmp_path):

@@ -140,7 +140,9 @@ def turn(earlier: np.ndarray, later: np.ndarray, K: np.ndarray) -> np.ndarray:
     essential matrix flips of 180 degrees (docs/benchmarks.md, "The turn prior")."""
     if len(earlier) < _MIN_TRACKS:
         return np.eye(3)
-    inverse = np.linalg.inv(K)
+    # K's intrinsic part only: a bottom row other than (0, 0, 1) must not make it singular
+    (fx, skew, cx), (_, fy, cy) = np.asarray(K, np.float64)[:2]
+    inverse = np.linalg.inv(np.array([[fx, skew, cx], [0, fy, cy], [0, 0, 1]]))
 
     def rays(points):
         v = np.c_[points, np.ones(len(points))] @ inverse.T

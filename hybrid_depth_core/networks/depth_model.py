@@ -38,9 +38,9 @@ class DepthModelConfig:
     pose_downsample: int = 1
     # The pose network corrects the rotation measured on tracked corners between its two frames
     # (networks/pose.py, data/motion.turn) instead of finding it from zero; training and
-    # inference both measure it. Off by default: on the handheld room it lowered the training
-    # loss 3x but not the depth error within 30 CPU minutes (docs/benchmarks.md, "The turn
-    # prior").
+    # inference both measure it. Off by default: on the handheld room it brought the held-out
+    # photometric loss to a third but not the depth error down within 30 CPU minutes
+    # (docs/benchmarks.md, "The turn prior").
     turn_prior: bool = False
 
     def __post_init__(self):

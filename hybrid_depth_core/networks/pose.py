@@ -79,5 +79,6 @@ class PoseNet(nn.Module):
         T = pose_vector_to_matrix(axis_angle.float(), translation.float())
         if turn is None:
             return T
-        rotation = T[:, :3, :3] @ turn.to(T)
+        with torch.autocast(T.device.type, enabled=False):  # fp32, as above
+            rotation = T[:, :3, :3] @ turn.to(T)
         return torch.cat([torch.cat([rotation, T[:, :3, 3:]], 2), T[:, 3:]], 1)
