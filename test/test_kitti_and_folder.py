@@ -86,10 +86,9 @@ def test_kitti_samples_follow_the_contract(kitti_root, drive):
     assert sample[('color', -1, 0)].shape == (3, 64, 128)
     assert sample[('color', 0, 3)].shape == (3, 8, 16)
     # Only what training reads: every frame at full size (raw and jittered), the current
-    # frame's smaller scales (smoothness), full-size intrinsics, the measured turns.
+    # frame's smaller scales (smoothness), full-size intrinsics.
     assert set(sample) == ({(kind, f, 0) for kind in ('color', 'color_aug') for f in (-1, 0, 1)}
-                           | {('color', 0, s) for s in (1, 2, 3)} | {('K', 0), ('inv_K', 0)}
-                           | {('turn', -1), ('turn', 1)})
+                           | {('color', 0, s) for s in (1, 2, 3)} | {('K', 0), ('inv_K', 0)})
     K = drive.camera.K
     sx, sy = 128 / 310, 64 / 94
     np.testing.assert_allclose(sample[('K', 0)].numpy(), [

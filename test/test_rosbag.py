@@ -19,6 +19,7 @@ from hybrid_depth_core.data.bag_dataset import (BagDataset, BagSource, Recording
                                                 decode_recording)
 from hybrid_depth_core.data.drive_bag import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
                                               write_drive_bag)
+from hybrid_depth_core.data.motion import pair_turns
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.evaluation import evaluate_bag
@@ -181,8 +182,14 @@ def test_training_samples_come_from_the_disk_cache_the_second_time(bags, tmp_pat
         raise AssertionError('decoded again despite the cache')
     monkeypatch.setattr(bag_dataset, 'decode_recording', no_decoding)
     second = BagDataset([source], *TRAIN_SIZE, stride=1, cache_dir=tmp_path, val_fraction=0.0,
-                        progress=False)
+                        progress=False, turns=True)
     assert torch.equal(second[0][('color', 0, 0)], sample[('color', 0, 0)])
+    # turns only when asked for (turn-prior models), those of the triplet's own pairs
+    assert ('turn', 1) not in sample
+    recording = second.recordings[0]
+    measured = pair_turns(recording.rgb, recording.K, 1)
+    np.testing.assert_allclose(second[0][('turn', -1)].numpy(), measured[1], atol=1e-6)
+    np.testing.assert_allclose(second[0][('turn', 1)].numpy(), measured[2], atol=1e-6)
 
 
 def test_infer_writes_a_new_bag_with_the_predictors_depth(bags, tmp_path, drive, predictor):

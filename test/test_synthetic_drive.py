@@ -33,29 +33,34 @@ def photometric_error(a, b, mask):
     return float((np.abs(a.astype(np.float64) - b.astype(np.float64)) / 255.0)[mask].mean())
 
 
+def view_synthesis_errors(pairs, K, wrong_scale: float) -> dict:
+    """Over (source, target) frame pairs: the mean error of the target synthesised from the
+    source with the true depth and pose ('true'), of the source unwarped ('unwarped'), of a
+    depth `wrong_scale` times too far ('wrong'), and the mean share of visible pixels."""
+    errors = {'true': [], 'unwarped': [], 'wrong': [], 'visible': []}
+    for source, target in pairs:
+        synthesised, visible = warp_into(target, source, K)
+        wrong, _ = warp_into(target, source, K, depth_scale=wrong_scale)
+        for name, image in (('true', synthesised), ('unwarped', source.rgb), ('wrong', wrong)):
+            errors[name].append(photometric_error(image, target.rgb, visible))
+        errors['visible'].append(visible.mean())
+    return {name: float(np.mean(values)) for name, values in errors.items()}
+
+
 @pytest.mark.parametrize('seed', [0, 7])
 def test_gt_depth_and_pose_reproduce_the_next_frame(seed):
     """Self-supervision's premise: view synthesis with the true depth and pose reproduces the
     image (up to resampling), and clearly beats both no motion and a wrong depth."""
     drive = SyntheticDrive(DriveConfig(width=640, height=192, frames=8, seed=seed))
-    K = drive.camera.K
-    errors, unwarped, wrong_depth, visible_share = [], [], [], []
-    for i in (0, 3, 6):
-        source, target = drive.render(i), drive.render(i + 1)
-        synthesised, visible = warp_into(target, source, K)
-        errors.append(photometric_error(synthesised, target.rgb, visible))
-        unwarped.append(photometric_error(source.rgb, target.rgb, visible))
-        wrong, _ = warp_into(target, source, K, depth_scale=1.25)
-        wrong_depth.append(photometric_error(wrong, target.rgb, visible))
-        visible_share.append(visible.mean())
-    error = np.mean(errors)
-    print(f'seed {seed}: mean |I_t+1 - warp(I_t)| = {error:.4f} with GT, '
-          f'{np.mean(unwarped):.4f} unwarped, {np.mean(wrong_depth):.4f} with depth x1.25; '
-          f'{np.mean(visible_share):.0%} of pixels visible')
-    assert np.mean(visible_share) > 0.8
-    assert error < 0.008                         # about 2 grey levels of 255
-    assert error < np.mean(unwarped) / 8
-    assert error < np.mean(wrong_depth) / 3
+    e = view_synthesis_errors([(drive.render(i), drive.render(i + 1)) for i in (0, 3, 6)],
+                              drive.camera.K, wrong_scale=1.25)
+    print(f'seed {seed}: mean |I_t+1 - warp(I_t)| = {e["true"]:.4f} with GT, '
+          f'{e["unwarped"]:.4f} unwarped, {e["wrong"]:.4f} with depth x1.25; '
+          f'{e["visible"]:.0%} of pixels visible')
+    assert e['visible'] > 0.8
+    assert e['true'] < 0.008                     # about 2 grey levels of 255
+    assert e['true'] < e['unwarped'] / 8
+    assert e['true'] < e['wrong'] / 3
 
 
 def test_frames_have_texture_depth_and_sky():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hybrid_depth_core.data.motion import pair_turns, turn
-from hybrid_depth_core.data.samples import AugmentConfig, make_sample
+from hybrid_depth_core.data.samples import AugmentConfig, make_sample, triplet_turns
 from hybrid_depth_core.data.synthetic import RoomWalk, RoomWalkConfig
 from hybrid_depth_core.export import export_onnx
 from hybrid_depth_core.geometry import scale_intrinsics
@@ -80,12 +80,15 @@ def test_a_flipped_sample_carries_the_turns_of_the_mirrored_frames(walk):
     room, frames = walk
     triplet = {-1: frames[10], 0: frames[15], 1: frames[20]}
     flip = AugmentConfig(color_jitter_probability=0, flip_probability=1)
-    flipped = make_sample(triplet, room.camera.K, np.random.default_rng(0), flip)
+    flipped = make_sample(triplet, room.camera.K, np.random.default_rng(0), flip,
+                          turns=triplet_turns(triplet, room.camera.K))
     mirrored = {f: np.ascontiguousarray(image[:, ::-1]) for f, image in triplet.items()}
     K = room.camera.K.copy()
     K[0, 2] = (frames[0].shape[1] - 1) - K[0, 2]
-    measured = make_sample(mirrored, K, None, None)  # measured on the mirrored frames
-    plain = make_sample(triplet, room.camera.K, None, None)
+    # measured on the mirrored frames
+    measured = make_sample(mirrored, K, None, None, turns=triplet_turns(mirrored, K))
+    plain = make_sample(triplet, room.camera.K, None, None,
+                        turns=triplet_turns(triplet, room.camera.K))
     for f in (-1, 1):
         assert degrees(plain[('turn', f)].numpy()) > 2
         assert degrees(flipped[('turn', f)].numpy().T @ measured[('turn', f)].numpy()) < 0.5

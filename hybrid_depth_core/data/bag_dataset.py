@@ -146,12 +146,13 @@ class Triplets:
     stride: int         # the frame stride used (chosen from the motion when asked for 0)
     motion: float       # median parallax at that stride, fraction of the width
     # (N, 3, 3) per frame of the recording: the turn from the frame `stride` kept frames before
-    # it in its sequence (motion.pair_turns; the identity where there is none)
-    turns: np.ndarray
+    # it in its sequence (motion.pair_turns; the identity where there is none); None when not
+    # asked for
+    turns: np.ndarray | None
 
 
 def build_triplets(recording: Recording, stride: int = 0, static_threshold: float = 1.0,
-                   val_fraction: float = 0.1) -> Triplets:
+                   val_fraction: float = 0.1, turns: bool = False) -> Triplets:
     """(previous, current, next) frame indices. Frames identical to the last kept one (up to
     `static_threshold` grey levels) are dropped; a gap longer than GAP_FACTOR x the median
     frame interval starts a new sequence; frames in the last `val_fraction` of the recording's
@@ -185,13 +186,15 @@ def build_triplets(recording: Recording, stride: int = 0, static_threshold: floa
     if stride == 0:
         stride = choose_stride(motions)
     train, val = [], []
-    turns = np.tile(np.eye(3), (len(stamps), 1, 1))
+    measured = np.tile(np.eye(3), (len(stamps), 1, 1)) if turns else None
     for segment in segments:
-        turns[segment] = pair_turns(recording.rgb[segment], recording.K[segment], stride)
+        if turns:
+            measured[segment] = pair_turns(recording.rgb[segment], recording.K[segment], stride)
         for i in range(stride, len(segment) - stride):
             triplet = (segment[i - stride], segment[i], segment[i + stride])
             (train if stamps[segment[i]] <= boundary else val).append(triplet)
-    return Triplets(train, val, static, gaps, stride, motions.get(stride, float('nan')), turns)
+    return Triplets(train, val, static, gaps, stride, motions.get(stride, float('nan')),
+                    measured)
 
 
 class BagDataset(torch.utils.data.Dataset):
@@ -200,12 +203,13 @@ class BagDataset(torch.utils.data.Dataset):
     def __init__(self, sources: list[BagSource], width: int, height: int,
                  augment: AugmentConfig | None = None, seed: int = 0, stride: int = 0,
                  static_threshold: float = 1.0, val_fraction: float = 0.1,
-                 split: str = 'train', cache_dir: Path | None = None, progress: bool = True):
+                 split: str = 'train', cache_dir: Path | None = None, progress: bool = True,
+                 turns: bool = False):
         self.recordings, self.items, self.strides, self.held_out_items = [], [], [], []
         self.turns = []  # per recording, Triplets.turns
         for source in sources:
             recording = load_recording(source, width, height, cache_dir, progress)
-            triplets = build_triplets(recording, stride, static_threshold, val_fraction)
+            triplets = build_triplets(recording, stride, static_threshold, val_fraction, turns)
             chosen = getattr(triplets, split)
             self.held_out_items += [(len(self.recordings), triplet) for triplet in triplets.val]
             if progress:
@@ -245,5 +249,7 @@ class BagDataset(torch.utils.data.Dataset):
         frames = {-1: recording.rgb[previous], 0: recording.rgb[current],
                   1: recording.rgb[following]}
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
-        turns = {-1: self.turns[which][current], 1: self.turns[which][following]}
+        measured = self.turns[which]
+        turns = (None if measured is None else
+                 {-1: measured[current], 1: measured[following]})
         return make_sample(frames, recording.K[current], rng, self.augment, turns=turns)

@@ -55,18 +55,20 @@ class DataConfig:
 
 
 def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
-                  progress: bool = True) -> torch.utils.data.Dataset:
+                  progress: bool = True, turns: bool = False) -> torch.utils.data.Dataset:
     """The dataset `config.source` names; every one yields the sample contract of samples.py
-    and has `set_epoch(epoch)` for repeatable augmentation."""
+    (with the measured turns if `turns`: for DepthModelConfig.turn_prior) and has
+    `set_epoch(epoch)` for repeatable augmentation."""
     if config.source == 'synthetic':
         from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
         return SyntheticDataset(config.seeds, config.frames_per_drive, config.width,
-                                config.height, augment, seed, progress, config.frame_stride)
+                                config.height, augment, seed, progress, config.frame_stride,
+                                turns)
     if config.source == 'kitti':
         from hybrid_depth_core.data.kitti import KittiRawDataset
         _require(config, 'root', 'split')
         return KittiRawDataset(Path(config.root), Path(config.split), config.width,
-                               config.height, augment, seed, max(config.frame_stride, 1))
+                               config.height, augment, seed, max(config.frame_stride, 1), turns)
     if config.source == 'bag':
         from hybrid_depth_core.data.bag_dataset import BagDataset, BagSource
         _require(config, 'bags')
@@ -76,11 +78,11 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
         cache = Path(config.cache_dir).expanduser() if config.cache_dir else None
         return BagDataset(sources, config.width, config.height, augment, seed,
                           config.frame_stride, config.static_threshold, config.val_fraction,
-                          cache_dir=cache, progress=progress)
+                          cache_dir=cache, progress=progress, turns=turns)
     from hybrid_depth_core.data.image_folder import ImageFolderDataset
     _require(config, 'root', 'intrinsics')
     return ImageFolderDataset(Path(config.root), Path(config.intrinsics), config.width,
-                              config.height, augment, seed, max(config.frame_stride, 1))
+                              config.height, augment, seed, max(config.frame_stride, 1), turns)
 
 
 def _require(config: DataConfig, *names: str) -> None:

@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from hybrid_depth_core.data.kitti import read_rgb
-from hybrid_depth_core.data.samples import AugmentConfig, make_sample
+from hybrid_depth_core.data.samples import AugmentConfig, make_sample, triplet_turns
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import scale_intrinsics
 
@@ -80,12 +80,13 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     """(t-s, t, t+s) samples (s = frame_stride) from consecutive images (sorted by name)."""
 
     def __init__(self, folder: Path, intrinsics: Path, width: int, height: int,
-                 augment: AugmentConfig | None = None, seed: int = 0, frame_stride: int = 1):
+                 augment: AugmentConfig | None = None, seed: int = 0, frame_stride: int = 1,
+                 turns: bool = False):
         folder = Path(folder)
         if not folder.is_dir():
             raise UserError(f'image folder {folder} is not a directory')
         self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        self.stride = frame_stride
+        self.stride, self.turns = frame_stride, turns
         if len(self.paths) < 2 * frame_stride + 1:
             raise UserError(f'image folder {folder} has {len(self.paths)} images; training '
                             f'with frame_stride {frame_stride} needs at least '
@@ -115,4 +116,5 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         t = item + self.stride
         frames = {sign: self._load(self.paths[t + sign * self.stride]) for sign in (-1, 0, 1)}
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
-        return make_sample(frames, self.K, rng, self.augment)
+        turns = triplet_turns(frames, self.K) if self.turns else None
+        return make_sample(frames, self.K, rng, self.augment, turns=turns)

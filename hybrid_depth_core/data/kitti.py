@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.samples import AugmentConfig, make_sample
+from hybrid_depth_core.data.samples import AugmentConfig, make_sample, triplet_turns
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import scale_intrinsics
 
@@ -144,9 +144,10 @@ class KittiRawDataset(torch.utils.data.Dataset):
     resized to (width, height) with the intrinsics scaled to match."""
 
     def __init__(self, root: Path, split: Path, width: int, height: int,
-                 augment: AugmentConfig | None = None, seed: int = 0, frame_stride: int = 1):
+                 augment: AugmentConfig | None = None, seed: int = 0, frame_stride: int = 1,
+                 turns: bool = False):
         self.root, self.width, self.height = Path(root), width, height
-        self.stride = frame_stride
+        self.stride, self.turns = frame_stride, turns
         if not self.root.is_dir():
             raise UserError(f'KITTI root {self.root} is not a directory')
         self.frames = read_split(split)
@@ -183,7 +184,8 @@ class KittiRawDataset(torch.utils.data.Dataset):
                                     interpolation=cv2.INTER_AREA)
                    for sign, image in images.items()}
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
-        return make_sample(resized, K, rng, self.augment)
+        turns = triplet_turns(resized, K) if self.turns else None
+        return make_sample(resized, K, rng, self.augment, turns=turns)
 
 
 def evaluate_kitti(predict, root: Path, split: Path, progress: bool = True) -> dict:

@@ -11,7 +11,8 @@ A sample is a dict (batched by torch's default collate) holding only what traini
     ('turn', f)          f in {-1, +1}: (3, 3) float32, the camera's rotation from the earlier to
                          the later frame of the pair (-1, 0) or (0, +1), measured on tracked
                          corners (data/motion.turn; T_later_earlier's rotation), which the pose
-                         network starts from (DepthModelConfig.turn_prior)
+                         network corrects (only for DepthModelConfig.turn_prior: datasets
+                         measure turns when asked to)
     'depth_gt'           (1, H, W) float32 metres, NaN where unknown (only if the dataset has it;
                          held-out scoring reads it)
 
@@ -56,12 +57,9 @@ def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Gen
                 turns: dict[int, np.ndarray] | None = None) -> dict:
     """Build the sample dict from uint8 RGB frames (H, W, 3) keyed by frame id and the
     intrinsics K (3, 3) of that resolution. rng None or augment None: no augmentation. `turns`
-    ({-1, 1} -> (3, 3), as the ('turn', f) entries): measured by the caller over the frames
-    between (data/motion.pair_turns); None: measured here between the frames given."""
+    ({-1, 1} -> (3, 3), as the ('turn', f) entries: data/motion.pair_turns over the frames
+    between, or `triplet_turns`); None: the sample has none."""
     height, width = frames[0].shape[:2]
-    if turns is None:
-        measured = pair_turns([frames[-1], frames[0], frames[1]], [K] * 3, 1)
-        turns = {-1: measured[1], 1: measured[2]}
     K = np.asarray(K, dtype=np.float32).copy()
     flip = augment is not None and rng is not None and rng.random() < augment.flip_probability
     jitter = (_draw_jitter(augment, rng) if augment is not None and rng is not None
@@ -69,7 +67,8 @@ def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Gen
     if flip:
         frames = {f: np.ascontiguousarray(image[:, ::-1]) for f, image in frames.items()}
         K[0, 2] = (width - 1) - K[0, 2]
-        turns = {f: MIRROR @ R @ MIRROR for f, R in turns.items()}
+        if turns is not None:
+            turns = {f: MIRROR @ R @ MIRROR for f, R in turns.items()}
         if depth_gt is not None:
             depth_gt = np.ascontiguousarray(depth_gt[:, ::-1])
     sample = {}
@@ -86,11 +85,18 @@ def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Gen
     K_full = scale_intrinsics(torch.from_numpy(K), 1.0, 1.0)
     sample[('K', 0)] = K_full
     sample[('inv_K', 0)] = torch.linalg.inv(K_full)
-    for frame_id in (-1, 1):
-        sample[('turn', frame_id)] = torch.from_numpy(np.asarray(turns[frame_id], np.float32))
+    for frame_id, turn in (turns or {}).items():
+        sample[('turn', frame_id)] = torch.from_numpy(np.asarray(turn, np.float32))
     if depth_gt is not None:
         sample['depth_gt'] = torch.from_numpy(np.asarray(depth_gt, np.float32))[None]
     return sample
+
+
+def triplet_turns(frames: dict[int, np.ndarray], K: np.ndarray) -> dict[int, np.ndarray]:
+    """make_sample's `turns`, measured between the frames of the triplet directly (for sources
+    that read the frames between only at sample time: KITTI, image folders)."""
+    measured = pair_turns([frames[-1], frames[0], frames[1]], [K] * 3, 1)
+    return {-1: measured[1], 1: measured[2]}
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:

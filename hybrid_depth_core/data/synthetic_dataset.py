@@ -21,7 +21,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
 
     def __init__(self, seeds, frames_per_drive: int, width: int, height: int,
                  augment: AugmentConfig | None = None, seed: int = 0, progress: bool = True,
-                 frame_stride: int = 0):
+                 frame_stride: int = 0, turns: bool = False):
         self.augment, self.seed, self.epoch = augment, seed, 0
         self.drives: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # rgb, depth, K
         bar = tqdm(seeds, desc='rendering synthetic drives', unit='drive', disable=not progress)
@@ -31,15 +31,18 @@ class SyntheticDataset(torch.utils.data.Dataset):
             frames = [drive.render(i) for i in range(len(drive))]
             self.drives.append((np.stack([f.rgb for f in frames]),
                                 np.stack([f.depth for f in frames]), drive.camera.K))
-        self.motions = stride_motions([drive[0] for drive in self.drives],
-                                      min(MAX_MATCHING_GAP, (frames_per_drive - 1) // 2))
+        # measured to choose the stride, or to report a configured one
+        self.motions = (stride_motions([drive[0] for drive in self.drives],
+                                       min(MAX_MATCHING_GAP, (frames_per_drive - 1) // 2))
+                        if frame_stride == 0 or progress else {})
         self.stride = frame_stride or choose_stride(self.motions)
         if progress:
             print(f'synthetic drives: frame stride {self.stride} ('
                   f'{"chosen from the motion" if frame_stride == 0 else "as configured"}; '
                   f'median parallax '
                   f'{100 * self.motions.get(self.stride, float("nan")):.1f}% of the width)')
-        self.turns = [pair_turns(rgb, [K] * len(rgb), self.stride) for rgb, _, K in self.drives]
+        self.turns = ([pair_turns(rgb, [K] * len(rgb), self.stride) for rgb, _, K in self.drives]
+                      if turns else None)  # measured when the model corrects them
         interior = range(self.stride, frames_per_drive - self.stride)
         self.index = [(d, t) for d in range(len(self.drives)) for t in interior]
 
@@ -54,5 +57,6 @@ class SyntheticDataset(torch.utils.data.Dataset):
         rgb, depth, K = self.drives[drive]
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
         frames = {sign: rgb[t + sign * self.stride] for sign in (-1, 0, 1)}
-        turns = {-1: self.turns[drive][t], 1: self.turns[drive][t + self.stride]}
+        turns = (None if self.turns is None else
+                 {-1: self.turns[drive][t], 1: self.turns[drive][t + self.stride]})
         return make_sample(frames, K, rng, self.augment, depth_gt=depth[t], turns=turns)

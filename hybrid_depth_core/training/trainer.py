@@ -82,7 +82,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     torch.manual_seed(config.seed)
 
     dataset = build_dataset(config.data, config.augment, config.seed,
-                            progress=progress and rank == 0)
+                            progress=progress and rank == 0, turns=config.model.turn_prior)
     steps_per_epoch = len(dataset) // world // config.batch_size
     if steps_per_epoch == 0:
         raise UserError(f'{len(dataset)} samples are fewer than one batch of '

@@ -20,7 +20,8 @@ def build_validation_set(config, dataset, progress: bool = True):
     elif data.source == 'synthetic':
         from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
         held_out = SyntheticDataset(SYNTHETIC_SEEDS, data.frames_per_drive, data.width,
-                                    data.height, None, config.seed, False, dataset.stride)
+                                    data.height, None, config.seed, False, dataset.stride,
+                                    config.model.turn_prior)
     else:
         return None
     if held_out is None or len(held_out) == 0:
