@@ -58,15 +58,7 @@ def main():
         return
     run = args.out / args.scene
     log = args.out / f'{args.scene}_train.log'
-    if not (run / 'last.pt').exists():
-        command = ['train', *[f'--bag={bag}' for bag in train_bags], '--out', str(run),
-                   '--minutes', str(args.minutes), *args.overrides]
-        print('$ hybrid-depth', ' '.join(command), flush=True)
-        started = time.monotonic()
-        with open(log, 'w') as file:
-            subprocess.run([sys.executable, '-m', 'hybrid_depth_core.cli', *command],
-                           check=True, stdout=file, stderr=subprocess.STDOUT)
-        print(f'trained in {(time.monotonic() - started) / 60:.1f} min', flush=True)
+    train_once(run, log, train_bags, ['--minutes', str(args.minutes), *args.overrides])
     strides = re.findall(r'frame stride (\d+)', log.read_text()) if log.exists() else []
 
     state = load_checkpoint(run / 'last.pt')
@@ -109,6 +101,20 @@ def main():
     baseline = min(results['untrained']['abs_rel'], results['constant depth']['abs_rel'])
     print(f'the better of constant and untrained / trained AbsRel: '
           f'{baseline / results["trained, with keyframes"]["abs_rel"]:.2f}x')
+
+
+def train_once(run: Path, log: Path, bags: list[Path], options: list[str]) -> None:
+    """`hybrid-depth train` on `bags` into `run` with `options` (its output to `log`), unless a
+    finished run is there."""
+    if (run / 'last.pt').exists():
+        return
+    command = ['train', *[f'--bag={bag}' for bag in bags], '--out', str(run), *options]
+    print('$ hybrid-depth', ' '.join(command), flush=True)
+    started = time.monotonic()
+    with open(log, 'w') as file:
+        subprocess.run([sys.executable, '-m', 'hybrid_depth_core.cli', *command],
+                       check=True, stdout=file, stderr=subprocess.STDOUT)
+    print(f'trained in {(time.monotonic() - started) / 60:.1f} min', flush=True)
 
 
 def record(path: Path, scene: str, seed: int, frames: int, options: list[str]) -> Path:

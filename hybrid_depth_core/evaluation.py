@@ -2,11 +2,13 @@
 
 Per image: select valid ground truth, optionally scale the prediction by the ratio of medians
 (monocular depth is up to scale), clamp to the range, compute the metrics; the dataset result is
-the mean over images. Functions take numpy arrays of the same (H, W) size.
+the mean over images. Every result holds both: the depth as predicted (unscaled: metric for a
+network trained with measured motion) and median-scaled, with the ratios' median. Functions
+take numpy arrays of the same (H, W) size.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,27 +66,43 @@ def evaluate_image(prediction: np.ndarray, gt: np.ndarray,
 
 
 class Accumulator:
-    """Mean of per-image metrics, and the median scale ratio with its spread."""
+    """Mean of per-image metrics, median-scaled and unscaled, and the median scale ratio with
+    its spread."""
 
     def __init__(self, protocol: Protocol):
         self.protocol = protocol
-        self.per_image: list[dict[str, float]] = []
+        self.scaled: list[dict[str, float]] = []
+        self.unscaled: list[dict[str, float]] = []
         self.ratios: list[float] = []
+
+    @property
+    def per_image(self) -> list[dict[str, float]]:
+        """The protocol's own choice of the two."""
+        return self.scaled if self.protocol.median_scaling else self.unscaled
 
     def add(self, prediction: np.ndarray, gt: np.ndarray) -> bool:
         """Score one image; False if it had no valid GT (and does not count)."""
-        result = evaluate_image(prediction, gt, self.protocol)
-        if result is not None:
-            self.per_image.append(result[0])
-            self.ratios.append(result[1])
-        return result is not None
+        scaled = evaluate_image(prediction, gt, replace(self.protocol, median_scaling=True))
+        if scaled is None:
+            return False
+        self.scaled.append(scaled[0])
+        self.ratios.append(scaled[1])
+        self.unscaled.append(evaluate_image(prediction, gt,
+                                            replace(self.protocol, median_scaling=False))[0])
+        return True
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict:
+        """The protocol's metrics at the top level (as format_table reads them), both kinds
+        under 'median_scaled' and 'unscaled', the image count and the scale ratios' median and
+        spread (std / median)."""
         if not self.per_image:
             raise ValueError('no image had valid ground truth')
-        result = {name: float(np.mean([m[name] for m in self.per_image])) for name in METRICS}
+        kinds = {kind: {name: float(np.mean([m[name] for m in per_image])) for name in METRICS}
+                 for kind, per_image in (('median_scaled', self.scaled),
+                                         ('unscaled', self.unscaled))}
+        result = dict(kinds['median_scaled' if self.protocol.median_scaling else 'unscaled'])
         ratios = np.array(self.ratios)
-        result.update(images=len(self.per_image), scale_median=float(np.median(ratios)),
+        result.update(kinds, images=len(self.per_image), scale_median=float(np.median(ratios)),
                       scale_std_over_median=float(np.std(ratios / np.median(ratios))))
         return result
 

@@ -85,6 +85,17 @@ def smoothness_loss(disparity: torch.Tensor, image: torch.Tensor) -> torch.Tenso
     return (grad_x * torch.exp(-image_x)).mean() + (grad_y * torch.exp(-image_y)).mean()
 
 
+def velocity_loss(translation: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+    """PackNet-SfM's velocity supervision: the mean over the pairs whose distance is known
+    (finite) of | ||t|| - distance |, for predicted translations (B, 3) and measured distances
+    (B,) in metres; 0 when none is known. Only the length is supervised: the direction stays
+    the photometric loss's."""
+    known = torch.isfinite(distance)
+    error = (torch.linalg.vector_norm(translation.float(), dim=-1)
+             - torch.nan_to_num(distance, nan=0.0)).abs()
+    return torch.where(known, error, 0.0).sum() / known.sum().clamp(min=1)
+
+
 def reliable_matching(argmin_depth: torch.Tensor, confidence: torch.Tensor,
                       teacher_depth: torch.Tensor) -> torch.Tensor:
     """ManyDepth's consistency mask: 1 where the cost volume can be trusted, i.e. the pixel had

@@ -54,7 +54,11 @@ class DepthPredictor:
 
     def __init__(self, model: DepthModel, pose: PoseNet | None, input_size: tuple[int, int],
                  device: torch.device, precision: str = 'fp32', depth_scale: float = 1.0,
-                 memory_format: torch.memory_format | None = None, compile: bool = False):
+                 memory_format: torch.memory_format | None = None, compile: bool = False,
+                 metric: bool = False):
+        # metric: the network learnt metres from measured motion (a checkpoint's 'scale');
+        # otherwise its depth is up to a scale that depth_scale must supply.
+        self.metric = metric
         # Default channels_last (NHWC) on the CPU, where oneDNN's convolutions ran 1.1-1.3x
         # faster in it (`hybrid-depth bench`, docs/benchmarks.md); NCHW on CUDA until a
         # benchmark there shows channels_last winning.
@@ -97,8 +101,9 @@ class DepthPredictor:
             summary = ' '.join(str(error).split())
             raise UserError(f'{path}: the weights do not fit the network its config describes '
                             f'({summary[:300]})') from None
+        scale = state.get('scale') or {}  # absent in checkpoints from before metric training
         return cls(model, pose, (config.data.width, config.data.height), pick_device(device),
-                   precision, depth_scale, compile=compile)
+                   precision, depth_scale, compile=compile, metric=bool(scale.get('metric')))
 
     @property
     def multi_frame(self) -> bool:

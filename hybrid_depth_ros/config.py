@@ -47,8 +47,9 @@ PARAMETERS = (
           'here', minimum=0.001, maximum=1000.0),
     Param('max_depth', 80.0, 'metres; farther depth is published as NaN (depth and points); the '
           'colour scale ends here', minimum=0.01, maximum=10000.0),
-    Param('depth_scale', 1.0, 'factor applied to the network depth (monocular depth is up to '
-          'scale; e.g. the scale ratio hybrid-depth evaluate reports)',
+    Param('depth_scale', 1.0, 'factor applied to the network depth: 1 for a metric checkpoint '
+          '(trained with measured motion); a relative one is up to scale (e.g. the median '
+          'scale ratio hybrid-depth evaluate reports)',
           minimum=0.0001, maximum=10000.0),
     Param('cloud_stride', 1, 'keep every n-th pixel of every n-th row in points (1 = every '
           'pixel)', minimum=1, maximum=64),

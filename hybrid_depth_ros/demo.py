@@ -288,8 +288,7 @@ def _read_drive(bag: Path) -> _Drive:
 
 def _score(drive: _Drive, recorder: Recorder, published: int, config: DemoConfig) -> dict:
     depths = _by_stamp(recorder, f'{NAMESPACE}/depth')
-    metric = evaluation.Accumulator(EVALUATION)
-    scaled = evaluation.Accumulator(evaluation.Protocol(max_depth=EVALUATION.max_depth))
+    scores = evaluation.Accumulator(EVALUATION)
     for stamp, received in sorted(depths.items()):
         if stamp not in drive.truths:
             continue
@@ -298,9 +297,8 @@ def _score(drive: _Drive, recorder: Recorder, published: int, config: DemoConfig
         # NaN where the node vouches for no depth (outside min_depth-max_depth): scored as
         # the far end of the evaluated range.
         prediction = np.nan_to_num(prediction, nan=EVALUATION.max_depth)
-        metric.add(prediction, drive.truths[stamp])
-        scaled.add(prediction, drive.truths[stamp])
-    if not metric.per_image:
+        scores.add(prediction, drive.truths[stamp])
+    if not scores.per_image:
         raise UserError(f'the node published no depth for any of the {published} images')
 
     def latency(topic):
@@ -308,14 +306,14 @@ def _score(drive: _Drive, recorder: Recorder, published: int, config: DemoConfig
         return {'median_ms': float(np.median(values)),
                 'p90_ms': float(np.percentile(values, 90))} if len(values) else None
 
-    metric_result, scaled_result = metric.summary(), scaled.summary()
+    result = scores.summary()
     return {
         'frames_published': published,
         'frames_with_depth': len(depths),
         'frames_dropped': published - len(depths),
-        'metric_depth': {name: metric_result[name] for name in evaluation.METRICS},
-        'median_scaled': {name: scaled_result[name] for name in evaluation.METRICS},
-        'scale_ratio_median': scaled_result['scale_median'],
+        'metric_depth': result['unscaled'],
+        'median_scaled': result['median_scaled'],
+        'scale_ratio_median': result['scale_median'],
         'latency_image_to_depth': latency(f'{NAMESPACE}/depth'),
         'latency_image_to_points': latency(f'{NAMESPACE}/points'),
         'sample_drive': {'seed': config.seed, 'frames': config.frames,

@@ -41,9 +41,20 @@ def load_predictor(config: NodeConfig) -> DepthPredictor:
 
 def describe(predictor: DepthPredictor) -> str:
     frames = 'multi-frame' if predictor.multi_frame else 'single-frame'
+    depth = 'metric' if predictor.metric else 'relative'
     return (f'{predictor.model.config.arch} {frames} network, input {predictor.width}x'
-            f'{predictor.height}, on {predictor.device} ({predictor.precision}'
+            f'{predictor.height}, {depth} depth, on {predictor.device} ({predictor.precision}'
             f'{", compiled" if predictor.compiled else ""})')
+
+
+def scale_warning(predictor: DepthPredictor, weights: str) -> str | None:
+    """What to say once when the depth will not be in metres: a checkpoint trained without
+    measured motion, with depth_scale left at 1."""
+    if predictor.metric or predictor.depth_scale != 1.0 or not weights:
+        return None
+    return (f'{weights} was trained without measured camera motion: its depth is up to scale, '
+            f'not metres. Set depth_scale (the median scale ratio `hybrid-depth evaluate` '
+            f'reports against ground truth), or retrain on bags with /tf or /odom')
 
 
 def _one_line(error: Exception, limit: int = 300) -> str:

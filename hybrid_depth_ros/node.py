@@ -25,7 +25,7 @@ from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_ros.config import (CAMERA_INFO_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC,
                                      DEPTH_TOPIC, IMAGE_TOPIC, NODE_NAME, PARAMETERS,
                                      POINTS_TOPIC, NodeConfig)
-from hybrid_depth_ros.model import describe, load_predictor
+from hybrid_depth_ros.model import describe, load_predictor, scale_warning
 from hybrid_depth_ros.pipeline import DepthPipeline, NoCameraInfo, Outputs
 from hybrid_depth_ros.worker import LatestSlot, Stats, Throttle
 
@@ -75,6 +75,9 @@ class DepthNode(Node):
                         'is meaningless; use it only to test topics and RViz. Set '
                         'weights:=/path/to/last.pt for real depth.')
         predictor = load_predictor(config)
+        warning = scale_warning(predictor, config.weights)
+        if warning:
+            log.warning(warning)
         self._pipeline = DepthPipeline(predictor, config)
         self._slot, self._stats = LatestSlot(), Stats()
         self._throttle = Throttle(ERROR_PERIOD_S)

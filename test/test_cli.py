@@ -24,11 +24,25 @@ def test_sample_writes_a_bag_and_says_what_it_wrote(tmp_path):
     result = run('sample', out, '--frames', 4, '--width', 64, '--height', 32, '--seed', 3)
     assert result.returncode == 0, result.stderr
     assert f'wrote {out}' in result.stdout
-    for topic in ('/camera/image_raw', '/camera/camera_info', '/camera/depth_gt', '/camera/pose'):
+    for topic in ('/camera/image_raw', '/camera/camera_info', '/camera/depth_gt', '/camera/pose',
+                  '/tf', '/tf_static'):
         assert topic in result.stdout
     with AnyReader([out]) as reader:
-        assert reader.message_count == 4 * 5
+        assert reader.message_count == 4 * 5 + 1  # the mount, once on /tf_static
         assert {c.topic for c in reader.connections} >= {'/camera/image_raw', '/camera/depth_gt'}
+
+
+def test_sample_records_odometry_and_train_refuses_contradicting_motion_flags(tmp_path):
+    out = tmp_path / 'odom'
+    result = run('sample', out, '--frames', 3, '--width', 64, '--height', 32, '--motion', 'odom')
+    assert result.returncode == 0, result.stderr
+    with AnyReader([out]) as reader:
+        assert {c.topic for c in reader.connections} >= {'/odom', '/tf_static'}
+        assert not {'/tf', '/camera/pose'} & {c.topic for c in reader.connections}
+    result = run('train', '--bag', out, '--out', tmp_path / 'run', '--no-motion',
+                 '--motion-topic', '/odom')
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert '--no-motion ignores motion' in result.stderr
 
 
 def test_existing_output_is_refused_without_a_traceback(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.image import message_to_cvimage
 
-from hybrid_depth_core.data.drive_bag import write_drive_bag
+from hybrid_depth_core.data.drive_bag import T_BASE_CAMERA, write_drive_bag
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages import bag_messages
@@ -36,6 +36,13 @@ def quaternion_to_rotation(q) -> np.ndarray:
                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
+def transform_matrix(transform) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3] = quaternion_to_rotation(transform.rotation)
+    T[:3, 3] = (transform.translation.x, transform.translation.y, transform.translation.z)
+    return T
+
+
 @pytest.mark.parametrize('storage, compressed', [('mcap', False), ('sqlite3', False),
                                                  ('mcap', True), ('sqlite3', True)])
 def test_bag_reads_back_with_exact_content(tmp_path, drive, storage, compressed):
@@ -46,7 +53,12 @@ def test_bag_reads_back_with_exact_content(tmp_path, drive, storage, compressed)
     bag = read_bag(out)
     image_topic = '/camera/image_raw/compressed' if compressed else '/camera/image_raw'
     assert set(bag) == {image_topic, '/camera/camera_info', '/camera/depth_gt', '/camera/pose',
-                        '/tf'}
+                        '/tf', '/tf_static'}
+    # the camera mount, once, before the first image (as robot_state_publisher latches it)
+    (log_time, _, mount), = bag.pop('/tf_static')
+    assert log_time == drive.render(0).stamp_ns
+    mount = mount.transforms[0]
+    assert (mount.header.frame_id, mount.child_frame_id) == ('base_link', 'camera_optical_frame')
     assert all(len(messages) == FRAMES for messages in bag.values())
     assert bag[image_topic][0][1] == ('sensor_msgs/msg/CompressedImage' if compressed
                                       else 'sensor_msgs/msg/Image')
@@ -87,7 +99,13 @@ def test_bag_reads_back_with_exact_content(tmp_path, drive, storage, compressed)
                                    frame.T_world_cam[:3, 3])
         np.testing.assert_allclose(quaternion_to_rotation(pose.orientation),
                                    frame.T_world_cam[:3, :3], atol=1e-12)
-        assert bag['/tf'][i][2].transforms[0].child_frame_id == 'camera_optical_frame'
+        # /tf carries the robot's base; through the mount it is the camera's pose again
+        transform = bag['/tf'][i][2].transforms[0]
+        assert transform.child_frame_id == 'base_link'
+        T_base_camera = transform_matrix(mount.transform)
+        np.testing.assert_allclose(T_base_camera, T_BASE_CAMERA, atol=1e-12)
+        np.testing.assert_allclose(transform_matrix(transform.transform) @ T_base_camera,
+                                   frame.T_world_cam, atol=1e-9)
 
 
 def test_refuses_to_overwrite_and_leaves_existing_output_untouched(tmp_path, drive):

@@ -53,6 +53,13 @@ def test_accumulator_averages_images_and_summarises_scale():
     result = accumulator.summary()
     assert result['images'] == 2
     assert result['abs_rel'] == pytest.approx((0 + 0.25 * 1.0) / 2)  # 1 of 4 pixels off by 2x
+    assert result['median_scaled']['abs_rel'] == result['abs_rel']
+    # as predicted: every pixel of the first at half the truth, 3 of 4 of the second
+    assert result['unscaled']['abs_rel'] == pytest.approx((0.5 + 0.75 * 0.5) / 2)
+    assert result['scale_median'] == pytest.approx(2.0)
+    unscaled = Accumulator(Protocol(median_scaling=False))
+    unscaled.add(gt / 2, gt)
+    assert unscaled.summary()['abs_rel'] == pytest.approx(0.5)
     with pytest.raises(ValueError, match='no image'):
         Accumulator(Protocol()).summary()
 

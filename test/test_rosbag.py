@@ -228,15 +228,18 @@ def test_infer_writes_a_new_bag_with_the_predictors_depth(bags, tmp_path, drive,
 def test_evaluate_bag_against_its_depth_topic(bags, drive):
     frames = {f.stamp_ns: f.depth for f in drive[1]}
 
-    # the GT, twice as far: median scaling undoes that
+    # the GT, half as far: median scaling undoes that
     def oracle(rgb, K, previous=None, turn=None):
         for frame in drive[1]:
             if np.array_equal(frame.rgb, rgb):
-                return 2 * np.nan_to_num(frame.depth, nan=500.0)
+                return 0.5 * np.nan_to_num(frame.depth, nan=500.0)
         raise AssertionError('unknown frame')
     result = evaluate_bag(oracle, bags[('mcap', False)], DEPTH_GT_TOPIC, progress=False)
     assert result['images'] == len(frames)
-    assert result['abs_rel'] < 1e-6 and result['scale_median'] == pytest.approx(0.5)
+    assert result['abs_rel'] < 1e-6 and result['scale_median'] == pytest.approx(2.0)
+    # and as predicted: everything half as far, |gt - gt / 2| / gt = 0.5
+    assert result['median_scaled']['abs_rel'] < 1e-6
+    assert result['unscaled']['abs_rel'] == pytest.approx(0.5)
     with pytest.raises(UserError, match="no depth topic '/nope'.*depth_gt"):
         evaluate_bag(oracle, bags[('mcap', False)], '/nope', progress=False)
 

@@ -173,11 +173,12 @@ def test_sample_command_writes_a_room_bag(tmp_path):
     with AnyReader([out]) as reader:
         assert {c.topic for c in reader.connections} == {
             '/camera/image_raw', '/camera/camera_info', '/camera/depth_gt', '/camera/pose',
-            '/tf'}
+            '/tf', '/tf_static'}
         messages = {}
         for connection, _, raw in reader.messages():
             messages.setdefault(connection.topic, []).append(
                 reader.deserialize(raw, connection.msgtype))
+    assert len(messages.pop('/tf_static')) == 1  # the camera mount, once
     assert all(len(topic) == 2 for topic in messages.values())
     image, depth, info = (messages[t][0] for t in ('/camera/image_raw', '/camera/depth_gt',
                                                    '/camera/camera_info'))

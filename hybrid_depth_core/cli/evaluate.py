@@ -13,12 +13,14 @@ def add_parser(subparsers) -> None:
         'evaluate', help='depth metrics of a checkpoint against ground truth',
         description='Evaluate a checkpoint on held-out synthetic drives (exact GT), or on KITTI '
                     'raw with the Eigen protocol (Velodyne GT, Garg crop, 80 m cap), or on a '
-                    'recorded bag against its depth topic (valid-GT mask, cap). Monocular '
-                    'depth is up to scale: predictions are median-scaled per image and the '
-                    'scale ratio is reported. A multi-frame checkpoint matches each synthetic '
-                    'or bag frame against its keyframe, as the node does: the most recent '
-                    'earlier frame with enough image motion (single-frame when there is none); '
-                    'how many images had one, and their median keyframe age, is reported. '
+                    'recorded bag against its depth topic (valid-GT mask, cap). Both are '
+                    'reported: the depth as predicted (unscaled: metres for a checkpoint trained '
+                    'with measured motion) and median-scaled per image (monocular depth is up '
+                    'to scale), with the median scale ratio. A multi-frame checkpoint matches '
+                    'each synthetic or bag frame against its keyframe, as the node does: the '
+                    'most recent earlier frame with enough image motion (single-frame when '
+                    'there is none); how many images had one, and their median keyframe age, is '
+                    'reported. '
                     'KITTI frames are matched against the previous frame.')
     parser.add_argument('--checkpoint', type=Path, required=True)
     parser.add_argument('--synthetic-seeds', type=int, nargs='+', default=[1000, 1001],
@@ -82,9 +84,16 @@ def run(args: argparse.Namespace) -> int:
               + '; the others single-frame')
     elif predictor.multi_frame:
         print('multi-frame checkpoint, scored with the previous frame')
-    print(format_table(result))
+    print('median-scaled (each image times the ratio of the ground truth\'s and the '
+          'prediction\'s medians):')
+    print(format_table(result['median_scaled']))
+    kind = ('metres: the checkpoint learnt them from measured motion' if predictor.metric
+            else 'the checkpoint is relative, trained without measured motion')
+    print(f'unscaled (the depth as predicted; {kind}):')
+    print(format_table(result['unscaled']))
     print(f'{result["images"]} images; median scale ratio {result["scale_median"]:.3f} '
           f'(std/median {result["scale_std_over_median"]:.3f})')
+    result['metric_checkpoint'] = predictor.metric
     # previous_frame: whether frames were matched at all (keyframes, or KITTI's previous frame)
     result['previous_frame'] = matching
     if args.json:

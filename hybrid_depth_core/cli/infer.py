@@ -32,7 +32,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--cloud-stride', type=int_at_least(1), default=1,
                         help='keep every n-th pixel of every n-th row in points')
     parser.add_argument('--depth-scale', type=float_above(0), default=1.0,
-                        help='factor applied to the network depth (monocular scale)')
+                        help='factor applied to the network depth: 1 (default) for a metric '
+                             'checkpoint (trained with measured motion); a relative one needs '
+                             'its scale')
     parser.add_argument('--fallback-fov', type=float_above(0, inclusive=True), default=0.0,
                         help='horizontal FOV (degrees) for bags without camera_info')
     parser.add_argument('--single-frame', action='store_true',
@@ -47,14 +49,18 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_ros.bag_infer import infer_bag
     from hybrid_depth_ros.config import NodeConfig
-    from hybrid_depth_ros.model import load_predictor
+    from hybrid_depth_ros.model import load_predictor, scale_warning
 
     config = NodeConfig.from_values(dict(
         weights=str(args.checkpoint), device=args.device, precision=args.precision,
         depth_scale=args.depth_scale, cloud_stride=args.cloud_stride,
         publish_points=not args.no_points, single_frame=args.single_frame,
         fallback_fov=args.fallback_fov))
-    summary = infer_bag(load_predictor(config), args.bag, args.out, config, args.image_topic,
+    predictor = load_predictor(config)
+    warning = scale_warning(predictor, config.weights)
+    if warning:
+        print(f'warning: {warning}')
+    summary = infer_bag(predictor, args.bag, args.out, config, args.image_topic,
                         args.camera_info_topic, args.namespace, args.storage)
     print(f'wrote {summary.out}: {summary.frames} frames ({summary.multi_frame_frames} '
           f'multi-frame, matched against a keyframe); '

@@ -14,8 +14,8 @@ def add_parser(subparsers) -> None:
                        'rosbag2',
         description='Render a procedural world seen by a moving camera and record it as a '
                     'rosbag2: /camera/image_raw (rgb8) or /camera/image_raw/compressed (JPEG), '
-                    '/camera/camera_info, /camera/depth_gt (32FC1 metres, NaN = sky), '
-                    '/camera/pose and /tf (camera in the world frame). --scene street: a car '
+                    '/camera/camera_info, /camera/depth_gt (32FC1 metres, NaN = sky), and the '
+                    'motion as a robot records it (--motion). --scene street: a car '
                     'camera driving down a street (KITTI-like: 640x192, 81.5 degrees wide, '
                     '10 Hz, 50 frames); --scene room: a handheld camera walking and looking '
                     'around a furnished room, slowly, turning a lot, with stops (Kinect-like: '
@@ -40,6 +40,11 @@ def add_parser(subparsers) -> None:
                              '/camera/image_raw/compressed instead of raw rgb8 images')
     parser.add_argument('--jpeg-quality', type=int_at_least(1), default=90,
                         help='JPEG quality 1-100 with --compressed (default: 90)')
+    parser.add_argument('--motion', choices=('tf', 'odom', 'none'), default='tf',
+                        help='tf (default): /tf world -> base_link, /tf_static base_link -> '
+                             'camera_optical_frame and the camera pose on /camera/pose; odom: '
+                             '/odom (nav_msgs/Odometry, odom -> base_link) and /tf_static; '
+                             'none: no motion topics')
     parser.set_defaults(run=run)
 
 
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     config = sequence.config
     start = time.perf_counter()
     summary = write_drive_bag(sequence, args.out, storage=args.storage,
-                              compressed=args.compressed, jpeg_quality=args.jpeg_quality)
+                              compressed=args.compressed, jpeg_quality=args.jpeg_quality,
+                              motion=args.motion)
     seconds = time.perf_counter() - start
     print(f'wrote {summary.path} ({summary.storage}, {summary.size_bytes / 2**20:.1f} MiB): '
           f'{config.frames} frames of {config.width}x{config.height}, {args.scene}, seed '

@@ -18,7 +18,9 @@ def add_parser(subparsers) -> None:
                     'warm-up, learning-rate step and freeze happen at fixed fractions of the run '
                     '(--max-steps, --minutes, or the config\'s epochs). The final checkpoint is '
                     'OUT/last.pt, the one with the lowest held-out photometric loss OUT/best.pt; '
-                    'TensorBoard logs go to OUT/tensorboard. Multi-GPU / multi-node: launch '
+                    'TensorBoard logs go to OUT/tensorboard. Where the data holds the camera\'s '
+                    'motion (a bag\'s /tf, odometry or pose topic; synthetic drives), depth is '
+                    'learnt in metres and the checkpoint says so. Multi-GPU / multi-node: launch '
                     'with torchrun.')
     parser.add_argument('--config', type=Path, help='YAML training config (config/train_*.yaml)')
     parser.add_argument('--out', type=Path, required=True, help='output directory')
@@ -40,6 +42,18 @@ def add_parser(subparsers) -> None:
                       help='intrinsics YAML for bags without camera_info')
     bags.add_argument('--allow-partial-bags', action='store_true',
                       help='train on the part of a damaged bag that could be read')
+    motion = parser.add_argument_group(
+        'metric scale from the camera\'s measured motion (the velocity loss, loss.velocity)')
+    motion.add_argument('--no-motion', action='store_true',
+                        help='ignore every motion source: depth is then only up to scale')
+    motion.add_argument('--motion-topic',
+                        help='bag: the motion topic to use (tf2_msgs/TFMessage, nav_msgs/'
+                             'Odometry, geometry_msgs/PoseStamped or PoseWithCovarianceStamped); '
+                             'default: the first that works of /tf, odometry and a pose topic, '
+                             'reported per bag; a bag where the topic fails stops the run')
+    motion.add_argument('--motion-frame',
+                        help='bag: the fixed frame of the TF chain to the camera (e.g. odom, map, '
+                             'world; default: the root of the camera\'s TF tree)')
     parser.add_argument('--frame-stride', type=int_at_least(1),
                         help='train on frames (t-s, t, t+s): data.frame_stride (default: the '
                              'smallest stride whose median parallax reaches 0.4%% of the '
@@ -50,12 +64,20 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hybrid_depth_core.errors import UserError
     from hybrid_depth_core.training.config import load_config
     from hybrid_depth_core.training.trainer import train
 
     config = load_config(args.config, args.overrides)
     if args.frame_stride is not None:
         config = with_data(config, frame_stride=args.frame_stride)
+    if args.no_motion and (args.motion_topic or args.motion_frame):
+        raise UserError('--no-motion ignores motion: it does not go with --motion-topic or '
+                        '--motion-frame')
+    motion = {'motion': False if args.no_motion else None, 'motion_topic': args.motion_topic,
+              'motion_frame': args.motion_frame}
+    if any(value is not None for value in motion.values()):
+        config = with_data(config, **{k: v for k, v in motion.items() if v is not None})
     if args.bag:
         config = with_bags(config, args)
     path = train(config, args.out, max_steps=args.max_steps, minutes=args.minutes,

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from hybrid_depth_core.atomic import new_file
+from hybrid_depth_core.data.bag_motion import CameraMotion, MotionOptions, read_camera_motion
 from hybrid_depth_core.data.image_folder import read_intrinsics
 from hybrid_depth_core.data.motion import (MAX_MATCHING_GAP, choose_stride, is_static,
                                            pair_turns, stride_motions)
@@ -44,6 +45,7 @@ class BagSource:
     camera_info_topic: str = ''
     intrinsics: str = ''          # YAML used when the bag has no camera_info
     allow_partial: bool = False
+    motion: MotionOptions = MotionOptions(enabled=False)
 
 
 @dataclass
@@ -115,6 +117,13 @@ def load_recording(source: BagSource, width: int, height: int, cache_dir: Path |
     with new_file(path) as file:  # readers see the whole file or none
         np.savez(file, rgb=recording.rgb, stamps_ns=recording.stamps_ns, K=recording.K)
     return recording
+
+
+def load_motion(source: BagSource, stamps_ns: np.ndarray) -> tuple[CameraMotion | None, str]:
+    """The camera's motion at the recording's stamps and the report line (bag_motion)."""
+    with Bag(source.path, source.image_topic or None, source.camera_info_topic or None,
+             source.allow_partial) as bag:
+        return read_camera_motion(bag, stamps_ns, source.motion)
 
 
 def _cache_key(source: BagSource, width: int, height: int) -> str:
@@ -206,10 +215,13 @@ class BagDataset(torch.utils.data.Dataset):
                  split: str = 'train', cache_dir: Path | None = None, progress: bool = True,
                  turns: bool = False):
         self.recordings, self.items, self.strides, self.held_out_items = [], [], [], []
-        self.turns = []  # per recording, Triplets.turns
+        self.turns = []   # per recording, Triplets.turns
+        self.motion = []  # per recording, CameraMotion or None
         for source in sources:
             recording = load_recording(source, width, height, cache_dir, progress)
             triplets = build_triplets(recording, stride, static_threshold, val_fraction, turns)
+            motion, motion_report = (load_motion(source, recording.stamps_ns)
+                                     if source.motion.enabled else (None, ''))
             chosen = getattr(triplets, split)
             self.held_out_items += [(len(self.recordings), triplet) for triplet in triplets.val]
             if progress:
@@ -218,8 +230,10 @@ class BagDataset(torch.utils.data.Dataset):
                       f'{triplets.static_frames} static skipped, {triplets.gaps} gaps; frame '
                       f'stride {triplets.stride} ({chosen_by}; median parallax '
                       f'{100 * triplets.motion:.1f}% of the width); '
-                      f'{len(triplets.train)} train / {len(triplets.val)} val triplets')
+                      f'{len(triplets.train)} train / {len(triplets.val)} val triplets'
+                      + (f'; {motion_report}' if motion_report else ''))
             self.strides.append(triplets.stride)
+            self.motion.append(motion)
             self.turns.append(triplets.turns)
             self.items += [(len(self.recordings), triplet) for triplet in chosen]
             self.recordings.append(recording)
@@ -228,6 +242,17 @@ class BagDataset(torch.utils.data.Dataset):
             raise UserError(f'no usable {split} triplets in {names} (too few moving frames; '
                             f'lower the frame stride or the static threshold)')
         self.augment, self.seed, self.epoch = augment, seed, 0
+        self.with_motion = any(source.motion.enabled for source in sources)
+
+    def distances(self) -> np.ndarray:
+        """The known distances of the training pairs (t - s, t) and (t, t + s), metres."""
+        found = [self._distance(which, a, b) for which, (previous, current, following)
+                 in self.items for a, b in ((current, previous), (current, following))]
+        return np.array([d for d in found if np.isfinite(d)])
+
+    def _distance(self, which: int, a: int, b: int) -> float:
+        motion = self.motion[which]
+        return float('nan') if motion is None else motion.distance(a, b)
 
     def held_out(self) -> BagDataset | None:
         """The validation triplets of the same bags, unaugmented (None if there are none)."""
@@ -252,4 +277,8 @@ class BagDataset(torch.utils.data.Dataset):
         measured = self.turns[which]
         turns = (None if measured is None else
                  {-1: measured[current], 1: measured[following]})
-        return make_sample(frames, recording.K[current], rng, self.augment, turns=turns)
+        distances = ({-1: self._distance(which, current, previous),
+                      1: self._distance(which, current, following)}
+                     if self.with_motion else None)
+        return make_sample(frames, recording.K[current], rng, self.augment, turns=turns,
+                           distances=distances)

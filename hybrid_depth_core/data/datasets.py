@@ -35,6 +35,11 @@ class DataConfig:
     val_fraction: float = 0.1      # bag: the last part of each bag (by time) held out
     cache_dir: str = '~/.cache/hybrid-depth/frames'  # bag: decoded frames; '' = no cache
     allow_partial_bags: bool = False  # bag: train on what a damaged bag holds before damage
+    # The camera's measured motion, which teaches metric scale (loss.velocity): a bag's TF
+    # tree, odometry or camera pose topic (data/bag_motion.py), a synthetic drive's exact poses.
+    motion: bool = True
+    motion_topic: str = ''         # bag: '' = the first that works of TF, odometry, a pose topic
+    motion_frame: str = ''         # bag: the TF chain's fixed frame; '' = the tree's root
 
     def __post_init__(self):
         if self.source not in SOURCES:
@@ -57,13 +62,15 @@ class DataConfig:
 def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
                   progress: bool = True, turns: bool = False) -> torch.utils.data.Dataset:
     """The dataset `config.source` names; every one yields the sample contract of samples.py
-    (with the measured turns if `turns`: for DepthModelConfig.turn_prior) and has
-    `set_epoch(epoch)` for repeatable augmentation."""
+    (with the measured turns if `turns`: for DepthModelConfig.turn_prior; with the distances
+    the camera travelled where `config.motion` and the source has them) and has
+    `set_epoch(epoch)` for repeatable augmentation and `distances()`, the known distances of
+    its training pairs (metres; empty without motion)."""
     if config.source == 'synthetic':
         from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
         return SyntheticDataset(config.seeds, config.frames_per_drive, config.width,
                                 config.height, augment, seed, progress, config.frame_stride,
-                                turns)
+                                turns, config.motion)
     if config.source == 'kitti':
         from hybrid_depth_core.data.kitti import KittiRawDataset
         _require(config, 'root', 'split')
@@ -71,9 +78,11 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
                                config.height, augment, seed, max(config.frame_stride, 1), turns)
     if config.source == 'bag':
         from hybrid_depth_core.data.bag_dataset import BagDataset, BagSource
+        from hybrid_depth_core.data.bag_motion import MotionOptions
         _require(config, 'bags')
+        motion = MotionOptions(config.motion, config.motion_topic, config.motion_frame)
         sources = [BagSource(Path(bag), config.image_topic, config.camera_info_topic,
-                             config.intrinsics, config.allow_partial_bags)
+                             config.intrinsics, config.allow_partial_bags, motion)
                    for bag in config.bags]
         cache = Path(config.cache_dir).expanduser() if config.cache_dir else None
         return BagDataset(sources, config.width, config.height, augment, seed,

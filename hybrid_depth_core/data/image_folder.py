@@ -97,6 +97,10 @@ class ImageFolderDataset(torch.utils.data.Dataset):
                                   height / self.intrinsics.height)
         self.augment, self.seed, self.epoch = augment, seed, 0
 
+    def distances(self) -> np.ndarray:
+        """None known (a folder of images holds no motion): depth stays relative."""
+        return np.zeros(0)
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 

@@ -167,6 +167,10 @@ class KittiRawDataset(torch.utils.data.Dataset):
             self._calibration[key] = KittiCalibration(self.root / key[0], key[1])
         return self._calibration[key]
 
+    def distances(self) -> np.ndarray:
+        """None known (KITTI raw holds OXTS motion, not read yet): depth stays relative."""
+        return np.zeros(0)
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 

@@ -13,6 +13,10 @@ A sample is a dict (batched by torch's default collate) holding only what traini
                          corners (data/motion.turn; T_later_earlier's rotation), which the pose
                          network corrects (only for DepthModelConfig.turn_prior: datasets
                          measure turns when asked to)
+    ('distance', f)      f in {-1, +1}: () float32, how far the camera moved between frames 0 and
+                         f (metres, measured: data/bag_motion.py; NaN where unknown), which the
+                         velocity loss compares with the pose network's translation (only for
+                         datasets with motion: every sample of such a dataset has them)
     'depth_gt'           (1, H, W) float32 metres, NaN where unknown (only if the dataset has it;
                          held-out scoring reads it)
 
@@ -54,11 +58,13 @@ class AugmentConfig:
 
 def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Generator | None,
                 augment: AugmentConfig | None, depth_gt: np.ndarray | None = None,
-                turns: dict[int, np.ndarray] | None = None) -> dict:
+                turns: dict[int, np.ndarray] | None = None,
+                distances: dict[int, float] | None = None) -> dict:
     """Build the sample dict from uint8 RGB frames (H, W, 3) keyed by frame id and the
     intrinsics K (3, 3) of that resolution. rng None or augment None: no augmentation. `turns`
     ({-1, 1} -> (3, 3), as the ('turn', f) entries: data/motion.pair_turns over the frames
-    between, or `triplet_turns`); None: the sample has none."""
+    between, or `triplet_turns`); None: the sample has none. `distances` ({-1, 1} -> metres or
+    NaN, as the ('distance', f) entries; a flip leaves them as they are); None: none."""
     height, width = frames[0].shape[:2]
     K = np.asarray(K, dtype=np.float32).copy()
     flip = augment is not None and rng is not None and rng.random() < augment.flip_probability
@@ -87,6 +93,8 @@ def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Gen
     sample[('inv_K', 0)] = torch.linalg.inv(K_full)
     for frame_id, turn in (turns or {}).items():
         sample[('turn', frame_id)] = torch.from_numpy(np.asarray(turn, np.float32))
+    for frame_id, distance in (distances or {}).items():
+        sample[('distance', frame_id)] = torch.tensor(distance, dtype=torch.float32)
     if depth_gt is not None:
         sample['depth_gt'] = torch.from_numpy(np.asarray(depth_gt, np.float32))[None]
     return sample

@@ -76,11 +76,20 @@ def from_fields(msgtype: str, fields: dict):
 
 def pose_stamped(T: np.ndarray, hdr):
     """geometry_msgs/PoseStamped of a 4x4 rigid transform (the child's pose in hdr.frame_id)."""
-    x, y, z, w = rotation_to_quaternion(T[:3, :3])
-    return _msg['geometry_msgs/msg/PoseStamped'](
-        header=hdr, pose=_msg['geometry_msgs/msg/Pose'](
-            position=_msg['geometry_msgs/msg/Point'](x=T[0, 3], y=T[1, 3], z=T[2, 3]),
-            orientation=_msg['geometry_msgs/msg/Quaternion'](x=x, y=y, z=z, w=w)))
+    return _msg['geometry_msgs/msg/PoseStamped'](header=hdr, pose=_pose(T))
+
+
+def odometry(T: np.ndarray, hdr, child_frame_id: str):
+    """nav_msgs/Odometry: the pose of child_frame_id in hdr.frame_id (zero twist, zero
+    covariance: only the pose is recorded)."""
+    covariance = np.zeros(36)
+    return _msg['nav_msgs/msg/Odometry'](
+        header=hdr, child_frame_id=child_frame_id,
+        pose=_msg['geometry_msgs/msg/PoseWithCovariance'](pose=_pose(T), covariance=covariance),
+        twist=_msg['geometry_msgs/msg/TwistWithCovariance'](
+            twist=_msg['geometry_msgs/msg/Twist'](linear=_vector((0, 0, 0)),
+                                                  angular=_vector((0, 0, 0))),
+            covariance=covariance))
 
 
 def tf_message(T: np.ndarray, hdr, child_frame_id: str):
@@ -89,9 +98,20 @@ def tf_message(T: np.ndarray, hdr, child_frame_id: str):
     transform = _msg['geometry_msgs/msg/TransformStamped'](
         header=hdr, child_frame_id=child_frame_id,
         transform=_msg['geometry_msgs/msg/Transform'](
-            translation=_msg['geometry_msgs/msg/Vector3'](x=T[0, 3], y=T[1, 3], z=T[2, 3]),
+            translation=_vector(T[:3, 3]),
             rotation=_msg['geometry_msgs/msg/Quaternion'](x=x, y=y, z=z, w=w)))
     return _msg['tf2_msgs/msg/TFMessage'](transforms=[transform])
+
+
+def _pose(T: np.ndarray):
+    x, y, z, w = rotation_to_quaternion(T[:3, :3])
+    return _msg['geometry_msgs/msg/Pose'](
+        position=_msg['geometry_msgs/msg/Point'](x=T[0, 3], y=T[1, 3], z=T[2, 3]),
+        orientation=_msg['geometry_msgs/msg/Quaternion'](x=x, y=y, z=z, w=w))
+
+
+def _vector(v):
+    return _msg['geometry_msgs/msg/Vector3'](x=float(v[0]), y=float(v[1]), z=float(v[2]))
 
 
 def rotation_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:

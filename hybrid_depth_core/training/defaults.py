@@ -59,16 +59,26 @@ def _to_rgb(color: torch.Tensor) -> np.ndarray:
     return (color.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
-def pose_prior(heading: np.ndarray) -> np.ndarray:
-    """The translation the pose network starts from: INITIAL_SPEED along the recording's
-    heading when its frame pairs agree on one (a car or robot that looks where it drives:
-    from a standing start, trained from scratch, the street's pose network settled on driving
-    backwards or sideways for about half of the seeds, docs/benchmarks.md), otherwise none (a
-    handheld camera moves every which way)."""
+def pose_prior(heading: np.ndarray, speed: float | None = None) -> np.ndarray:
+    """The translation the pose network starts from: `speed` (the measured median distance
+    between a training pair's frames where the data has the camera's motion, else
+    INITIAL_SPEED) along the recording's heading when its frame pairs agree on one (a car or
+    robot that looks where it drives: from a standing start, trained from scratch, the street's
+    pose network settled on driving backwards or sideways for about half of the seeds,
+    docs/benchmarks.md), otherwise none (a handheld camera moves every which way)."""
     length = float(np.linalg.norm(heading))
     if length < HEADING_AGREEMENT:
         return np.zeros(3)
-    return INITIAL_SPEED * np.asarray(heading) / length
+    return (INITIAL_SPEED if speed is None else speed) * np.asarray(heading) / length
+
+
+def scale_of(config: TrainConfig, dataset) -> dict:
+    """What a checkpoint records about its depth's scale: metric when the velocity loss had
+    measured distances to learn from, with the median of those distances (metres)."""
+    distances = dataset.distances()
+    metric = config.loss.velocity > 0 and len(distances) > 0
+    return {'metric': bool(metric), 'pairs_with_motion': int(len(distances)),
+            'median_distance_m': float(np.median(distances)) if len(distances) else None}
 
 
 def input_size(aspect: float, pixels: int) -> tuple[int, int]:

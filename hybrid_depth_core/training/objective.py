@@ -3,7 +3,9 @@ DistributedDataParallel wrapper synchronises all of them. Batches follow data/sa
 
 A multi-frame step is ManyDepth's (its trainer.py, facts in ../shared/docs/method.md):
 - the single-frame teacher and the pose network learn from the teacher's auto-masked
-  photometric loss alone; the multi-frame network's view synthesis uses detached poses;
+  photometric loss alone (plus, where the data has the camera's measured motion, PackNet-SfM's
+  velocity loss on the pose network's translation, which makes both metric); the multi-frame
+  network's view synthesis uses detached poses;
 - matching augmentation is drawn per sample: a static camera (the lookup frame replaced by the
   un-jittered current frame, the predicted pose kept, so that the cost volume is confidently
   wrong) or a zero cost volume;
@@ -39,10 +41,14 @@ class LossConfig:
     relative_consistency: bool = True              # false: ManyDepth's |depth - teacher|
     static_camera_probability: float = 0.25        # lookup := current frame, predicted pose
     zero_cost_volume_probability: float = 0.25     # no matching for the sample
+    # | ||t_pose|| - measured distance | where the data has the camera's motion (PackNet-SfM's
+    # velocity loss, its paper's weight): the pose network's translation, and with it the
+    # depth, in metres.
+    velocity: float = 0.05
 
     def __post_init__(self):
         for name in ('smoothness', 'consistency', 'static_camera_probability',
-                     'zero_cost_volume_probability'):
+                     'zero_cost_volume_probability', 'velocity'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f'{name} must be a number >= 0, got {value!r}')
@@ -110,6 +116,11 @@ class SelfSupervisedObjective(nn.Module):
             batch, single.disparities, poses, identity=identity)
         single_loss = photometric + smoothness
         terms = {'automask/kept': kept.mean()}
+        if ('distance', 1) in batch:  # measured motion: the pose network learns metres
+            velocity = sum(losses.velocity_loss(poses[f][:, :3, 3], batch[('distance', f)])
+                           for f in SOURCES) / len(SOURCES)
+            single_loss = single_loss + self.loss_config.velocity * velocity
+            terms['loss/velocity'] = velocity
         if self.teacher is None:
             terms.update({'loss/depth': photometric, 'loss/smoothness': smoothness,
                           'loss/total': single_loss})

@@ -26,7 +26,7 @@ from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import TrainConfig, is_frozen, learning_rate, to_dict
-from hybrid_depth_core.training.defaults import measure_heading, pose_prior, resolve
+from hybrid_depth_core.training.defaults import measure_heading, pose_prior, resolve, scale_of
 from hybrid_depth_core.training.validation import build_validation_set, validate
 from hybrid_depth_core.networks.resnet import load_imagenet_weights
 from hybrid_depth_core.losses import updated_depth_range
@@ -91,6 +91,13 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     sampler = EpochSampler(len(dataset), config.seed, rank, world,
                            per_rank=steps_per_epoch * config.batch_size)
     validation = build_validation_set(config, dataset, progress=progress and rank == 0)
+    scale = scale_of(config, dataset)
+    if progress and rank == 0:
+        print(f'depth in metres: the velocity loss has {scale["pairs_with_motion"]} training '
+              f'pairs with measured motion (median {scale["median_distance_m"]:.3f} m)'
+              if scale['metric'] else
+              'depth up to scale: no measured motion to learn metres from (data.motion, '
+              'loss.velocity)')
     objective = SelfSupervisedObjective(config.model, config.loss).to(device)
     if config.pretrained:
         source = True if config.pretrained == 'download' else config.pretrained
@@ -115,7 +122,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
                 else state.get('best_val', math.inf))
     else:
         heading, pairs = measure_heading(dataset)
-        prior = pose_prior(heading)
+        prior = pose_prior(heading, scale['median_distance_m'])
         objective.pose.decoder.start_moving(prior)
         if progress and rank == 0:
             print(f'camera heading from {pairs} frame pairs {np.round(heading, 2).tolist()} '
@@ -204,7 +211,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
             if writer and step % config.image_every == 0:
                 writer.add_image('depth', _colorize(outputs['depth'][0]), step)
                 writer.add_image('image', batch[('color', 0, 0)][0], step)
-            state = {'elapsed_s': time.monotonic() - started, 'best_val': best}
+            state = {'elapsed_s': time.monotonic() - started, 'best_val': best, 'scale': scale}
             if step % steps_per_epoch == 0 and validation is not None:
                 scores = validate(objective, validation, device, precision)
                 objective.set_mode(frozen)
@@ -216,7 +223,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
             if step % steps_per_epoch == 0:
                 break  # the epoch's last batch: the next epoch re-shuffles
     bar.close()
-    state = {'elapsed_s': time.monotonic() - started, 'best_val': best}
+    state = {'elapsed_s': time.monotonic() - started, 'best_val': best, 'scale': scale}
     if validation is not None and step % steps_per_epoch:  # the last, partial epoch
         scores = validate(objective, validation, device, precision)
         state['best_val'] = _save_if_best(out, scores, best, rank, writer, step, config,

@@ -56,5 +56,7 @@ def validate(objective, samples, device: torch.device, precision, batch_size: in
     scores = {'val/photometric': total / max(count, 1)}
     if accumulator.per_image:
         summary = accumulator.summary()
-        scores.update({'val/abs_rel': summary['abs_rel'], 'val/d1': summary['a1']})
+        scores.update({'val/abs_rel': summary['abs_rel'], 'val/d1': summary['a1'],
+                       'val/abs_rel_unscaled': summary['unscaled']['abs_rel'],
+                       'val/scale_ratio': summary['scale_median']})
     return scores
