@@ -53,7 +53,8 @@ def add_parser(subparsers) -> None:
                              'reported per bag; a bag where the topic fails stops the run')
     motion.add_argument('--motion-frame',
                         help='bag: the fixed frame of the TF chain to the camera (e.g. odom, map, '
-                             'world; default: the root of the camera\'s TF tree)')
+                             'world; default: odom when the chain passes through it, else the '
+                             'root of the camera\'s TF tree)')
     parser.add_argument('--frame-stride', type=int_at_least(1),
                         help='train on frames (t-s, t, t+s): data.frame_stride (default: the '
                              'smallest stride whose median parallax reaches 0.4%% of the '

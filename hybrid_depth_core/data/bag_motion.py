@@ -16,16 +16,18 @@ TF_TYPE = 'tf2_msgs/msg/TFMessage'
 ODOMETRY_TYPE = 'nav_msgs/msg/Odometry'
 POSE_TYPES = ('geometry_msgs/msg/PoseStamped', 'geometry_msgs/msg/PoseWithCovarianceStamped')
 MOTION_TYPES = (TF_TYPE, ODOMETRY_TYPE, *POSE_TYPES)
-# A step between frames this many times the recording's median step is a jump (an odometry
-# reset, a relocalisation): distances across it are not used.
+# A step between frames this many times the recording's median moving step is a jump (an
+# odometry reset, a relocalisation): distances across it are not used.
 JUMP_FACTOR = 20.0
+# Steps shorter than this are a robot standing still (odometry noise), not its speed.
+STILL_STEP_M = 1e-3
 
 
 @dataclass(frozen=True)
 class MotionOptions:
     enabled: bool = True  # False: ignore every motion source (--no-motion)
     topic: str = ''       # '' : the first that works of TF, odometry, a pose topic
-    frame: str = ''       # the fixed frame of a TF chain; '': the root of the camera's tree
+    frame: str = ''       # the fixed frame of a TF chain; '': odom if on it, else the root
 
 
 @dataclass
@@ -83,6 +85,9 @@ def read_camera_motion(bag: Bag, stamps_ns: np.ndarray,
         if options.topic not in topics:
             raise UserError(f'bag {bag.path} has no motion topic {options.topic!r}; motion '
                             f'topics in it: {", ".join(sorted(topics)) or "none"}')
+        if _is_static(options.topic):
+            raise UserError(f'bag {bag.path}: {options.topic} holds static transforms, not '
+                            f'motion; name /tf, an odometry or a pose topic')
         candidates = [options.topic]
     else:
         order = {TF_TYPE: 0, ODOMETRY_TYPE: 1}
@@ -116,41 +121,55 @@ def _camera_frame(bag: Bag) -> str:
 
 def _motion_from(bag: Bag, topic: str, topics: dict, camera_frame: str, stamps_ns: np.ndarray,
                  fixed_frame: str) -> CameraMotion:
-    msgtype = topics[topic]
-    static_topics = [t for t, kind in topics.items() if kind == TF_TYPE and _is_static(t)]
-    tree = TransformTree()
-    if msgtype in (TF_TYPE, ODOMETRY_TYPE):  # a pose topic is the camera's own
-        _add_tf(tree, bag, static_topics, static=True)
-    caveat = ''
-    if msgtype == TF_TYPE:
-        _add_tf(tree, bag, [topic], static=False)
-        if not camera_frame or camera_frame not in tree.frames():
-            raise MotionProblem(f'the TF tree has no frame {camera_frame!r} (the images\' '
-                                f'frame_id); frames: {", ".join(sorted(tree.frames()))}')
-        fixed = fixed_frame or tree.ancestors(camera_frame)[-1]
-        if fixed not in tree.frames():
-            raise MotionProblem(f'the TF tree has no frame {fixed!r} (--motion-frame)')
-        source = f'{topic} ({fixed} -> {camera_frame})'
-    else:
-        fixed, child = _add_poses(tree, bag, topic, msgtype, camera_frame)
-        source = f'{topic} ({fixed} -> {child})'
-        if child != camera_frame:
-            if camera_frame in tree.frames() and tree.ancestors(camera_frame)[-1] == fixed:
-                source += f' and /tf_static ({child} -> {camera_frame})'
-            else:
-                caveat = (f'no static transform from {child} to {camera_frame}: the distances '
-                          f'{child} travelled stand in for the camera\'s')
-                camera_frame = child
     try:
+        fixed, camera_frame, source, caveat, tree = _chain(bag, topic, topics, camera_frame,
+                                                           fixed_frame)
         poses, known = tree.lookup(fixed, camera_frame, stamps_ns)
-    except BadTransform as error:  # not connected, or a loop
+    except BadTransform as error:  # not connected, a loop, a broken transform on the chain
         raise MotionProblem(str(error)) from None
     if not tree.moves(fixed, camera_frame):
         raise MotionProblem(f'nothing moves between {fixed} and {camera_frame}')
     if not known.any():
         raise MotionProblem(_no_overlap(tree, stamps_ns))
     poses[~known] = np.nan
+    steps = np.linalg.norm(np.diff(poses[known][:, :3, 3], axis=0), axis=1)
+    if not (steps >= STILL_STEP_M).any():
+        raise MotionProblem(f'the camera never moves {1000 * STILL_STEP_M:g} mm or more between '
+                            f'two frames in it')
     return CameraMotion(poses, _segments(poses, known), source, caveat)
+
+
+def _chain(bag: Bag, topic: str, topics: dict, camera_frame: str, fixed_frame: str):
+    """The tree of the source and the chain to look up in it: (fixed frame, moving frame,
+    source text, caveat, tree)."""
+    msgtype = topics[topic]
+    static_topics = [t for t, kind in topics.items() if kind == TF_TYPE and _is_static(t)]
+    tree = TransformTree()
+    if msgtype in (TF_TYPE, ODOMETRY_TYPE):  # a pose topic is the camera's own
+        _add_tf(tree, bag, static_topics, static=True)
+    named = f'{camera_frame!r} (the images\' frame_id)' if camera_frame else \
+        'the images\' frame (their header.frame_id is empty)'
+    if msgtype == TF_TYPE:
+        _add_tf(tree, bag, [topic], static=False)
+        if camera_frame not in tree.frames():
+            raise MotionProblem(f'the TF tree has no frame {named}; frames: '
+                                f'{", ".join(sorted(tree.frames()))}')
+        chain = tree.ancestors(camera_frame)
+        # REP 105: odom is continuous; map (above it) jumps when the robot relocalises.
+        fixed = fixed_frame or ('odom' if 'odom' in chain else chain[-1])
+        if fixed not in tree.frames():
+            raise MotionProblem(f'the TF tree has no frame {fixed!r} (--motion-frame)')
+        return fixed, camera_frame, f'{topic} ({fixed} -> {camera_frame})', '', tree
+    fixed, child = _add_poses(tree, bag, topic, msgtype, camera_frame)
+    source = f'{topic} ({fixed} -> {child})'
+    if msgtype != ODOMETRY_TYPE:
+        return fixed, child, source, 'its pose is taken as the camera\'s own', tree
+    if camera_frame in tree.frames() and child in tree.ancestors(camera_frame):
+        return fixed, camera_frame, f'{source} and /tf_static ({child} -> {camera_frame})', \
+            '', tree
+    caveat = (f'no static transform from {child} to {named}: the distances {child} travelled '
+              f'stand in for the camera\'s')
+    return fixed, child, source, caveat, tree
 
 
 def _add_tf(tree: TransformTree, bag: Bag, topics: list[str], static: bool) -> None:
@@ -159,13 +178,9 @@ def _add_tf(tree: TransformTree, bag: Bag, topics: list[str], static: bool) -> N
     for item in bag.messages(topics):
         for transform in item.message.transforms:
             t, q = transform.transform.translation, transform.transform.rotation
-            try:
-                tree.add(transform.header.frame_id, transform.child_frame_id,
-                         stamp_ns(transform, item.time_ns), (t.x, t.y, t.z),
-                         (q.x, q.y, q.z, q.w), static)
-            except BadTransform as error:
-                raise MotionProblem(f'{item.topic} at {item.time_ns / 1e9:.3f} s: '
-                                    f'{error}') from None
+            tree.add(transform.header.frame_id, transform.child_frame_id,
+                     stamp_ns(transform, item.time_ns), (t.x, t.y, t.z), (q.x, q.y, q.z, q.w),
+                     static)
 
 
 def _add_poses(tree: TransformTree, bag: Bag, topic: str, msgtype: str,
@@ -185,11 +200,8 @@ def _add_poses(tree: TransformTree, bag: Bag, topic: str, msgtype: str,
             raise MotionProblem(f'the pose changes frames mid-bag, from {fixed} -> {child} to '
                                 f'{parent} -> {this_child}')
         p, q = pose.position, pose.orientation
-        try:
-            tree.add(parent, this_child, stamp_ns(message, item.time_ns), (p.x, p.y, p.z),
-                     (q.x, q.y, q.z, q.w), static=False)
-        except BadTransform as error:
-            raise MotionProblem(f'at {item.time_ns / 1e9:.3f} s: {error}') from None
+        tree.add(parent, this_child, stamp_ns(message, item.time_ns), (p.x, p.y, p.z),
+                 (q.x, q.y, q.z, q.w), static=False)
     if fixed is None:
         raise MotionProblem('it has no messages')
     return fixed, child
@@ -205,10 +217,11 @@ def _no_overlap(tree: TransformTree, stamps_ns: np.ndarray) -> str:
 
 
 def _segments(poses: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Segment ids: a new one after each jump (JUMP_FACTOR x the median step); -1 unknown."""
+    """Segment ids: a new one after each jump (JUMP_FACTOR x the median of the steps where the
+    camera moved, STILL_STEP_M or more); -1 unknown."""
     index = np.flatnonzero(known)
     steps = np.linalg.norm(np.diff(poses[index, :3, 3], axis=0), axis=1)
-    moving = steps[steps > 0]
+    moving = steps[steps >= STILL_STEP_M]
     limit = JUMP_FACTOR * float(np.median(moving)) if len(moving) else np.inf
     segments = np.full(len(poses), -1, np.int64)
     segments[index] = np.concatenate([[0], np.cumsum(steps > limit)])

@@ -39,7 +39,7 @@ class DataConfig:
     # tree, odometry or camera pose topic (data/bag_motion.py), a synthetic drive's exact poses.
     motion: bool = True
     motion_topic: str = ''         # bag: '' = the first that works of TF, odometry, a pose topic
-    motion_frame: str = ''         # bag: the TF chain's fixed frame; '' = the tree's root
+    motion_frame: str = ''         # bag: the TF chain's fixed frame; '' = odom, else the root
 
     def __post_init__(self):
         if self.source not in SOURCES:

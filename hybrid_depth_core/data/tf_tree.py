@@ -80,8 +80,12 @@ class _Track:
         before = np.clip(after - 1, 0, len(times) - 1)
         after = np.clip(after, 0, len(times) - 1)
         exact = times[before] == stamps
+        # Across a longer gap only a transform that did not change (a mount republished slowly
+        # on /tf) is known.
+        unchanged = (np.abs(translations[after] - translations[before]).max(-1) < 1e-9) & (
+            np.abs(np.abs(np.sum(quaternions[after] * quaternions[before], -1)) - 1) < 1e-12)
         bracketed = ((times[before] < stamps) & (times[after] > stamps)
-                     & (times[after] - times[before] <= MAX_INTERPOLATION_GAP_NS))
+                     & ((times[after] - times[before] <= MAX_INTERPOLATION_GAP_NS) | unchanged))
         span = np.maximum(times[after] - times[before], 1)
         alpha = np.where(exact, 0.0, np.clip((stamps - times[before]) / span, 0.0, 1.0))
         translation = ((1 - alpha)[:, None] * translations[before]
@@ -97,23 +101,32 @@ class TransformTree:
         self.parent: dict[str, str] = {}
         self.static: dict[str, np.ndarray] = {}
         self.dynamic: dict[str, _Track] = {}
+        # child -> what is wrong with its transform (a non-rotation, a second parent): only a
+        # lookup through it fails, as tf2 only warns about frames nobody asks for
+        self.broken: dict[str, str] = {}
 
     def add(self, parent: str, child: str, stamp_ns: int, translation, quaternion,
             static: bool) -> None:
-        """One transform; raises BadTransform for a non-rotation or a second parent."""
+        """One transform; a broken one (`broken`) is kept out."""
         parent, child = parent.lstrip('/'), child.lstrip('/')
         if not parent or not child or parent == child:
-            raise BadTransform(f'transform {parent!r} -> {child!r} does not name two frames')
+            self.broken.setdefault(child or parent, f'transform {parent!r} -> {child!r} does '
+                                                    f'not name two frames')
+            return
         if self.parent.setdefault(child, parent) != parent:
-            raise BadTransform(f'frame {child!r} has two parents, {self.parent[child]!r} and '
-                               f'{parent!r}')
+            self.broken.setdefault(child, f'frame {child!r} has two parents, '
+                                          f'{self.parent[child]!r} and {parent!r}')
+            return
         if not np.isfinite(translation).all():
-            raise BadTransform(f'transform {parent} -> {child} has a non-finite translation')
+            self.broken.setdefault(child, f'transform {parent} -> {child} has a non-finite '
+                                          f'translation {list(translation)}')
+            return
         try:
             quaternion_matrix(quaternion)
         except BadTransform:
-            raise BadTransform(f'transform {parent} -> {child} has a non-finite or zero-length '
-                               f'quaternion {list(quaternion)}') from None
+            self.broken.setdefault(child, f'transform {parent} -> {child} has a non-finite or '
+                                          f'zero-length quaternion {list(quaternion)}')
+            return
         if static:
             self.static[child] = rigid(translation, quaternion)
         else:
@@ -132,27 +145,40 @@ class TransformTree:
         return chain
 
     def moves(self, fixed: str, frame: str) -> bool:
-        """Whether a dynamic transform lies between the two frames."""
-        path = set(self.ancestors(frame)) ^ set(self.ancestors(fixed))
-        return any(child in self.dynamic for child in path)
+        """Whether a dynamic transform lies between the two (connected) frames."""
+        return any(child in self.dynamic and child not in self.static
+                   for child in sum(self._paths(fixed, frame), []))
 
     def lookup(self, fixed: str, frame: str, stamps_ns) -> tuple[np.ndarray, np.ndarray]:
-        """T_fixed_frame (M, 4, 4) at each stamp and (M,) whether it is known there.
-        Raises BadTransform when the frames are not connected."""
+        """T_fixed_frame (M, 4, 4) at each stamp and (M,) whether it is known there, composed
+        through their lowest common ancestor only (as tf2: edges above it do not matter).
+        Raises BadTransform when the frames are not connected or a transform between them is
+        broken."""
         stamps = np.asarray(stamps_ns, np.int64)
-        to_frame, to_fixed = self.ancestors(frame), self.ancestors(fixed)
-        if to_frame[-1] != to_fixed[-1]:
-            raise BadTransform(f'the TF tree does not connect {fixed!r} to {frame!r} ('
-                               f'{frame!r} hangs from {to_frame[-1]!r}, {fixed!r} from '
-                               f'{to_fixed[-1]!r})')
-        root_frame, known_frame = self._from_root(to_frame, stamps)
-        root_fixed, known_fixed = self._from_root(to_fixed, stamps)
-        return np.linalg.inv(root_fixed) @ root_frame, known_frame & known_fixed
+        to_frame, to_fixed = self._paths(fixed, frame)
+        for child in to_frame + to_fixed:
+            if child in self.broken:
+                raise BadTransform(self.broken[child])
+        ancestor_frame, known_frame = self._compose(to_frame, stamps)
+        ancestor_fixed, known_fixed = self._compose(to_fixed, stamps)
+        return np.linalg.inv(ancestor_fixed) @ ancestor_frame, known_frame & known_fixed
 
-    def _from_root(self, chain: list[str], stamps: np.ndarray):
+    def _paths(self, fixed: str, frame: str) -> tuple[list[str], list[str]]:
+        """The child frames from `frame` and from `fixed` up to (not including) their lowest
+        common ancestor."""
+        up_frame, up_fixed = self.ancestors(frame), self.ancestors(fixed)
+        common = next((f for f in up_frame if f in set(up_fixed)), None)
+        if common is None:
+            raise BadTransform(f'the TF tree does not connect {fixed!r} to {frame!r} ('
+                               f'{frame!r} hangs from {up_frame[-1]!r}, {fixed!r} from '
+                               f'{up_fixed[-1]!r})')
+        return up_frame[:up_frame.index(common)], up_fixed[:up_fixed.index(common)]
+
+    def _compose(self, children: list[str], stamps: np.ndarray):
+        """T_ancestor_frame for the chain frame, parent, ... (children, lowest first)."""
         T = np.tile(np.eye(4), (len(stamps), 1, 1))
         known = np.ones(len(stamps), bool)
-        for child in chain[:-1]:  # T_root_frame = ... T_grandparent_parent T_parent_frame
+        for child in children:  # T_ancestor_frame = ... T_grandparent_parent T_parent_frame
             if child in self.static:
                 T = self.static[child] @ T
             else:

@@ -117,8 +117,9 @@ class SelfSupervisedObjective(nn.Module):
         single_loss = photometric + smoothness
         terms = {'automask/kept': kept.mean()}
         if ('distance', 1) in batch:  # measured motion: the pose network learns metres
-            velocity = sum(losses.velocity_loss(poses[f][:, :3, 3], batch[('distance', f)])
-                           for f in SOURCES) / len(SOURCES)
+            velocity = losses.velocity_loss(  # the mean over every pair with a distance
+                torch.cat([poses[f][:, :3, 3] for f in SOURCES]),
+                torch.cat([batch[('distance', f)] for f in SOURCES]))
             single_loss = single_loss + self.loss_config.velocity * velocity
             terms['loss/velocity'] = velocity
         if self.teacher is None:
