@@ -20,7 +20,7 @@ from hybrid_depth_core.networks import DepthModelConfig
 from hybrid_depth_core.predictor import DepthPredictor
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.objective import SOURCES, LossConfig, SelfSupervisedObjective
-from hybrid_depth_core.training.trainer import train
+from hybrid_depth_core.training.trainer import collapse_warning, train
 from hybrid_depth_ros.model import scale_warning
 from test_rosbag import camera_messages, write_bag
 
@@ -278,3 +278,15 @@ def test_a_checkpoint_says_whether_it_learnt_metres(tmp_path, checkpoint):
     assert 'up to scale' in scale_warning(predictor, str(relative))
     predictor.depth_scale = 3.0  # the user gave the scale: nothing to say
     assert scale_warning(predictor, str(relative)) is None
+
+
+def test_training_warns_when_the_teachers_depth_ended_at_an_end_of_the_range():
+    objective = SelfSupervisedObjective(DepthModelConfig(arch='resnet18', multi_frame=True),
+                                        LossConfig())
+    depth_range = objective.depth.cost_volume.depth_range
+    depth_range.copy_(torch.tensor([0.1, 0.113]))  # the room run of docs/benchmarks.md
+    assert "range's floor (model.min_depth 0.1 m)" in collapse_warning(objective)
+    depth_range.copy_(torch.tensor([95.0, 110.0]))
+    assert "range's ceiling (model.max_depth 100 m)" in collapse_warning(objective)
+    depth_range.copy_(torch.tensor([4.8, 63.6]))  # the street run
+    assert collapse_warning(objective) is None

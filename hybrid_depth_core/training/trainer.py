@@ -230,12 +230,34 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
                                           objective, optimizer, state)
     if rank == 0:
         _save(checkpoint_path, config, objective, optimizer, step, state)
+        warning = collapse_warning(objective)
+        if warning and progress:
+            print(f'warning: {warning}')
     if writer:
         writer.close()
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
     return checkpoint_path
+
+
+def collapse_warning(objective) -> str | None:
+    """What to say when a multi-frame run's teacher ended with all its depth at one end of the
+    range (ManyDepth's adapted hypothesis range within 20% of min_depth or max_depth): it
+    learnt no depth, and a metric checkpoint would put obstacles at min_depth everywhere."""
+    if objective.teacher is None:
+        return None
+    low, high = objective.depth.cost_volume.depth_range.tolist()
+    config = objective.depth.config
+    if low < 1.2 * config.min_depth and high < 1.2 * low:
+        end = f'floor (model.min_depth {config.min_depth:g} m)'
+    elif high > config.max_depth / 1.2 and high < 1.2 * low:
+        end = f'ceiling (model.max_depth {config.max_depth:g} m)'
+    else:
+        return None
+    return (f'the teacher\'s depth ended between {low:.3g} and {high:.3g} m, at the range\'s '
+            f'{end}: the network learnt no depth. Check the stride and motion reported per '
+            f'bag; train longer or on more varied recordings')
 
 
 def _save(path: Path, config: TrainConfig, objective, optimizer, step: int,
