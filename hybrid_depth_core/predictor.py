@@ -31,6 +31,16 @@ def continues_sequence(previous_ns: int | None, stamp_ns: int) -> bool:
     return previous_ns is not None and 0 < stamp_ns - previous_ns <= MAX_LOOKUP_GAP_NS
 
 
+def scale_warning(predictor: DepthPredictor, weights: str) -> str | None:
+    """What to say once when the depth will not be in metres: a checkpoint trained without
+    measured motion, with depth_scale left at 1."""
+    if predictor.metric or predictor.depth_scale != 1.0 or not weights:
+        return None
+    return (f'{weights} was trained without measured camera motion: its depth is up to scale, '
+            f'not metres. Set depth_scale (the median scale ratio `hybrid-depth evaluate` '
+            f'reports against ground truth), or retrain on bags with /tf or /odom')
+
+
 class DepthPredictor:
     """predict(rgb (H, W, 3) uint8, K (3, 3), previous=None, turn=None) -> depth (H, W) float32
     metres.

@@ -47,16 +47,6 @@ def describe(predictor: DepthPredictor) -> str:
             f'{", compiled" if predictor.compiled else ""})')
 
 
-def scale_warning(predictor: DepthPredictor, weights: str) -> str | None:
-    """What to say once when the depth will not be in metres: a checkpoint trained without
-    measured motion, with depth_scale left at 1."""
-    if predictor.metric or predictor.depth_scale != 1.0 or not weights:
-        return None
-    return (f'{weights} was trained without measured camera motion: its depth is up to scale, '
-            f'not metres. Set depth_scale (the median scale ratio `hybrid-depth evaluate` '
-            f'reports against ground truth), or retrain on bags with /tf or /odom')
-
-
 def _one_line(error: Exception, limit: int = 300) -> str:
     text = ' '.join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[:limit] + '...'

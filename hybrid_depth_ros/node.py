@@ -22,10 +22,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.images import BadMessage
+from hybrid_depth_core.predictor import scale_warning
 from hybrid_depth_ros.config import (CAMERA_INFO_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC,
                                      DEPTH_TOPIC, IMAGE_TOPIC, NODE_NAME, PARAMETERS,
                                      POINTS_TOPIC, NodeConfig)
-from hybrid_depth_ros.model import describe, load_predictor, scale_warning
+from hybrid_depth_ros.model import describe, load_predictor
 from hybrid_depth_ros.pipeline import DepthPipeline, NoCameraInfo, Outputs
 from hybrid_depth_ros.worker import LatestSlot, Stats, Throttle
 

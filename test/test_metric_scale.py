@@ -17,11 +17,10 @@ from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.losses import velocity_loss
 from hybrid_depth_core.messages import bag_messages as msgs
 from hybrid_depth_core.networks import DepthModelConfig
-from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_core.predictor import DepthPredictor, scale_warning
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.objective import SOURCES, LossConfig, SelfSupervisedObjective
 from hybrid_depth_core.training.trainer import collapse_warning, train
-from hybrid_depth_ros.model import scale_warning
 from test_rosbag import camera_messages, write_bag
 
 FRAMES = 8
@@ -65,7 +64,8 @@ def test_a_tf_chain_composes_a_rotated_mount_and_interpolates_between_stamps():
     w, z = np.cos(np.pi / 4), np.sin(np.pi / 4)  # a quarter turn about z
     tree.add('world', 'base', 0, (0, 0, 0), (0, 0, 0, 1), static=False)
     tree.add('world', 'base', 100_000_000, (1, 0, 0), (0, 0, z, w), static=False)
-    tree.add('base', 'camera', 0, mount[:3, 3], _quaternion(R_BODY_OPTICAL), static=True)
+    tree.add('base', 'camera', 0, mount[:3, 3], msgs.rotation_to_quaternion(R_BODY_OPTICAL),
+             static=True)
     poses, known = tree.lookup('world', 'camera', [50_000_000, 0, 150_000_000])
     assert known.tolist() == [True, True, False]  # never extrapolated
     # halfway: base at (0.5, 0, 0) turned 45 degrees; the camera 0.5 m ahead and 1 m above it
@@ -148,10 +148,6 @@ def test_a_pose_with_covariance_topic_is_read_as_the_cameras_pose(tmp_path, driv
     np.testing.assert_allclose(motion.poses, sequence.poses, atol=1e-9)
     assert report.startswith('motion from /vio/pose (map -> camera)')
     assert "its pose is taken as the camera's own" in report
-
-
-def _quaternion(R):
-    return msgs.rotation_to_quaternion(R)
 
 
 @pytest.mark.parametrize('recorded, topic, source', [

@@ -49,7 +49,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_ros.bag_infer import infer_bag
     from hybrid_depth_ros.config import NodeConfig
-    from hybrid_depth_ros.model import load_predictor, scale_warning
+    from hybrid_depth_core.predictor import scale_warning
+    from hybrid_depth_ros.model import load_predictor
 
     config = NodeConfig.from_values(dict(
         weights=str(args.checkpoint), device=args.device, precision=args.precision,

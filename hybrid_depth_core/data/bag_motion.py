@@ -132,10 +132,6 @@ def _motion_from(bag: Bag, topic: str, topics: dict, camera_frame: str, stamps_n
     if not known.any():
         raise MotionProblem(_no_overlap(tree, stamps_ns))
     poses[~known] = np.nan
-    steps = np.linalg.norm(np.diff(poses[known][:, :3, 3], axis=0), axis=1)
-    if not (steps >= STILL_STEP_M).any():
-        raise MotionProblem(f'the camera never moves {1000 * STILL_STEP_M:g} mm or more between '
-                            f'two frames in it')
     return CameraMotion(poses, _segments(poses, known), source, caveat)
 
 
@@ -218,11 +214,15 @@ def _no_overlap(tree: TransformTree, stamps_ns: np.ndarray) -> str:
 
 def _segments(poses: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Segment ids: a new one after each jump (JUMP_FACTOR x the median of the steps where the
-    camera moved, STILL_STEP_M or more); -1 unknown."""
+    camera moved, STILL_STEP_M or more); -1 unknown. A camera that never moves that far is a
+    MotionProblem."""
     index = np.flatnonzero(known)
     steps = np.linalg.norm(np.diff(poses[index, :3, 3], axis=0), axis=1)
     moving = steps[steps >= STILL_STEP_M]
-    limit = JUMP_FACTOR * float(np.median(moving)) if len(moving) else np.inf
+    if not len(moving):
+        raise MotionProblem(f'the camera never moves {1000 * STILL_STEP_M:g} mm or more between '
+                            f'two frames in it')
+    limit = JUMP_FACTOR * float(np.median(moving))
     segments = np.full(len(poses), -1, np.int64)
     segments[index] = np.concatenate([[0], np.cumsum(steps > limit)])
     return segments
