@@ -7,6 +7,7 @@ predicted) and median-scaled, with the median scale ratio.
     python benchmarks/metric_scale.py --scene street --minutes 30 --no-motion
     python benchmarks/metric_scale.py --scene street --minutes 30 --motion odom
     python benchmarks/metric_scale.py --scene room --minutes 30
+    python benchmarks/metric_scale.py --scene street --minutes 30 --velocity 0.1
 
 Bags and finished runs are reused (re-running re-scores); prints a Markdown row per run for
 docs/benchmarks.md and writes OUT/<run>_results.json.
@@ -31,6 +32,8 @@ def main():
     parser.add_argument('--motion', choices=('tf', 'odom'), default='tf',
                         help='what the training bags record (the held-out ones: tf)')
     parser.add_argument('--no-motion', action='store_true', help='train with --no-motion')
+    parser.add_argument('--velocity', type=float,
+                        help="the velocity loss's weight (loss.velocity; default: the config's)")
     parser.add_argument('--minutes', type=float, default=30.0)
     parser.add_argument('--max-steps', type=int, help='instead of --minutes')
     parser.add_argument('--out', type=Path, default=Path('out/metric_scale'))
@@ -44,10 +47,14 @@ def main():
     test_bags = [record(bags / f'{args.scene}_{seed}', args.scene, seed, test_frames, options)
                  for seed in test_seeds]
     name = f'{args.scene}_{"no_motion" if args.no_motion else args.motion}'
+    overrides = []
+    if args.velocity is not None:
+        name += f'_velocity{args.velocity:g}'
+        overrides = [f'loss.velocity={args.velocity:g}']
     run, log = args.out / name, args.out / f'{name}_train.log'
     budget = (['--max-steps', str(args.max_steps)] if args.max_steps
               else ['--minutes', str(args.minutes)])
-    train_once(run, log, train_bags, budget + (['--no-motion'] if args.no_motion else []))
+    train_once(run, log, train_bags, budget + (['--no-motion'] if args.no_motion else []) + overrides)
     reports = re.findall(r'; (motion from .*|no .*motion.*)$', log.read_text(), re.M)
 
     state = load_checkpoint(run / 'last.pt')
