@@ -39,7 +39,7 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
-            'hybrid-depth = hybrid_depth_core.cli:main',
+            'hybrid-depth = hybrid_depth_ros.cli:main',
             'depth_node = hybrid_depth_ros.node:main',
         ],
     },

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.drive_bag import DEPTH_GT_TOPIC
-from hybrid_depth_core.evaluation import METRICS, evaluate_bag
+from hybrid_depth_core.data.bag_writer import DEPTH_GT_TOPIC
+from hybrid_depth_core.evaluation.drivers import evaluate_bag
+from hybrid_depth_core.evaluation.metrics import METRICS
 from hybrid_depth_core.networks import DepthModel
-from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_core.training.checkpoint import load_checkpoint
+from hybrid_depth_core.runtime.predictor import DepthPredictor
+from hybrid_depth_core.checkpoint import load_checkpoint
 from hybrid_depth_core.training.config import checkpoint_config
 
 # (training seeds, frames each, held-out seeds, frames each, extra `sample` options)
@@ -112,7 +113,7 @@ def train_once(run: Path, log: Path, bags: list[Path], options: list[str]) -> No
     print('$ hybrid-depth', ' '.join(command), flush=True)
     started = time.monotonic()
     with open(log, 'w') as file:
-        subprocess.run([sys.executable, '-m', 'hybrid_depth_core.cli', *command],
+        subprocess.run([sys.executable, '-m', 'hybrid_depth_ros.cli', *command],
                        check=True, stdout=file, stderr=subprocess.STDOUT)
     print(f'trained in {(time.monotonic() - started) / 60:.1f} min', flush=True)
 
@@ -122,7 +123,7 @@ def record(path: Path, scene: str, seed: int, frames: int, options: list[str]) -
         command = ['sample', str(path), '--scene', scene, '--seed', str(seed), '--frames',
                    str(frames), *options]
         print('$ hybrid-depth', ' '.join(command), flush=True)
-        subprocess.run([sys.executable, '-m', 'hybrid_depth_core.cli', *command], check=True,
+        subprocess.run([sys.executable, '-m', 'hybrid_depth_ros.cli', *command], check=True,
                        stdout=subprocess.DEVNULL)
     return path
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 TRAIN_SEEDS, HELD_OUT_SEEDS = range(1, 17), (1000, 1001, 1002)
 WIDTH, HEIGHT = 192, 64
-CLI = [sys.executable, '-m', 'hybrid_depth_core.cli']
+CLI = [sys.executable, '-m', 'hybrid_depth_ros.cli']
 
 
 def cli(*args) -> str:

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from hybrid_depth_core.data.synthetic import RoomWalk, RoomWalkConfig
-from hybrid_depth_core.predictor import Keyframes
+from hybrid_depth_core.runtime.predictor import Keyframes
 
 
 def main():

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid_depth_core.evaluation import evaluate_synthetic
+from hybrid_depth_core.evaluation.drivers import evaluate_synthetic
 from hybrid_depth_core.networks import DepthModel
-from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_core.training.checkpoint import load_checkpoint
+from hybrid_depth_core.runtime.predictor import DepthPredictor
+from hybrid_depth_core.checkpoint import load_checkpoint
 from hybrid_depth_core.training.config import load_config
 
 HELD_OUT_SEEDS = (1000, 1001, 1002)  # training configs use seeds 1-16
@@ -41,7 +41,7 @@ def main():
         config_path = Path(f'config/train_synthetic_{arch}.yaml')
         run = args.out / arch
         if not (run / 'last.pt').exists():
-            command = [sys.executable, '-m', 'hybrid_depth_core.cli', 'train', '--config',
+            command = [sys.executable, '-m', 'hybrid_depth_ros.cli', 'train', '--config',
                        str(config_path), '--out', str(run), '--minutes', str(args.minutes)]
             print('$', ' '.join(command[2:]), flush=True)
             started = time.monotonic()

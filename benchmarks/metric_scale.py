@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from any_recording import SCENES, record, train_once
-from hybrid_depth_core.data.drive_bag import DEPTH_GT_TOPIC
-from hybrid_depth_core.evaluation import METRICS, evaluate_bag
-from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_core.training.checkpoint import load_checkpoint
+from hybrid_depth_core.data.bag_writer import DEPTH_GT_TOPIC
+from hybrid_depth_core.evaluation.drivers import evaluate_bag
+from hybrid_depth_core.evaluation.metrics import METRICS
+from hybrid_depth_core.runtime.predictor import DepthPredictor
+from hybrid_depth_core.checkpoint import load_checkpoint
 
 
 def main():
@@ -54,7 +55,8 @@ def main():
     run, log = args.out / name, args.out / f'{name}_train.log'
     budget = (['--max-steps', str(args.max_steps)] if args.max_steps
               else ['--minutes', str(args.minutes)])
-    train_once(run, log, train_bags, budget + (['--no-motion'] if args.no_motion else []) + overrides)
+    options = budget + (['--no-motion'] if args.no_motion else []) + overrides
+    train_once(run, log, train_bags, options)
     reports = re.findall(r'; (motion from .*|no .*motion.*)$', log.read_text(), re.M)
 
     state = load_checkpoint(run / 'last.pt')

@@ -20,18 +20,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.drive_bag import write_drive_bag
-from hybrid_depth_core.data.rosbag import Bag
+from hybrid_depth_core.data.bag_writer import write_drive_bag
+from hybrid_depth_core.data.bag_reader import Bag
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.images import image_to_rgb
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
-from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_core.speed import machine
+from hybrid_depth_core.runtime.predictor import DepthPredictor
+from hybrid_depth_core.benchmark import machine
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
-from hybrid_depth_ros.config import NodeConfig
+from hybrid_depth_core.runtime.node_config import NodeConfig
 from hybrid_depth_ros.demo import NAMESPACE, run_node_on_bag
-from hybrid_depth_ros.pipeline import DepthPipeline
+from hybrid_depth_core.runtime.pipeline import DepthPipeline
+from hybrid_depth_core.messages.header import stamp_ns
 
 
 def time_in_process(checkpoint: Path, bag_path: Path, cloud_stride: int,
@@ -47,8 +48,7 @@ def time_in_process(checkpoint: Path, bag_path: Path, cloud_stride: int,
     with Bag(bag_path) as bag:
         infos = bag.camera_infos()
         for item in bag.messages([bag.image_topic]):
-            stamp = item.message.header.stamp
-            info = infos.nearest(stamp.sec * 10**9 + stamp.nanosec)
+            info = infos.nearest(stamp_ns(item.message, item.time_ns))
             rgb = image_to_rgb(item.message)
             started = time.perf_counter()
             bare_predictor.stream(rgb, camera_from_info(info, rgb.shape[1], rgb.shape[0])[0].K)

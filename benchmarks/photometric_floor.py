@@ -16,9 +16,9 @@ import torch
 
 from hybrid_depth_core import losses
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
-from hybrid_depth_core.evaluation import Protocol
+from hybrid_depth_core.evaluation.metrics import Protocol
 from hybrid_depth_core.geometry import warp
-from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_core.runtime.predictor import DepthPredictor
 
 HELD_OUT_SEEDS = (1000, 1001, 1002)  # as benchmarks/learning.py
 CAP = Protocol().max_depth

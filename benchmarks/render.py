@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
-from hybrid_depth_core.speed import cpu_name
+from hybrid_depth_core.benchmark import cpu_name
 
 
 def main():

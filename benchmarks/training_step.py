@@ -19,7 +19,7 @@ from hybrid_depth_core import losses
 from hybrid_depth_core.data.datasets import build_dataset
 from hybrid_depth_core.geometry import invert_transform
 from hybrid_depth_core.training.config import load_config
-from hybrid_depth_core.training.objective import SOURCES, SelfSupervisedObjective
+from hybrid_depth_core.training.objective import SOURCE_FRAMES, SelfSupervisedObjective
 
 
 def median_ms(function, repeats: int) -> float:
@@ -47,13 +47,13 @@ def main():
         return torch.utils.data.default_collate([dataset[i] for i in range(config.batch_size)])
     batch = load()
     objective = SelfSupervisedObjective(config.model, config.loss)
-    aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCES}
+    aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCE_FRAMES}
     K = batch[('K', 0)]
     with torch.no_grad():
         poses = {-1: invert_transform(objective.pose(aug[-1], aug[0])),
                  1: objective.pose(aug[0], aug[1])}
         disparities = [d.detach() for d in objective.depth(aug[0]).disparities]
-        identity = losses.identity_error([batch[('color', f, 0)] for f in SOURCES],
+        identity = losses.identity_error([batch[('color', f, 0)] for f in SOURCE_FRAMES],
                                          batch[('color', 0, 0)])
 
     def backward_of(outputs):

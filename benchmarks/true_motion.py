@@ -19,10 +19,11 @@ import torch
 
 from any_recording import SCENES, pooled
 from hybrid_depth_core.data import bag_dataset
-from hybrid_depth_core.data.drive_bag import DEPTH_GT_TOPIC
+from hybrid_depth_core.data.bag_writer import DEPTH_GT_TOPIC
 from hybrid_depth_core.data.synthetic import RoomWalk, RoomWalkConfig
-from hybrid_depth_core.evaluation import METRICS, evaluate_bag
-from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_core.evaluation.drivers import evaluate_bag
+from hybrid_depth_core.evaluation.metrics import METRICS
+from hybrid_depth_core.runtime.predictor import DepthPredictor
 from hybrid_depth_core.training import objective
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
@@ -43,7 +44,7 @@ def patch_true_motion(walks: list[np.ndarray]) -> None:
         return sample
     bag_dataset.BagDataset.__getitem__ = getitem
     objective.SelfSupervisedObjective._poses = lambda self, batch: {
-        f: batch[('true_motion', f)] for f in objective.SOURCES}
+        f: batch[('true_motion', f)] for f in objective.SOURCE_FRAMES}
 
 
 def main():

@@ -1,4 +1,6 @@
-"""hybrid-depth core: models, geometry, losses, data and bag I/O. Never imports ROS (rclpy).
+"""hybrid-depth core: everything that does not need ROS (networks, geometry, data and bag I/O,
+the inference runtime, evaluation, training; README's code map). Never imports rclpy or the
+ROS package above it.
 
 `build_depth_model` and `build_pose_model` are importable from here; they load torch on first
 use, so that tools which do not need it (the bag writer, `hybrid-depth --help`) start fast.

@@ -1,14 +1,22 @@
-"""Pinhole camera intrinsics, in the conventions ROS CameraInfo and OpenCV use.
+"""The one camera type (a rectified pinhole camera) and the one rectifier (raw, distorted image
+-> that camera's image), in the conventions ROS CameraInfo and OpenCV use.
 
 Pixel (u, v) has its centre at integer coordinates; (0, 0) is the centre of the top-left pixel.
 The camera's optical frame has z forward, x right, y down (REP 103).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from typing import Callable
 
+import cv2
 import numpy as np
+
+# Coefficient counts as sensor_msgs/CameraInfo defines them for each model.
+DISTORTION_COEFFICIENTS = {'plumb_bob': (5,), 'rational_polynomial': (8,), 'equidistant': (4,)}
+DISTORTION_MODELS = tuple(DISTORTION_COEFFICIENTS)
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,10 @@ class PinholeCamera:
     fy: float
     cx: float
     cy: float
+    # P's fourth column (Tx = -fx * baseline, Ty): non-zero only for the second camera of a
+    # stereo pair; kept so that its CameraInfo is passed on unchanged.
+    tx: float = 0.0
+    ty: float = 0.0
 
     def __post_init__(self):
         if self.width <= 0 or self.height <= 0:
@@ -46,6 +58,23 @@ class PinholeCamera:
                    cx=(width - 1) / 2.0 + principal_offset[0] * width,
                    cy=(height - 1) / 2.0 + principal_offset[1] * height)
 
+    @classmethod
+    def from_matrix(cls, matrix: np.ndarray, width: int, height: int) -> PinholeCamera:
+        """From K (3, 3) or P (3, 4) of an image of `width` x `height`."""
+        M = np.asarray(matrix, dtype=np.float64)
+        tx, ty = (float(M[0, 3]), float(M[1, 3])) if M.shape == (3, 4) else (0.0, 0.0)
+        return cls(int(width), int(height), float(M[0, 0]), float(M[1, 1]), float(M[0, 2]),
+                   float(M[1, 2]), tx, ty)
+
+    def scaled(self, width: int, height: int) -> PinholeCamera:
+        """The same camera after resizing its image to `width` x `height`: fx, cx, Tx scale
+        with the width, fy, cy, Ty with the height, pixel centres staying at integers
+        (cx' = (cx + 0.5) sx - 0.5, as cv2.resize and geometry.scale_intrinsics)."""
+        sx, sy = width / self.width, height / self.height
+        return PinholeCamera(width, height, self.fx * sx, self.fy * sy,
+                             (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
+                             self.tx * sx, self.ty * sy)
+
     @property
     def K(self) -> np.ndarray:
         """3x3 intrinsic matrix (float64)."""
@@ -55,8 +84,8 @@ class PinholeCamera:
 
     @property
     def P(self) -> np.ndarray:
-        """3x4 projection matrix of the rectified monocular image (Tx = Ty = 0)."""
-        return np.hstack([self.K, np.zeros((3, 1))])
+        """3x4 projection matrix of the rectified image: [K | (Tx, Ty, 0)]."""
+        return np.hstack([self.K, [[self.tx], [self.ty], [0.0]]])
 
     def pixel_rays(self) -> np.ndarray:
         """Ray direction per pixel in the optical frame, scaled so that z == 1: (H, W, 3) float64.
@@ -75,3 +104,45 @@ class PinholeCamera:
         z = points[..., 2]
         return np.stack([self.fx * points[..., 0] / z + self.cx,
                          self.fy * points[..., 1] / z + self.cy], axis=-1)
+
+
+def rectifier(K: np.ndarray, distortion, model: str, width: int, height: int,
+              R: np.ndarray | None = None,
+              K_new: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The map from a raw image of `width` x `height` (intrinsics K, distortion coefficients of
+    `model`, rectifying rotation R) to the rectified image of K_new (default: K), or None when
+    there is nothing to do (no distortion, R = I, K_new = K). ValueError names an unsupported
+    model or a wrong coefficient count."""
+    K = np.asarray(K, np.float64)
+    K_new = K if K_new is None else np.asarray(K_new, np.float64)
+    R = np.eye(3) if R is None else np.asarray(R, np.float64)
+    D = np.asarray(distortion, np.float64).reshape(-1)
+    if not D.any() and np.allclose(R, np.eye(3)) and np.allclose(K, K_new):
+        return None
+    if D.any() and model not in DISTORTION_MODELS:
+        raise ValueError(f'unsupported distortion model {model!r}; supported: '
+                         f'{", ".join(DISTORTION_MODELS)}')
+    expected = DISTORTION_COEFFICIENTS.get(model)
+    if D.any() and D.size not in expected:
+        raise ValueError(f'{model} distortion needs {" or ".join(map(str, expected))} '
+                         f'coefficients, got {D.size}')
+    maps = _rectify_maps(tuple(K.reshape(-1)), tuple(D), tuple(R.reshape(-1)),
+                         tuple(K_new.reshape(-1)), model, int(width), int(height))
+    return functools.partial(_remap, maps=maps)
+
+
+@functools.lru_cache(maxsize=4)
+def _rectify_maps(K, D, R, K_new, model, width, height):
+    """Pixel maps raw -> rectified, cached: a camera's calibration arrives with every frame
+    but changes (almost) never, and computing the maps costs more than applying them."""
+    K, R, K_new = (np.array(v).reshape(3, 3) for v in (K, R, K_new))
+    D = np.array(D)
+    if model == 'equidistant':
+        return cv2.fisheye.initUndistortRectifyMap(K, D, R, K_new, (width, height), cv2.CV_32FC1)
+    if not D.size:
+        D = np.zeros(5)
+    return cv2.initUndistortRectifyMap(K, D, R, K_new, (width, height), cv2.CV_32FC1)
+
+
+def _remap(rgb: np.ndarray, maps) -> np.ndarray:
+    return cv2.remap(rgb, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

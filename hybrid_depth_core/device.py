@@ -47,3 +47,12 @@ def autocast(device: torch.device, precision: str = 'auto'):
         raise UserError('fp16 autocast needs a CUDA device; use bf16 on CPU')
     dtype = torch.bfloat16 if precision == 'bf16' else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+def cpuinfo_lines(prefixes: tuple[str, ...]) -> list[str]:
+    """The lines of /proc/cpuinfo starting with one of `prefixes` ([] where there is none)."""
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            return [line for line in cpuinfo if line.startswith(prefixes)]
+    except OSError:
+        return []

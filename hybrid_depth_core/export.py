@@ -8,7 +8,7 @@ Graphs (batch dimension dynamic, height and width those of the checkpoint):
                  first frame]
   --multi-frame: image, previous_image (B, 3, H, W), previous_features (B, 64, H/4, W/4),
                  K (B, 3, 3) of the H x W input [+ turn (B, 3, 3): the camera's rotation
-                 from the previous frame measured on tracked corners (data/motion.turn),
+                 from the previous frame measured on tracked corners (data/image_motion.turn),
                  for models trained with the turn prior] -> depth, features
                  (one streamed step: pass each step's features to the next one)
 Depth is in the network's units (metres up to the monocular scale; multiply by the node's
@@ -28,12 +28,12 @@ import torch
 from torch import nn
 
 from hybrid_depth_core.atomic import new_file
-from hybrid_depth_core.data.motion import pair_turns
+from hybrid_depth_core.data.image_motion import pair_turns
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import invert_transform
 from hybrid_depth_core.networks import DepthModel, PoseNet, disp_to_depth
-from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
+from hybrid_depth_core.runtime.predictor import DepthPredictor
+from hybrid_depth_core.checkpoint import load_checkpoint, model_section, save_checkpoint
 
 INFERENCE_PREFIXES = ('depth.', 'pose.')  # of SelfSupervisedObjective: not the teacher
 OPSET = 18
@@ -135,8 +135,9 @@ def export_weights(checkpoint: Path, out: Path) -> int:
     weights = {key: value.half() if value.is_floating_point() and key not in buffers else value
                for key, value in state['objective'].items()
                if key.startswith(INFERENCE_PREFIXES)}
-    save_checkpoint(out, {'config': state['config'], 'step': state.get('step', 0),
-                          'objective': weights})
+    save_checkpoint(out, {'model': model_section(state, str(checkpoint)).to_dict(),
+                          'config': state['config'], 'step': state.get('step', 0),
+                          'scale': state.get('scale'), 'objective': weights})
     return sum(value.numel() for value in weights.values())
 
 
@@ -165,7 +166,7 @@ def _example_inputs(predictor: DepthPredictor, multi_frame: bool, batch: int) ->
     K = torch.from_numpy(drive.camera.K).float().expand(batch, 3, 3).contiguous()
     inputs = {'image': image, 'previous_image': previous, 'previous_features': features, 'K': K}
     if predictor.turn_prior:
-        # the turns the stream would measure (data/motion.turn), as (3, 3) float32
+        # the turns the stream would measure (data/image_motion.turn), as (3, 3) float32
         frames = [drive.render(index).rgb for index in range(batch + 1)]
         turns = pair_turns(frames, [drive.camera.K] * len(frames), 1)[1:]
         inputs['turn'] = torch.from_numpy(turns.astype(np.float32))

@@ -14,7 +14,8 @@ SMOOTHNESS_WEIGHT = 1e-3  # divided by 2^scale
 
 def box_filter_3x3(x: torch.Tensor) -> torch.Tensor:
     """Mean over 3x3 windows, 'valid' (no padding), per channel. A depthwise convolution: on
-    the CPU it is ~5x faster than avg_pool2d forward and backward (benchmarked in PyTorch 2.13)."""
+    the CPU it is faster than avg_pool2d forward and backward (benchmarks/box_filter.py,
+    docs/benchmarks.md)."""
     channels = x.shape[1]
     weight = torch.full((channels, 1, 3, 3), 1 / 9, dtype=x.dtype, device=x.device)
     return F.conv2d(x, weight, groups=channels)
@@ -114,7 +115,7 @@ def consistency_loss(depth: torch.Tensor, teacher_depth: torch.Tensor, mask: tor
     all pixels (ManyDepth); the teacher gets no gradient. ManyDepth's difference is absolute,
     in the network's depth units; `relative` divides it by the teacher's depth, so that the loss
     weighs the same whatever scale training settles on (with metre-scale depths the absolute
-    one outweighed the photometric loss 10x: docs/benchmarks.md compares the two)."""
+    one outweighed the photometric loss: docs/benchmarks.md compares the two)."""
     teacher_depth = teacher_depth.detach()
     difference = (depth - teacher_depth).abs()
     if relative:

@@ -30,20 +30,23 @@ import yaml
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import Writer
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from hybrid_depth_core import evaluation, visualize
+from hybrid_depth_core import visualize
+from hybrid_depth_core.evaluation.metrics import Accumulator, Protocol
 from hybrid_depth_core.atomic import new_output_directory
-from hybrid_depth_core.data.drive_bag import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
-                                              write_drive_bag)
-from hybrid_depth_core.data.rosbag import Bag, stamp_ns
+from hybrid_depth_core.data.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
+                                               write_drive_bag)
+from hybrid_depth_core.data.bag_reader import Bag
+from hybrid_depth_core.data.storage import storage_plugin
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.messages.bag_messages import TYPESTORE
+from hybrid_depth_core.messages.builders import TYPESTORE
 from hybrid_depth_core.messages.images import depth_to_metres, image_to_rgb
 from hybrid_depth_core.messages.outputs import CLOUD_DTYPE, colorize
-from hybrid_depth_ros.config import NodeConfig
+from hybrid_depth_core.runtime.node_config import NodeConfig
+from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_ros.play import play
 
 NAMESPACE = '/camera'
@@ -54,7 +57,7 @@ OUTPUTS = {f'{NAMESPACE}/depth': ('sensor_msgs/msg/Image', Image),
 NODE_START_TIMEOUT_S = 180.0  # includes building the fused kernel on a first run
 DRAIN_TIMEOUT_S = 10.0        # after the replay, the longest the node gets to finish
 QUIET_S = 2.0                 # ... and it is done once nothing new arrived for this long
-EVALUATION = evaluation.Protocol(max_depth=80.0, median_scaling=False)
+EVALUATION = Protocol(max_depth=80.0, median_scaling=False)
 
 
 @dataclass(frozen=True)
@@ -121,15 +124,14 @@ class Recorder:
     def _store(self, topic: str, msgtype: str):
         def callback(raw: bytes) -> None:
             arrival = time.monotonic()
-            stamp = TYPESTORE.deserialize_cdr(raw, msgtype).header.stamp
-            self.messages.append(_Received(topic, stamp.sec * 10**9 + stamp.nanosec, arrival,
-                                           raw))
+            stamp = stamp_ns(TYPESTORE.deserialize_cdr(raw, msgtype))
+            self.messages.append(_Received(topic, stamp, arrival, raw))
         return callback
 
     def _on_image(self, raw: bytes) -> None:
         arrival = time.monotonic()
-        stamp = TYPESTORE.deserialize_cdr(raw, 'sensor_msgs/msg/Image').header.stamp
-        self.image_arrivals[stamp.sec * 10**9 + stamp.nanosec] = arrival
+        self.image_arrivals[stamp_ns(TYPESTORE.deserialize_cdr(raw, 'sensor_msgs/msg/Image'))] = (
+            arrival)
 
     def count(self, topic: str) -> int:
         return sum(message.topic == topic for message in list(self.messages))
@@ -151,7 +153,7 @@ def run_node_on_bag(weights: Path, bag: Path, params_file: Path | None = None,
     domain = random.SystemRandom().randint(1, 100)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                PYTHONUNBUFFERED='1')
-    command = [sys.executable, '-m', 'hybrid_depth_core.cli', 'node',
+    command = [sys.executable, '-m', 'hybrid_depth_ros.cli', 'node',
                '--weights', str(weights), '--image', IMAGE_TOPIC,
                '--camera-info', CAMERA_INFO_TOPIC]
     if device is not None:  # else the params file decides
@@ -259,7 +261,7 @@ class _environment:
 
 
 def _write_bag(path: Path, recorder: Recorder) -> None:
-    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+    with Writer(path, version=9, storage_plugin=storage_plugin('mcap')) as writer:
         connections = {topic: writer.add_connection(topic, msgtype, typestore=TYPESTORE)
                        for topic, (msgtype, _) in OUTPUTS.items()}
         for message in recorder.messages:
@@ -288,7 +290,7 @@ def _read_drive(bag: Path) -> _Drive:
 
 def _score(drive: _Drive, recorder: Recorder, published: int, config: DemoConfig) -> dict:
     depths = _by_stamp(recorder, f'{NAMESPACE}/depth')
-    scores = evaluation.Accumulator(EVALUATION)
+    scores = Accumulator(EVALUATION)
     for stamp, received in sorted(depths.items()):
         if stamp not in drive.truths:
             continue

@@ -22,13 +22,13 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.images import BadMessage
-from hybrid_depth_core.predictor import scale_warning
-from hybrid_depth_ros.config import (CAMERA_INFO_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC,
-                                     DEPTH_TOPIC, IMAGE_TOPIC, NODE_NAME, PARAMETERS,
-                                     POINTS_TOPIC, NodeConfig)
-from hybrid_depth_ros.model import describe, load_predictor
-from hybrid_depth_ros.pipeline import DepthPipeline, NoCameraInfo, Outputs
-from hybrid_depth_ros.worker import LatestSlot, Stats, Throttle
+from hybrid_depth_core.runtime.predictor import scale_warning
+from hybrid_depth_core.runtime.node_config import (CAMERA_INFO_TOPIC, COLORIZED_TOPIC,
+                                                   DEPTH_INFO_TOPIC, DEPTH_TOPIC, IMAGE_TOPIC,
+                                                   NODE_NAME, PARAMETERS, POINTS_TOPIC, NodeConfig)
+from hybrid_depth_core.runtime.loader import describe, load_predictor
+from hybrid_depth_core.runtime.pipeline import DepthPipeline, NoCameraInfo, Outputs
+from hybrid_depth_core.runtime.frame_handoff import LatestSlot, Stats, Throttle
 
 # Best effort matches reliable and best-effort publishers alike; depth 1 because only the
 # newest frame is ever used.

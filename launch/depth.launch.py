@@ -14,12 +14,13 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from hybrid_depth_core.runtime.node_config import CAMERA_INFO_TOPIC, IMAGE_TOPIC, NODE_NAME
+
 PACKAGE = 'hybrid_depth_ros'
-NODE_NAME = 'hybrid_depth'
 # Launch arguments that set a node parameter when non-empty.
 PARAMETER_ARGUMENTS = ('weights', 'device')
-# Launch arguments that remap one of the node's input topics.
-REMAPPING_ARGUMENTS = ('image', 'camera_info')
+# Launch arguments that remap one of the node's input topics (named as the topics are).
+REMAPPING_ARGUMENTS = (IMAGE_TOPIC, CAMERA_INFO_TOPIC)
 
 
 def _depth_node(context):

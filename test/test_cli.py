@@ -11,7 +11,7 @@ from rosbags.highlevel import AnyReader
 
 # The console script next to this interpreter (the venv's), else `python -m`.
 _SCRIPT = Path(sys.executable).with_name('hybrid-depth')
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, '-m', 'hybrid_depth_core.cli']
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, '-m', 'hybrid_depth_ros.cli']
 
 
 def run(*args, cwd=None):
@@ -132,3 +132,35 @@ def test_makefile_setup_does_nothing_the_second_time():
     second = subprocess.run(['make', '-n', 'setup'], cwd=repo, capture_output=True, text=True)
     assert second.returncode == 0
     assert 'pip install' not in second.stdout  # up to date: nothing to reinstall
+
+
+WITHOUT_ROS = '''
+import sys
+ROS = ('rclpy', 'rcl_interfaces', 'sensor_msgs', 'std_msgs', 'builtin_interfaces')
+
+
+class NoRos:
+    """Imports of ROS 2's Python packages fail, as where ROS 2 is not installed."""
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ROS:
+            raise ImportError(f'No module named {name!r}')
+
+
+sys.meta_path.insert(0, NoRos())
+from hybrid_depth_ros.cli import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_commands_that_need_no_ros_run_where_ros_is_missing(tmp_path):
+    def without_ros(*args):
+        return subprocess.run([sys.executable, '-c', WITHOUT_ROS, *map(str, args)],
+                              capture_output=True, text=True, timeout=120)
+    result = without_ros('sample', tmp_path / 'bag', '--frames', 3, '--width', 64, '--height', 32)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / 'bag' / 'metadata.yaml').is_file()
+    for command in (['node'], ['play', tmp_path / 'bag']):
+        result = without_ros(*command)
+        assert result.returncode == 1
+        assert result.stderr.startswith(f'hybrid-depth {command[0]}: error: ROS 2 Python '
+                                        f'packages are missing'), result.stderr

@@ -59,8 +59,8 @@ def test_setup_bash_sets_the_environment_and_the_installed_command_runs(workspac
     # the standard library can be imported, not this checkout's editable install.
     script = (f'source {ws}/install/setup.bash && echo "$AMENT_PREFIX_PATH" && '
               f'{sys.executable} -S {prefix}/lib/{PACKAGE}/hybrid-depth --version && '
-              f'{sys.executable} -S -c "import hybrid_depth_core.cli as c; print(c.__file__)" && '
-              f'{sys.executable} -S -c "from hybrid_depth_core.cli.demo import shipped; '
+              f'{sys.executable} -S -c "import hybrid_depth_ros.cli as c; print(c.__file__)" && '
+              f'{sys.executable} -S -c "from hybrid_depth_ros.cli.demo import shipped; '
               f'print(shipped(\'models/hybrid_synthetic.pt\'))"')
     env = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'HOME': str(ws)}
     result = subprocess.run(['bash', '-c', script], env=env, cwd=ws, capture_output=True,

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from hybrid_depth_core.data.motion import MAX_MATCHING_GAP
-from hybrid_depth_core.evaluation import (KITTI_EIGEN, Accumulator, KeyframeRun, Protocol,
-                                          depth_metrics, evaluate_image, evaluate_synthetic,
-                                          valid_mask)
+from hybrid_depth_core.data.image_motion import MAX_MATCHING_GAP
+from hybrid_depth_core.evaluation.drivers import KeyframeRun, evaluate_synthetic
+from hybrid_depth_core.evaluation.metrics import (KITTI_EIGEN, Accumulator, Protocol,
+                                                  depth_metrics, evaluate_image, valid_mask)
 from moving_images import camera_matrix, shifted_frames
 
 

@@ -4,12 +4,12 @@ import onnxruntime
 import pytest
 import torch
 
-from hybrid_depth_core.cli import main
+from hybrid_depth_ros.cli import main
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.export import export_onnx
-from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_core.training.checkpoint import load_checkpoint
+from hybrid_depth_core.runtime.predictor import DepthPredictor
+from hybrid_depth_core.checkpoint import load_checkpoint
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
 
@@ -55,8 +55,10 @@ def test_export_refuses_a_multi_frame_graph_of_a_single_frame_model(tmp_path):
 def test_fp16_weights_load_like_the_checkpoint_and_give_its_depth(checkpoint, tmp_path):
     out = tmp_path / 'model_fp16.pt'
     assert main(['export', '--checkpoint', str(checkpoint), '--weights', str(out)]) == 0
-    state = load_checkpoint(out)
-    assert set(state) == {'format', 'config', 'step', 'objective'}  # no optimiser
+    state, original = load_checkpoint(out), load_checkpoint(checkpoint)
+    # No optimiser; what inference reads travels with the weights: a metric model stays metric.
+    assert set(state) == {'format', 'model', 'config', 'step', 'scale', 'objective'}
+    assert state['model'] == original['model'] and state['scale'] == original['scale']
     weights = state['objective']
     assert weights and all(key.startswith(('depth.', 'pose.')) for key in weights)
     assert weights['depth.encoder.conv1.weight'].dtype == torch.float16

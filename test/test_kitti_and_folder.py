@@ -6,8 +6,9 @@ import yaml
 
 from hybrid_depth_core.data.datasets import DataConfig, build_dataset
 from hybrid_depth_core.data.image_folder import ImageFolderDataset, read_intrinsics
-from hybrid_depth_core.data.kitti import (KittiCalibration, KittiRawDataset, evaluate_kitti,
-                                          read_split)
+from hybrid_depth_core.data.kitti import KittiCalibration, KittiRawDataset, read_split
+from hybrid_depth_core.evaluation.drivers import evaluate_kitti
+from hybrid_depth_core.evaluation.metrics import Protocol, evaluate_image
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 
@@ -70,11 +71,20 @@ def test_nearest_point_wins_and_points_behind_are_dropped(kitti_root):
     root, _ = kitti_root
     calibration = KittiCalibration(root / DATE, '02')
     K = calibration.K
-    ray = np.array([(10 + 1 - K[0, 2]) / K[0, 0], (20 + 1 - K[1, 2]) / K[1, 1], 1.0])
-    points = [np.r_[(d * ray) @ VELO_TO_CAM, 1] for d in (5.0, 3.0, 8.0)]
-    points.append(np.r_[(-4.0 * ray) @ VELO_TO_CAM, 1])  # behind the scanner
+
+    def point(u: float, v: float, depth: float) -> np.ndarray:
+        """The Velodyne point at `depth` that projects to image coordinates (u, v)."""
+        ray = np.array([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], 1.0])
+        return np.r_[(depth * ray) @ VELO_TO_CAM, 1]
+    # The KITTI devkit's and Monodepth2's generate_depth_map: round the projection, then
+    # subtract 1 (1-based calibration). So (11.4, 20.6) -> (11, 21) -> pixel (10, 20), and
+    # (31.6, 40.4) -> (32, 40) -> pixel (31, 39); written out here, not taken from the code.
+    points = [point(11.4, 20.6, d) for d in (5.0, 3.0, 8.0)] + [point(31.6, 40.4, 7.0)]
+    points.append(-point(11.4, 20.6, 4.0) * [1, 1, 1, -1])  # behind the scanner (x < 0)
+    points.append(point(0.4, 5.0, 6.0))  # rounds to column 0 -> -1: outside the image
     gt = calibration.depth_map(np.array(points, np.float32))
-    assert gt[20, 10] == pytest.approx(3.0) and np.isfinite(gt).sum() == 1
+    assert gt[20, 10] == pytest.approx(3.0) and gt[39, 31] == pytest.approx(7.0)
+    assert np.isfinite(gt).sum() == 2
 
 
 def test_kitti_samples_follow_the_contract(kitti_root, drive):
@@ -96,18 +106,32 @@ def test_kitti_samples_follow_the_contract(kitti_root, drive):
         [0, K[1, 1] * sy, (K[1, 2] + 0.5) * sy - 0.5], [0, 0, 1]], rtol=1e-5)
 
 
-def test_kitti_eigen_evaluation_of_a_perfect_prediction(kitti_root, drive):
+def test_kitti_eigen_evaluation_crops_and_median_scales(kitti_root, drive):
+    """A prediction at half the true depth inside Garg's crop and far off outside it scores
+    exactly 0 only if the crop (Monodepth2's fractions, written out here) is applied and the
+    median scaling recovers the factor 2."""
     root, split = kitti_root
     depths = {frame.index: frame.depth for frame in drive}
+    frames = list(drive)
+    height, width = frames[0].depth.shape
+    crop = np.zeros((height, width), bool)
+    crop[int(0.40810811 * height):int(0.99189189 * height),
+         int(0.03594771 * width):int(0.96405229 * width)] = True
     calls = []
 
-    def perfect(rgb, K, previous):
+    def half_inside_the_crop(rgb, K, previous):
         calls.append(previous is not None)
-        index = next(i for i, f in enumerate(drive) if np.array_equal(f.rgb, rgb))
-        return np.nan_to_num(depths[index], nan=100.0)
-    result = evaluate_kitti(perfect, root, split, progress=False)
+        index = next(i for i, f in enumerate(frames) if np.array_equal(f.rgb, rgb))
+        truth = np.nan_to_num(depths[index], nan=100.0)
+        return np.where(crop, truth / 2, truth * 7)
+    result = evaluate_kitti(half_inside_the_crop, root, split, progress=False)
     assert result['images'] == 2 and calls == [True, True]
-    assert result['abs_rel'] < 1e-5 and result['a1'] == 1.0
+    assert result['abs_rel'] < 1e-6 and result['a1'] == 1.0
+    assert result['scale_median'] == pytest.approx(2.0)
+    # Without the crop the same prediction is far off: the test can tell the difference.
+    scores = [evaluate_image(half_inside_the_crop(f.rgb, None, None),
+                             f.depth, Protocol())[0]['abs_rel'] for f in frames]
+    assert min(scores) > 0.1
 
 
 def test_bad_kitti_inputs_are_named(kitti_root, tmp_path):
@@ -176,7 +200,9 @@ def test_folder_dataset_with_simple_and_ros_intrinsics(tmp_path, drive):
            'distortion_coefficients': {'rows': 1, 'cols': 5, 'data': [0.0] * 5}}
     for name, intrinsics in (('simple', simple), ('ros', ros)):
         folder, path = write_folder(tmp_path / name, drive, intrinsics)
-        np.testing.assert_allclose(read_intrinsics(path).K, K)
+        camera, rectify = read_intrinsics(path)
+        np.testing.assert_allclose(camera.K, K)
+        assert rectify is None  # zero distortion: nothing to undo
         dataset = ImageFolderDataset(folder, path, 160, 64)
         assert len(dataset) == 2
         sample = dataset[1]
@@ -190,8 +216,12 @@ def test_folder_dataset_undistorts_and_rejects_bad_input(tmp_path, drive):
                       cy=float(K[1, 2]), width=310, height=94, distortion=[0.1, 0, 0, 0, 0])
     folder, path = write_folder(tmp_path / 'distorted', drive, intrinsics)
     raw = cv2.imread(str(sorted(folder.iterdir())[0]))[..., ::-1]
-    undistorted = read_intrinsics(path).undistort(raw)
+    _, rectify = read_intrinsics(path)
+    undistorted = rectify(raw)
+    # OpenCV's own undistortion of the same image (K kept), to within interpolation rounding
+    reference = cv2.undistort(raw, K, np.array([0.1, 0, 0, 0, 0]))
     assert undistorted.shape == raw.shape and not np.array_equal(undistorted, raw)
+    assert np.abs(undistorted.astype(int) - reference).max() <= 2
     folder, path = write_folder(tmp_path / 'short', drive, intrinsics, frames=2)
     with pytest.raises(UserError, match='needs at least 3'):
         ImageFolderDataset(folder, path, 64, 64)

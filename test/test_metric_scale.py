@@ -7,19 +7,19 @@ import torch
 
 from hybrid_depth_core.data.bag_dataset import BagDataset, BagSource
 from hybrid_depth_core.data.bag_motion import MotionOptions, read_camera_motion
-from hybrid_depth_core.data.drive_bag import (BASE_FRAME, ODOM_TOPIC, T_BASE_CAMERA,
-                                              write_drive_bag)
-from hybrid_depth_core.data.rosbag import Bag
+from hybrid_depth_core.data.bag_writer import (BASE_FRAME, ODOM_TOPIC, T_BASE_CAMERA,
+                                               write_drive_bag)
+from hybrid_depth_core.data.bag_reader import Bag
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.data.synthetic.drive import R_BODY_OPTICAL, rotation_zyx
 from hybrid_depth_core.data.tf_tree import BadTransform, TransformTree, quaternion_matrix, slerp
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.losses import velocity_loss
-from hybrid_depth_core.messages import bag_messages as msgs
+from hybrid_depth_core.messages import builders as msgs
 from hybrid_depth_core.networks import DepthModelConfig
-from hybrid_depth_core.predictor import DepthPredictor, scale_warning
+from hybrid_depth_core.runtime.predictor import DepthPredictor, scale_warning
 from hybrid_depth_core.training.config import load_config
-from hybrid_depth_core.training.objective import SOURCES, LossConfig, SelfSupervisedObjective
+from hybrid_depth_core.training.objective import SOURCE_FRAMES, LossConfig, SelfSupervisedObjective
 from hybrid_depth_core.training.trainer import collapse_warning, train
 from test_rosbag import camera_messages, write_bag
 
@@ -238,12 +238,12 @@ def test_a_short_training_brings_the_pose_lengths_to_the_measured_ones(tmp_path)
     dataset = BagDataset([BagSource(bag, motion=MotionOptions())], 64, 64, stride=1,
                          val_fraction=0.0, progress=False)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))])
-    measured = torch.stack([batch[('distance', f)] for f in SOURCES])
+    measured = torch.stack([batch[('distance', f)] for f in SOURCE_FRAMES])
 
     def length_error(objective):
         with torch.no_grad():
             poses = objective._poses(batch)
-        lengths = torch.stack([poses[f][:, :3, 3].norm(dim=-1) for f in SOURCES])
+        lengths = torch.stack([poses[f][:, :3, 3].norm(dim=-1) for f in SOURCE_FRAMES])
         return float(((lengths - measured).abs() / measured).mean())
 
     errors = {}

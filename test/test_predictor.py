@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core.data import motion
+from hybrid_depth_core.data import image_motion as motion
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
+from hybrid_depth_core.runtime.predictor import DepthPredictor
+from hybrid_depth_core.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
 from moving_images import camera_matrix, shifted_frames
@@ -157,12 +157,30 @@ def test_predict_rejects_bad_inputs_with_the_input_named(checkpoint):
 
 def test_weights_that_do_not_fit_their_config_are_named_in_one_error(checkpoint, tmp_path):
     state = load_checkpoint(checkpoint)
-    state['config']['model']['arch'] = 'resnet18'  # the weights are a hybrid's
+    state['model']['network']['arch'] = 'resnet18'  # the weights are a hybrid's
     mismatched = tmp_path / 'mismatched.pt'
     save_checkpoint(mismatched, state)
     with pytest.raises(UserError, match='do not fit the network'):
         DepthPredictor.from_checkpoint(mismatched, device='cpu')
-    del state['config']
+    del state['model'], state['config']
     save_checkpoint(mismatched, state)
-    with pytest.raises(UserError, match='config must be a mapping'):
+    with pytest.raises(UserError, match='neither a model section nor a training config'):
         DepthPredictor.from_checkpoint(mismatched, device='cpu')
+
+
+def test_a_checkpoint_from_before_the_model_section_loads_from_its_training_config(
+        checkpoint, tmp_path):
+    state = load_checkpoint(checkpoint)
+    assert state['model']['input_size'] == [state['config']['data']['width'],
+                                            state['config']['data']['height']]
+    del state['model']
+    old = tmp_path / 'old.pt'
+    save_checkpoint(old, state)
+    new, before = (DepthPredictor.from_checkpoint(path, device="cpu")
+                   for path in (checkpoint, old))
+    assert (before.width, before.height, before.metric) == (new.width, new.height, new.metric)
+    assert before.model.config == new.model.config
+    rgb = np.random.default_rng(0).integers(0, 255, (new.height, new.width, 3), np.uint8)
+    K = np.array([[new.width / 2, 0, new.width / 2], [0, new.width / 2, new.height / 2],
+                  [0, 0, 1]])
+    np.testing.assert_array_equal(before.predict(rgb, K), new.predict(rgb, K))

@@ -11,7 +11,7 @@ from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.networks import build_depth_model, build_pose_model
 from hybrid_depth_core.networks.cmt import LightweightAttention
 from hybrid_depth_core.networks.encoders import ResNet18Encoder
-from hybrid_depth_core.networks.profile import MacCounter, PAPER_TABLE_1, profile_models
+from hybrid_depth_core.networks.complexity import MacCounter, PAPER_TABLE_1, profile_models
 
 
 def torchvision_resnet18_layout() -> dict[str, tuple]:
@@ -139,7 +139,7 @@ def test_a_pose_network_on_pooled_frames_costs_a_quarter_per_halving():
 
 
 def test_profile_command_prints_json_and_rejects_bad_sizes():
-    command = [sys.executable, '-m', 'hybrid_depth_core.cli', 'profile']
+    command = [sys.executable, '-m', 'hybrid_depth_ros.cli', 'profile']
     result = subprocess.run(command + ['--width', '320', '--height', '96', '--json'],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -154,5 +154,5 @@ def test_profile_command_prints_json_and_rejects_bad_sizes():
 def test_position_table_size_matches_a_hand_count():
     # heads x N x N/k^2, 2 blocks per stage, at 80x24, 40x12 and 20x6 tokens, k = 4, 2, 1.
     by_hand = 2 * (2 * 1920 * 1920 // 16 + 4 * 480 * 480 // 4 + 8 * 120 * 120)
-    from hybrid_depth_core.networks.profile import position_table_params
+    from hybrid_depth_core.networks.complexity import position_table_params
     assert position_table_params(640, 192) == by_hand == 1_612_800

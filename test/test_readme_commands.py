@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_depth_core.cli import build_parser
+from hybrid_depth_ros.cli import build_parser
 
 README = Path(__file__).resolve().parents[1] / 'README.md'
 

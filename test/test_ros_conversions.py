@@ -7,12 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
-from hybrid_depth_core.messages import bag_messages
+from hybrid_depth_core.messages import builders
 from hybrid_depth_core.messages import outputs
-from hybrid_depth_core.messages.camera_info import Camera, camera_from_fov, camera_from_info
+from hybrid_depth_core.camera import PinholeCamera
+from hybrid_depth_core.messages.camera_info import camera_from_info, info_fields
 from hybrid_depth_core.messages.images import BadMessage, compressed_to_rgb, image_to_rgb
 
-HEADER = bag_messages.header(1_500_000_000, 'cam_optical')
+HEADER = builders.header(1_500_000_000, 'cam_optical')
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)
 
@@ -44,7 +45,7 @@ def test_byte_order_encodings_decode_exactly():
         np.testing.assert_array_equal(image_to_rgb(packed(gray, encoding)),
                                       np.repeat(gray[..., None], 3, axis=2))
     # A rosbags message, as bag replay or a recording gives it: same attributes, same result.
-    np.testing.assert_array_equal(image_to_rgb(bag_messages.rgb_image(RGB, HEADER)), RGB)
+    np.testing.assert_array_equal(image_to_rgb(builders.rgb_image(RGB, HEADER)), RGB)
 
 
 @pytest.mark.parametrize('bigendian', [False, True])
@@ -103,7 +104,7 @@ def test_yuv422_byte_orders(encoding, order):
 
 def test_compressed_jpeg_and_png_decode_to_rgb():
     smooth = cv2.resize(RGB, (64, 48), interpolation=cv2.INTER_CUBIC)
-    jpeg = compressed_to_rgb(bag_messages.jpeg_image(smooth, HEADER, quality=95))
+    jpeg = compressed_to_rgb(builders.jpeg_image(smooth, HEADER, quality=95))
     assert jpeg.shape == (48, 64, 3) and np.abs(jpeg.astype(int) - smooth).mean() < 3
     png = cv2.imencode('.png', smooth[..., ::-1])[1]
     for fmt in ('bgr8; png compressed bgr8', 'png', ''):
@@ -194,7 +195,7 @@ def test_point_cloud_equals_the_analytic_back_projection(stride):
 
 
 def info(K, width, height, **changes):
-    message = bag_messages.camera_info(np.asarray(K, dtype=np.float64), width, height, HEADER)
+    message = builders.camera_info(np.asarray(K, dtype=np.float64), width, height, HEADER)
     for name, value in changes.items():
         setattr(message, name, value)
     return message
@@ -207,7 +208,7 @@ def test_an_undistorted_camera_info_passes_through():
     camera, rectifier = camera_from_info(info(K, 128, 64), 128, 64)
     assert rectifier is None and (camera.width, camera.height) == (128, 64)
     np.testing.assert_array_equal(camera.K, K)
-    fields = camera.info_fields(HEADER)
+    fields = info_fields(camera, HEADER)
     assert fields['header'] is HEADER and fields['d'] == [0.0] * 5
     assert fields['k'] == K.reshape(-1).tolist()
     assert fields['p'] == np.hstack([K, np.zeros((3, 1))]).reshape(-1).tolist()
@@ -215,10 +216,10 @@ def test_an_undistorted_camera_info_passes_through():
 
 def test_scaling_moves_k_and_p_like_the_resize_moves_pixels():
     P = np.hstack([K, [[-12.0], [3.0], [0.0]]])  # a right stereo camera: Tx = -fx B
-    small = Camera(128, 64, P).scaled(64, 48)
+    small = PinholeCamera.from_matrix(P, 128, 64).scaled(64, 48)
     sx, sy = 64 / 128, 48 / 64
-    k = small.info_fields(HEADER)['k']
-    p = small.info_fields(HEADER)['p']
+    k = info_fields(small, HEADER)['k']
+    p = info_fields(small, HEADER)['p']
     assert (k[0], k[4]) == (100 * sx, 110 * sy) and (p[0], p[5]) == (100 * sx, 110 * sy)
     # Pixel centres at integers: pixel u of the full image lies at (u + 0.5) s - 0.5.
     assert k[2] == p[2] == pytest.approx((63.2 + 0.5) * sx - 0.5)
@@ -231,7 +232,7 @@ def test_scaling_moves_k_and_p_like_the_resize_moves_pixels():
 
 
 def test_fallback_camera_from_a_field_of_view():
-    camera = camera_from_fov(200, 100, 90.0)
+    camera = PinholeCamera.from_fov(200, 100, 90.0)
     assert camera.K[0, 0] == pytest.approx(100.0) and camera.K[1, 1] == pytest.approx(100.0)
     assert (camera.K[0, 2], camera.K[1, 2]) == (99.5, 49.5)
 

@@ -13,8 +13,8 @@ import pytest
 import setuptools
 import yaml
 
-from hybrid_depth_core.data.drive_bag import CAMERA_FRAME
-from hybrid_depth_ros import config
+from hybrid_depth_core.data.bag_writer import CAMERA_FRAME
+from hybrid_depth_core.runtime import node_config as config
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / 'launch' / 'depth.launch.py'
@@ -69,7 +69,9 @@ def configurations(value) -> set[str]:
     return set()
 
 
-def test_every_launch_argument_maps_to_a_parameter_remapping_or_rviz(monkeypatch):
+def test_launch_file_wiring_against_stand_in_launch_classes(monkeypatch):
+    """Read with stand-ins for launch's classes (no ROS here): every launch argument maps to a
+    node parameter, a topic remapping or RViz."""
     for name, module in stand_in_modules().items():
         monkeypatch.setitem(sys.modules, name, module)
     launch = load_launch_file()

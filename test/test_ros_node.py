@@ -26,14 +26,15 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from hybrid_depth_core.cli import node as cli_node
+from hybrid_depth_ros.cli import node as cli_node
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.training.checkpoint import save_checkpoint
-from hybrid_depth_core.training.config import load_config, to_dict
+from hybrid_depth_core.checkpoint import save_checkpoint
+from hybrid_depth_core.config_dicts import to_dict
+from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.objective import SelfSupervisedObjective
-from hybrid_depth_ros.config import NodeConfig
-from hybrid_depth_ros.model import load_predictor
+from hybrid_depth_core.runtime.node_config import NodeConfig
+from hybrid_depth_core.runtime.loader import load_predictor
 from hybrid_depth_ros.node import DepthNode
 
 WIDTH, HEIGHT, FRAME_ID = 128, 64, 'e2e_camera_optical'  # model input is 96x64: resized
@@ -124,7 +125,7 @@ def peer():
 @pytest.fixture(scope='module')
 def node_process(checkpoint, peer):
     process = subprocess.Popen(
-        [sys.executable, '-m', 'hybrid_depth_core.cli', 'node', '--weights', str(checkpoint),
+        [sys.executable, '-m', 'hybrid_depth_ros.cli', 'node', '--weights', str(checkpoint),
          '--device', 'cpu', '--image', '/cam/image_raw', '--camera-info', '/cam/camera_info',
          '--', '--ros-args', '-p', 'cloud_stride:=2', '-p', 'min_depth:=0.001',
          '-p', 'max_depth:=1000.0'],

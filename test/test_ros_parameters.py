@@ -11,7 +11,7 @@ from rcl_interfaces.msg import ParameterType
 from rclpy.context import Context
 
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_ros.config import NODE_NAME, PARAMETERS, NodeConfig
+from hybrid_depth_core.runtime.node_config import NODE_NAME, PARAMETERS, NodeConfig
 from hybrid_depth_ros.node import declare_parameters
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,8 +108,9 @@ def test_readme_parameter_table_matches_the_declared_parameters():
 
 
 def test_readme_topic_table_names_the_node_topics():
-    from hybrid_depth_ros.config import (CAMERA_INFO_TOPIC, COLORIZED_TOPIC, DEPTH_INFO_TOPIC,
-                                         DEPTH_TOPIC, IMAGE_TOPIC, POINTS_TOPIC)
+    from hybrid_depth_core.runtime.node_config import (CAMERA_INFO_TOPIC, COLORIZED_TOPIC,
+                                                       DEPTH_INFO_TOPIC, DEPTH_TOPIC, IMAGE_TOPIC,
+                                                       POINTS_TOPIC)
     text = (REPO / 'README.md').read_text()
     section = text.split('\n### Topics\n', 1)[1].split('\n#', 1)[0]
     listed = [line.split('|')[1].strip().strip('`') for line in section.splitlines()

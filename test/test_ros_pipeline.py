@@ -10,18 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core.data.motion import is_static
+from hybrid_depth_core.data.image_motion import is_static
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.messages import bag_messages
-from hybrid_depth_core.messages.camera_info import Camera
+from hybrid_depth_core.messages import builders
 from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_core.networks import DepthModel, DepthModelConfig, PoseNet
-from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_ros.config import PARAMETERS, RANDOM_INPUT_SIZE, NodeConfig
-from hybrid_depth_ros.model import load_predictor
-from hybrid_depth_ros.pipeline import DepthPipeline, NoCameraInfo
-from hybrid_depth_ros.worker import LatestSlot, Stats, Throttle
+from hybrid_depth_core.runtime.predictor import DepthPredictor
+from hybrid_depth_core.runtime.node_config import PARAMETERS, RANDOM_INPUT_SIZE, NodeConfig
+from hybrid_depth_core.runtime.loader import load_predictor
+from hybrid_depth_core.runtime.pipeline import DepthPipeline, NoCameraInfo
+from hybrid_depth_core.runtime.frame_handoff import LatestSlot, Stats, Throttle
 from moving_images import shifted_frames
 
 WIDTH, HEIGHT, FRAME_ID = 96, 48, 'camera_optical_frame'
@@ -54,9 +53,9 @@ def small_predictor(networks):
 
 
 def messages(drive, frame, stamp_ns=None, frame_id=FRAME_ID):
-    header = bag_messages.header(frame.stamp_ns if stamp_ns is None else stamp_ns, frame_id)
-    return (bag_messages.rgb_image(frame.rgb, header),
-            bag_messages.camera_info(drive.camera.K, WIDTH, HEIGHT, header))
+    header = builders.header(frame.stamp_ns if stamp_ns is None else stamp_ns, frame_id)
+    return (builders.rgb_image(frame.rgb, header),
+            builders.camera_info(drive.camera.K, WIDTH, HEIGHT, header))
 
 
 def test_outputs_carry_the_input_header_size_and_intrinsics(drive, small_predictor):
@@ -81,8 +80,14 @@ def test_model_resolution_output_scales_camera_info(drive, small_predictor):
     config = NodeConfig(**{**CONFIG.__dict__, 'output_resolution': 'model'})
     out = DepthPipeline(small_predictor(), config).process(*messages(drive, frames[0]))
     assert (out.depth['width'], out.depth['height']) == (64, 64)
-    P = np.hstack([drive.camera.K, np.zeros((3, 1))])
-    assert out.camera_info['p'] == Camera(WIDTH, HEIGHT, P).scaled(64, 64).info_fields(None)['p']
+    # The image was resized to the network's 64x64: K moves with the pixels (centres at
+    # integers, so c' = (c + 0.5) s - 0.5), written out here rather than by the code under test.
+    fx, fy, cx, cy = (drive.camera.K[i, j] for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+    sx, sy = 64 / WIDTH, 64 / HEIGHT
+    expected = [fx * sx, 0, (cx + 0.5) * sx - 0.5, 0, 0, fy * sy, (cy + 0.5) * sy - 0.5, 0,
+                0, 0, 1, 0]
+    np.testing.assert_allclose(out.camera_info['p'], expected, rtol=1e-12)
+    np.testing.assert_allclose(out.camera_info['k'], np.reshape(expected, (3, 4))[:, :3].ravel())
     assert (out.camera_info['width'], out.camera_info['height']) == (64, 64)
 
 
@@ -156,7 +161,7 @@ def test_bad_input_raises_and_the_next_good_frame_is_served(drive, small_predict
 def test_compressed_transport(drive, small_predictor):
     drive, frames = drive
     image, info = messages(drive, frames[0])
-    jpeg = bag_messages.jpeg_image(frames[0].rgb, image.header)
+    jpeg = builders.jpeg_image(frames[0].rgb, image.header)
     config = NodeConfig(**{**CONFIG.__dict__, 'image_transport': 'compressed'})
     out = DepthPipeline(small_predictor(), config).process(jpeg, info)
     assert (out.depth['width'], out.depth['height']) == (WIDTH, HEIGHT)

@@ -15,7 +15,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CameraInfo, Image
 
-from hybrid_depth_core.data.drive_bag import write_drive_bag
+from hybrid_depth_core.data.bag_writer import write_drive_bag
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_ros.play import play
@@ -90,7 +90,7 @@ def test_command_line_replays_at_the_recorded_rate_scaled(bag, ros):
            'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
     rate = 0.5  # 10 Hz recorded: frames 0.2 s apart
     result = subprocess.run(
-        [sys.executable, '-m', 'hybrid_depth_core.cli', 'play', str(bag), '--rate', str(rate),
+        [sys.executable, '-m', 'hybrid_depth_ros.cli', 'play', str(bag), '--rate', str(rate),
          '--delay', '10', '--topics', '/camera/image_raw'],
         env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -110,7 +110,7 @@ def test_bad_bags_and_topics_are_user_errors(bag, ros, tmp_path):
         play(tmp_path / 'missing', player, log=lambda line: None)
     with pytest.raises(UserError, match='has no topic /nope; it has /camera/camera_info'):
         play(bag, player, topics=['/nope'], log=lambda line: None)
-    result = subprocess.run([sys.executable, '-m', 'hybrid_depth_core.cli', 'play',
+    result = subprocess.run([sys.executable, '-m', 'hybrid_depth_ros.cli', 'play',
                              str(tmp_path / 'missing')], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 1
@@ -123,7 +123,7 @@ def test_a_looping_replay_ends_cleanly_on_sigterm(bag, ros):
     env = {**os.environ, 'ROS_DOMAIN_ID': str(DOMAIN),
            'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
     process = subprocess.Popen(
-        [sys.executable, '-m', 'hybrid_depth_core.cli', 'play', str(bag), '--loop', '--rate',
+        [sys.executable, '-m', 'hybrid_depth_ros.cli', 'play', str(bag), '--loop', '--rate',
          '10', '--topics', '/camera/image_raw'],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -17,19 +17,19 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from hybrid_depth_core.data import bag_dataset
 from hybrid_depth_core.data.bag_dataset import (BagDataset, BagSource, Recording, build_triplets,
                                                 decode_recording)
-from hybrid_depth_core.data.drive_bag import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
-                                              write_drive_bag)
-from hybrid_depth_core.data.motion import pair_turns
+from hybrid_depth_core.data.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
+                                               write_drive_bag)
+from hybrid_depth_core.data.image_motion import pair_turns
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.evaluation import evaluate_bag
+from hybrid_depth_core.evaluation.drivers import evaluate_bag
 from hybrid_depth_core.geometry import scale_intrinsics
-from hybrid_depth_core.messages import bag_messages as msgs
+from hybrid_depth_core.messages import builders as msgs
 from hybrid_depth_core.messages.images import depth_to_metres
 from hybrid_depth_core.networks import DepthModel, DepthModelConfig, PoseNet
-from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_ros.bag_infer import infer_bag
-from hybrid_depth_ros.config import NodeConfig
+from hybrid_depth_core.runtime.predictor import DepthPredictor
+from hybrid_depth_core.runtime.bag_inference import infer_bag
+from hybrid_depth_core.runtime.node_config import NodeConfig
 
 WIDTH, HEIGHT, FRAMES = 128, 64, 6
 TRAIN_SIZE = (64, 64)
@@ -318,7 +318,7 @@ def test_record_train_infer_evaluate_from_the_command_line(tmp_path):
     """The user's round trip with the console script: sample -> train --bag -> infer ->
     evaluate --bag, each exit 0 and saying what it did."""
     script = Path(sys.executable).with_name('hybrid-depth')
-    command = [str(script)] if script.exists() else [sys.executable, '-m', 'hybrid_depth_core.cli']
+    command = [str(script)] if script.exists() else [sys.executable, '-m', 'hybrid_depth_ros.cli']
 
     def run(*args):
         result = subprocess.run(command + [str(a) for a in args], capture_output=True,

@@ -190,8 +190,8 @@ def test_sample_command_writes_a_room_bag(tmp_path):
 
 
 def test_sample_defaults_follow_the_scene():
-    from hybrid_depth_core.cli import build_parser
-    from hybrid_depth_core.cli.sample import make_sequence
+    from hybrid_depth_ros.cli import build_parser
+    from hybrid_depth_ros.cli.sample import make_sequence
 
     def sequence(*args):
         return make_sequence(build_parser().parse_args(['sample', 'out', *args]))

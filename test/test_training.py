@@ -9,7 +9,7 @@ from hybrid_depth_core.data.samples import AugmentConfig
 from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.networks import DepthModelConfig
-from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
+from hybrid_depth_core.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import TrainConfig, learning_rate, load_config
 from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
 from hybrid_depth_core.training import trainer
@@ -67,7 +67,7 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
 
 
 def test_train_command_frame_stride_reaches_every_source(tmp_path, capsys):
-    from hybrid_depth_core.cli import main
+    from hybrid_depth_ros.cli import main
     assert main(['train', '--out', str(tmp_path), '--max-steps', '1', '--frame-stride', '2']
                 + TINY) == 0
     assert load_checkpoint(tmp_path / 'last.pt')['config']['data']['frame_stride'] == 2
@@ -137,8 +137,9 @@ def test_learning_rate_warms_up_linearly_then_steps_down():
 
 
 def test_checkpoints_from_before_the_fractional_schedule_still_load():
-    from hybrid_depth_core.predictor import DepthPredictor
-    from hybrid_depth_core.training.config import checkpoint_config, to_dict
+    from hybrid_depth_core.runtime.predictor import DepthPredictor
+    from hybrid_depth_core.config_dicts import to_dict
+    from hybrid_depth_core.training.config import checkpoint_config
     old = to_dict(TrainConfig())
     for new in ('warmup', 'lr_step_at', 'freeze_at'):
         del old[new]

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core.data.motion import pair_turns, turn
+from hybrid_depth_core.data.image_motion import pair_turns, turn
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample, triplet_turns
 from hybrid_depth_core.data.synthetic import RoomWalk, RoomWalkConfig
 from hybrid_depth_core.export import export_onnx
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.networks import PoseNet
-from hybrid_depth_core.predictor import DepthPredictor
+from hybrid_depth_core.runtime.predictor import DepthPredictor
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
 from hybrid_depth_core.training.trainer import train

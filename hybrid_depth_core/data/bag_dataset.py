@@ -22,9 +22,9 @@ from tqdm import tqdm
 from hybrid_depth_core.atomic import new_file
 from hybrid_depth_core.data.bag_motion import CameraMotion, MotionOptions, read_camera_motion
 from hybrid_depth_core.data.image_folder import read_intrinsics
-from hybrid_depth_core.data.motion import (MAX_MATCHING_GAP, choose_stride, is_static,
-                                           pair_turns, stride_motions)
-from hybrid_depth_core.data.rosbag import Bag
+from hybrid_depth_core.data.image_motion import (MAX_MATCHING_GAP, choose_stride, is_static,
+                                                 pair_turns, stride_motions)
+from hybrid_depth_core.data.bag_reader import Bag
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import scale_intrinsics
@@ -77,11 +77,11 @@ def decode_recording(source: BagSource, width: int, height: int,
                                 f'{size[1]}x{size[0]} to {rgb.shape[1]}x{rgb.shape[0]} at '
                                 f'{stamp / 1e9:.3f} s; split the bag where the camera changed')
             if intrinsics is not None:
-                if rgb.shape[:2] != (intrinsics.height, intrinsics.width):
+                camera, rectifier = intrinsics
+                if rgb.shape[:2] != (camera.height, camera.width):
                     raise UserError(f'bag {bag.path}: images are {rgb.shape[1]}x{rgb.shape[0]} '
                                     f'but {source.intrinsics} describes '
-                                    f'{intrinsics.width}x{intrinsics.height}')
-                rgb, K = intrinsics.undistort(rgb), intrinsics.K
+                                    f'{camera.width}x{camera.height}')
             else:
                 try:
                     camera, rectifier = camera_from_info(infos.nearest(stamp), rgb.shape[1],
@@ -89,7 +89,7 @@ def decode_recording(source: BagSource, width: int, height: int,
                 except BadMessage as error:
                     raise UserError(f'bag {bag.path}: camera_info on {bag.camera_info_topic}: '
                                     f'{error}') from None
-                rgb, K = (rectifier(rgb) if rectifier else rgb), camera.K
+            rgb, K = (rectifier(rgb) if rectifier else rgb), camera.K
             frames.append(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA))
             Ks.append(scale_intrinsics(K, width / rgb.shape[1], height / rgb.shape[0]))
             stamps.append(stamp)

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hybrid_depth_core.data.rosbag import Bag, stamp_ns
+from hybrid_depth_core.data.bag_reader import Bag
 from hybrid_depth_core.data.tf_tree import BadTransform, TransformTree
 from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.messages.header import stamp_ns
 
 TF_TYPE = 'tf2_msgs/msg/TFMessage'
 ODOMETRY_TYPE = 'nav_msgs/msg/Odometry'

@@ -10,7 +10,7 @@ import torch
 from hybrid_depth_core.data.samples import AugmentConfig
 from hybrid_depth_core.errors import UserError
 
-SOURCES = ('synthetic', 'kitti', 'folder', 'bag')
+DATA_SOURCES = ('synthetic', 'kitti', 'folder', 'bag')
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class DataConfig:
     image_topic: str = ''          # bag: '' = the bag's only image topic
     camera_info_topic: str = ''    # bag: '' = the image topic's sibling camera_info
     # Triplets of frames (t - s, t, t + s); 0: chosen from the image motion (bag, synthetic;
-    # data/motion.py), 1 for kitti and folder (split files promise t - 1 and t + 1).
+    # data/image_motion.py), 1 for kitti and folder (split files promise t - 1 and t + 1).
     frame_stride: int = 0
     static_threshold: float = 1.0  # bag: frames closer than this (grey levels) are skipped
     val_fraction: float = 0.1      # bag: the last part of each bag (by time) held out
@@ -42,8 +42,8 @@ class DataConfig:
     motion_frame: str = ''         # bag: the TF chain's fixed frame; '' = odom, else the root
 
     def __post_init__(self):
-        if self.source not in SOURCES:
-            raise ValueError(f'data.source must be one of {SOURCES}, got {self.source!r}')
+        if self.source not in DATA_SOURCES:
+            raise ValueError(f'data.source must be one of {DATA_SOURCES}, got {self.source!r}')
         automatic = self.width == self.height == 0
         if not automatic and (self.width % 32 or self.height % 32
                               or min(self.width, self.height) < 64):

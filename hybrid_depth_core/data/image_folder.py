@@ -5,46 +5,30 @@ Intrinsics YAML, either the simple form
     distortion_model: plumb_bob        # optional, with
     distortion: [k1, k2, p1, p2, k3]   # optional
 or the file ROS's camera_calibration writes (image_width, image_height, camera_matrix.data,
-distortion_model, distortion_coefficients.data). Distorted images are undistorted with OpenCV
-keeping the same K (plumb_bob, rational_polynomial, equidistant).
+distortion_model, distortion_coefficients.data). Distorted images are undistorted keeping the
+same K (plumb_bob, rational_polynomial, equidistant), by camera.rectifier as the node does.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 import torch
 import yaml
 
+from hybrid_depth_core.camera import DISTORTION_MODELS, PinholeCamera, rectifier
 from hybrid_depth_core.data.kitti import read_rgb
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample, triplet_turns
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.geometry import scale_intrinsics
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
-DISTORTION_MODELS = ('plumb_bob', 'rational_polynomial', 'equidistant')
 
 
-@dataclass(frozen=True)
-class Intrinsics:
-    K: np.ndarray                # (3, 3)
-    width: int
-    height: int
-    distortion_model: str = 'plumb_bob'
-    distortion: tuple[float, ...] = ()
-
-    def undistort(self, image: np.ndarray) -> np.ndarray:
-        if not any(self.distortion):
-            return image
-        D = np.array(self.distortion, dtype=np.float64)
-        if self.distortion_model == 'equidistant':
-            return cv2.fisheye.undistortImage(image, self.K, D, Knew=self.K)
-        return cv2.undistort(image, self.K, D)
-
-
-def read_intrinsics(path: Path) -> Intrinsics:
+def read_intrinsics(path: Path) -> tuple[PinholeCamera, Callable | None]:
+    """The camera an intrinsics file describes, and the rectifier that undistorts its images
+    (None: they need none)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -73,7 +57,11 @@ def read_intrinsics(path: Path) -> Intrinsics:
                         f'{DISTORTION_MODELS}')
     if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0 or width <= 0 or height <= 0:
         raise UserError(f'intrinsics {path}: need finite fx, fy > 0 and a positive size')
-    return Intrinsics(K, width, height, model, tuple(float(d) for d in distortion))
+    try:
+        return (PinholeCamera.from_matrix(K, width, height),
+                rectifier(K, [float(d) for d in distortion], model, width, height))
+    except ValueError as error:  # a coefficient count that does not fit the model
+        raise UserError(f'intrinsics {path}: {error}') from None
 
 
 class ImageFolderDataset(torch.utils.data.Dataset):
@@ -91,10 +79,9 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             raise UserError(f'image folder {folder} has {len(self.paths)} images; training '
                             f'with frame_stride {frame_stride} needs at least '
                             f'{2 * frame_stride + 1} consecutive ones')
-        self.intrinsics = read_intrinsics(intrinsics)
+        self.camera, self.rectify = read_intrinsics(intrinsics)
         self.width, self.height = width, height
-        self.K = scale_intrinsics(self.intrinsics.K, width / self.intrinsics.width,
-                                  height / self.intrinsics.height)
+        self.K = self.camera.scaled(width, height).K
         self.augment, self.seed, self.epoch = augment, seed, 0
 
     def distances(self) -> np.ndarray:
@@ -109,11 +96,12 @@ class ImageFolderDataset(torch.utils.data.Dataset):
 
     def _load(self, path: Path) -> np.ndarray:
         image = read_rgb(path)
-        expected = (self.intrinsics.height, self.intrinsics.width)
+        expected = (self.camera.height, self.camera.width)
         if image.shape[:2] != expected:
             raise UserError(f'{path} is {image.shape[1]}x{image.shape[0]}, but the intrinsics '
                             f'describe {expected[1]}x{expected[0]} images')
-        image = self.intrinsics.undistort(image)
+        if self.rectify is not None:
+            image = self.rectify(image)
         return cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
 
     def __getitem__(self, item: int) -> dict:

@@ -190,29 +190,3 @@ class KittiRawDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
         turns = triplet_turns(resized, K) if self.turns else None
         return make_sample(resized, K, rng, self.augment, turns=turns)
-
-
-def evaluate_kitti(predict, root: Path, split: Path, progress: bool = True) -> dict:
-    """Eigen-protocol evaluation of `predict(rgb, K, previous) -> depth` on a split's frames
-    (full-resolution images, Velodyne GT; the previous frame is used when it exists)."""
-    from tqdm import tqdm
-
-    from hybrid_depth_core.evaluation import KITTI_EIGEN, Accumulator
-
-    root = Path(root)
-    dataset = KittiRawDataset(root, split, 64, 64)  # only for its calibration cache
-    accumulator = Accumulator(KITTI_EIGEN)
-    for frame in tqdm(dataset.frames, desc='evaluating', unit='frame', disable=not progress):
-        calibration = dataset.calibration(frame)
-        rgb = read_rgb(image_path(root, frame))
-        try:
-            previous = read_rgb(image_path(root, frame, -1))
-        except UserError:
-            previous = None  # first frame of a drive
-        scan = root / frame.drive / 'velodyne_points' / 'data' / f'{frame.index:010d}.bin'
-        gt = calibration.depth_map(read_velodyne(scan))
-        depth = predict(rgb, calibration.K, previous)
-        if depth.shape != gt.shape:
-            depth = cv2.resize(depth, gt.shape[::-1], interpolation=cv2.INTER_LINEAR)
-        accumulator.add(depth, gt)
-    return accumulator.summary()

@@ -10,8 +10,8 @@ A sample is a dict (batched by torch's default collate) holding only what traini
     ('K', 0), ('inv_K', 0)  (3, 3) float32 intrinsics and their inverse
     ('turn', f)          f in {-1, +1}: (3, 3) float32, the camera's rotation from the earlier to
                          the later frame of the pair (-1, 0) or (0, +1), measured on tracked
-                         corners (data/motion.turn; T_later_earlier's rotation), which the pose
-                         network corrects (only for DepthModelConfig.turn_prior: datasets
+                         corners (data/image_motion.turn; T_later_earlier's rotation), which
+                         the pose network corrects (only for DepthModelConfig.turn_prior: datasets
                          measure turns when asked to)
     ('distance', f)      f in {-1, +1}: () float32, how far the camera moved between frames 0 and
                          f (metres, measured: data/bag_motion.py; NaN where unknown), which the
@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.motion import pair_turns
+from hybrid_depth_core.data.image_motion import pair_turns
 from hybrid_depth_core.geometry import scale_intrinsics
 
 FRAME_IDS = (0, -1, 1)
@@ -62,7 +62,7 @@ def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Gen
                 distances: dict[int, float] | None = None) -> dict:
     """Build the sample dict from uint8 RGB frames (H, W, 3) keyed by frame id and the
     intrinsics K (3, 3) of that resolution. rng None or augment None: no augmentation. `turns`
-    ({-1, 1} -> (3, 3), as the ('turn', f) entries: data/motion.pair_turns over the frames
+    ({-1, 1} -> (3, 3), as the ('turn', f) entries: data/image_motion.pair_turns over the frames
     between, or `triplet_turns`); None: the sample has none. `distances` ({-1, 1} -> metres or
     NaN, as the ('distance', f) entries; a flip leaves them as they are); None: none."""
     height, width = frames[0].shape[:2]

@@ -6,8 +6,8 @@ import torch
 from tqdm import tqdm
 
 from hybrid_depth_core.data.bag_motion import CameraMotion
-from hybrid_depth_core.data.motion import (MAX_MATCHING_GAP, choose_stride, pair_turns,
-                                           stride_motions)
+from hybrid_depth_core.data.image_motion import (MAX_MATCHING_GAP, choose_stride, pair_turns,
+                                                 stride_motions)
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 

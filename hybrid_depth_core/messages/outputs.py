@@ -1,6 +1,6 @@
 """Depth -> the fields of the messages the node publishes and `hybrid-depth infer` writes. Pure
 numpy, no ROS imports: the node turns each dict into its message class (`Image(**fields)`),
-bag_messages.from_fields into a rosbags message, tests decode the bytes directly.
+builders.from_fields into a rosbags message, tests decode the bytes directly.
 
 Layouts follow REP 118 and depth_image_proc: 32FC1 metres little-endian with NaN = no depth;
 PointCloud2 organized like the depth image, float32 x, y, z at 0, 4, 8 and the colour as a

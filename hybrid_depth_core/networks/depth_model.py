@@ -37,7 +37,7 @@ class DepthModelConfig:
     # a quarter, which is most of what a streamed multi-frame step adds (docs/benchmarks.md).
     pose_downsample: int = 1
     # The pose network corrects the rotation measured on tracked corners between its two frames
-    # (networks/pose.py, data/motion.turn) instead of finding it from zero; training and
+    # (networks/pose.py, data/image_motion.turn) instead of finding it from zero; training and
     # inference both measure it. Off by default: on the handheld room it brought the held-out
     # photometric loss to a third but not the depth error down within 30 CPU minutes
     # (docs/benchmarks.md, "The turn prior").

@@ -3,11 +3,10 @@
 Two implementations with the same values and gradients: PyTorch's grid_sample (any device, any
 input needing gradients), and on the CPU a fused C++ kernel (plane_sweep.cpp) with its own
 backward pass for the current features, which is what training needs (ManyDepth's lookup
-features and swept positions carry no gradient). The kernel is 8-13x faster at 640x192 because
-it never materialises the warped (B, C, D, h, w) volume (docs/benchmarks.md). The
-kernel is compiled on first use (about 30 s on 2 cores, then cached by PyTorch in
-~/.cache/torch_extensions); without a C++ compiler and ninja the PyTorch path is used, with a
-warning.
+features and swept positions carry no gradient). The kernel is faster because it never
+materialises the warped (B, C, D, h, w) volume (docs/benchmarks.md has the figures). It is
+compiled on first use (then cached by PyTorch in ~/.cache/torch_extensions); without a C++
+compiler and ninja the PyTorch path is used, with a warning.
 """
 from __future__ import annotations
 
@@ -19,6 +18,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from hybrid_depth_core.device import cpuinfo_lines
+from hybrid_depth_core.errors import one_line
 
 LOG = logging.getLogger(__name__)
 DISABLE_VARIABLE = 'HYBRID_DEPTH_NO_CPP'  # =1: always the PyTorch path
@@ -106,7 +108,7 @@ def fused_kernel():
                        [str(Path(__file__).with_name('plane_sweep.cpp'))],
                        extra_cflags=['-O3', '-march=native', '-fopenmp-simd'], verbose=False)
     except Exception as error:  # no compiler, no ninja, no headers: fall back, say why once
-        _kernel_error = ' '.join(str(error).split())[:300]
+        _kernel_error = one_line(error)
         LOG.warning('fused plane-sweep kernel unavailable, using PyTorch (slower on CPU): %s',
                     _kernel_error)
     return _kernel
@@ -114,11 +116,6 @@ def fused_kernel():
 
 def _cpu_tag() -> str:
     """Short hash of the CPU's model and instruction-set flags (Linux), else of the platform."""
-    description = platform.machine() + platform.processor()
-    try:
-        with open('/proc/cpuinfo') as cpuinfo:
-            description += ''.join(line for line in cpuinfo
-                                   if line.startswith(('model name', 'flags', 'Features')))
-    except OSError:
-        pass
+    description = platform.machine() + platform.processor() + ''.join(
+        cpuinfo_lines(('model name', 'flags', 'Features')))
     return hashlib.sha1(description.encode()).hexdigest()[:10]

@@ -34,7 +34,7 @@ class PoseDecoder(nn.Module):
             nn.Conv2d(256, 6, 1))
         # Start from a camera that stands still (neutral), with the random part of the output
         # 100x smaller than usual; the trainer then points the start along the heading the
-        # recording shows, if it shows one (`start_moving`, data/motion.camera_heading).
+        # recording shows, if it shows one (`start_moving`, data/image_motion.camera_heading).
         last = self.net[-1]
         with torch.no_grad():
             last.weight.mul_(0.01)
@@ -57,7 +57,7 @@ class PoseNet(nn.Module):
     earlier camera's frame into the later camera's frame. Frames in time order, so one network
     sees one direction of motion; invert the result for the other direction.
 
-    `turn` (B, 3, 3), a rotation measured on tracked corners (data/motion.turn), is what the
+    `turn` (B, 3, 3), a rotation measured on tracked corners (data/image_motion.turn), is what the
     network corrects: its output is the correction applied after the turn, [R | t] @ [turn | 0].
     """
 

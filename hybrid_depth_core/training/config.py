@@ -2,13 +2,12 @@
 dict saved inside every checkpoint."""
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from hybrid_depth_core.config_dicts import from_dict
 from hybrid_depth_core.data.samples import AugmentConfig
 from hybrid_depth_core.data.datasets import DataConfig
 from hybrid_depth_core.errors import UserError
@@ -66,44 +65,6 @@ def learning_rate(config: TrainConfig, progress: float) -> float:
 def is_frozen(config: TrainConfig, progress: float) -> bool:
     """Whether a multi-frame run's teacher and pose network are frozen at `progress`."""
     return config.model.multi_frame and progress >= config.freeze_at
-
-
-def to_dict(config) -> dict:
-    return dataclasses.asdict(config)
-
-
-def from_dict(cls, data: dict, where: str = 'config', base=None):
-    """Build dataclass `cls` from nested dicts, naming any unknown or mistyped key. Keys not
-    given keep their defaults, nested ones too: `model: {arch: resnet18}` keeps the rest of
-    TrainConfig's default model (multi-frame, pose_downsample 2), not DepthModelConfig's."""
-    if not isinstance(data, dict):
-        raise UserError(f'{where} must be a mapping, got {type(data).__name__}')
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise UserError(f'{where}: unknown key(s) {unknown}; valid keys: {sorted(fields)}')
-    values = {}
-    for name, value in data.items():
-        kind = hints[name]
-        if dataclasses.is_dataclass(kind):
-            default = (getattr(base, name) if base is not None
-                       else _default(fields[name]))
-            values[name] = from_dict(kind, value, f'{where}.{name}', default)
-        elif typing.get_origin(kind) is tuple and isinstance(value, list):
-            values[name] = tuple(value)
-        else:
-            values[name] = value
-    try:
-        return dataclasses.replace(base, **values) if base is not None else cls(**values)
-    except (TypeError, ValueError) as error:
-        raise UserError(f'{where}: {error}') from None
-
-
-def _default(field: dataclasses.Field):
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return None if field.default is dataclasses.MISSING else field.default
 
 
 # Keys of checkpoints written before the schedule became fractions of the run (issue 17):

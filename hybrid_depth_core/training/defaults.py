@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from hybrid_depth_core.data.datasets import DataConfig
-from hybrid_depth_core.data.motion import HEADING_AGREEMENT, camera_heading
+from hybrid_depth_core.data.image_motion import HEADING_AGREEMENT, camera_heading
 from hybrid_depth_core.networks.pose import INITIAL_SPEED
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.training.config import TrainConfig
@@ -101,8 +101,8 @@ def source_aspect(data: DataConfig) -> float:
         from hybrid_depth_core.data.image_folder import read_intrinsics
         if not data.intrinsics:
             raise UserError('data.source=folder needs data.intrinsics')
-        intrinsics = read_intrinsics(Path(data.intrinsics))
-        return intrinsics.width / intrinsics.height
+        camera, _ = read_intrinsics(Path(data.intrinsics))
+        return camera.width / camera.height
     if not data.bags:
         raise UserError('data.source=bag needs data.bags')
     aspects = {bag: _first_image_aspect(bag, data) for bag in data.bags}
@@ -114,7 +114,7 @@ def source_aspect(data: DataConfig) -> float:
 
 
 def _first_image_aspect(path: str, data: DataConfig) -> float:
-    from hybrid_depth_core.data.rosbag import Bag
+    from hybrid_depth_core.data.bag_reader import Bag
     with Bag(Path(path), data.image_topic or None, data.camera_info_topic or None,
              data.allow_partial_bags) as bag:
         for _, rgb, _ in bag.images():

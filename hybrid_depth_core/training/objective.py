@@ -1,7 +1,7 @@
 """The self-supervised objective as one module (depth net, teacher, pose net), so that a single
 DistributedDataParallel wrapper synchronises all of them. Batches follow data/samples.py.
 
-A multi-frame step is ManyDepth's (its trainer.py, facts in ../shared/docs/method.md):
+A multi-frame step is ManyDepth's (Watson et al., CVPR 2021, and its trainer.py):
 - the single-frame teacher and the pose network learn from the teacher's auto-masked
   photometric loss alone (plus, where the data has the camera's measured motion, PackNet-SfM's
   velocity loss on the pose network's translation, which makes both metric); the multi-frame
@@ -29,7 +29,7 @@ from hybrid_depth_core import losses
 from hybrid_depth_core.geometry import invert_transform, warp
 from hybrid_depth_core.networks import DepthModel, DepthModelConfig, PoseNet, disp_to_depth
 
-SOURCES = (-1, 1)
+SOURCE_FRAMES = (-1, 1)  # the frame offsets warped into the target frame 0
 # Per-sample matching augmentation (ManyDepth's augmentation_mask, keeping which kind it was).
 NO_AUGMENTATION, STATIC_CAMERA, ZERO_COST_VOLUME = 0, 1, 2
 
@@ -103,7 +103,7 @@ class SelfSupervisedObjective(nn.Module):
 
     def forward(self, batch: dict, augmentation: torch.Tensor | None = None,
                 frozen: bool = False):
-        aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCES}
+        aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCE_FRAMES}
         target = batch[('color', 0, 0)]
         K = batch[('K', 0)]
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
@@ -111,15 +111,16 @@ class SelfSupervisedObjective(nn.Module):
             teacher = self.teacher(aug[0]) if self.teacher is not None else None
         single = teacher if teacher is not None else self.depth(aug[0])
         with torch.no_grad():
-            identity = losses.identity_error([batch[('color', f, 0)] for f in SOURCES], target)
+            identity = losses.identity_error(
+                [batch[('color', f, 0)] for f in SOURCE_FRAMES], target)
         photometric, smoothness, single_depths, kept = self._view_synthesis(
             batch, single.disparities, poses, identity=identity)
         single_loss = photometric + smoothness
         terms = {'automask/kept': kept.mean()}
         if ('distance', 1) in batch:  # measured motion: the pose network learns metres
             velocity = losses.velocity_loss(  # the mean over every pair with a distance
-                torch.cat([poses[f][:, :3, 3] for f in SOURCES]),
-                torch.cat([batch[('distance', f)] for f in SOURCES]))
+                torch.cat([poses[f][:, :3, 3] for f in SOURCE_FRAMES]),
+                torch.cat([batch[('distance', f)] for f in SOURCE_FRAMES]))
             single_loss = single_loss + self.loss_config.velocity * velocity
             terms['loss/velocity'] = velocity
         if self.teacher is None:
@@ -164,13 +165,13 @@ class SelfSupervisedObjective(nn.Module):
         """Held-out scoring: the auto-masked photometric loss (the teacher's form, which any
         depth can be given) of the depth network's full-size depth, and that depth. Multi-frame
         networks match against the earlier frame, as at inference."""
-        aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCES}
+        aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCE_FRAMES}
         poses = self._poses(batch)
         if self.teacher is None:
             output = self.depth(aug[0])
         else:
             output = self.depth(aug[0], aug[-1], batch[('K', 0)], poses[-1])
-        identity = losses.identity_error([batch[('color', f, 0)] for f in SOURCES],
+        identity = losses.identity_error([batch[('color', f, 0)] for f in SOURCE_FRAMES],
                                          batch[('color', 0, 0)])
         photometric, _, depths, _ = self._view_synthesis(batch, output.disparities[:1], poses,
                                                          identity=identity)
@@ -180,9 +181,9 @@ class SelfSupervisedObjective(nn.Module):
         """T_source_target for each source frame (the pose net sees frames in time order),
         corrections of the measured turns when the model uses them. Geometry runs in fp32
         whatever the autocast: bf16 cannot hold pixel coordinates."""
-        aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCES}
-        turn = ({f: batch[('turn', f)] for f in SOURCES} if self.depth.config.turn_prior
-                else dict.fromkeys(SOURCES))
+        aug = {f: batch[('color_aug', f, 0)] for f in (0,) + SOURCE_FRAMES}
+        turn = ({f: batch[('turn', f)] for f in SOURCE_FRAMES} if self.depth.config.turn_prior
+                else dict.fromkeys(SOURCE_FRAMES))
         return {-1: invert_transform(self.pose(aug[-1], aug[0], turn[-1]).float()),
                 1: self.pose(aug[0], aug[1], turn[1]).float()}
 
@@ -194,7 +195,7 @@ class SelfSupervisedObjective(nn.Module):
         first scale's mask."""
         target = batch[('color', 0, 0)]
         K, inv_K = batch[('K', 0)], batch[('inv_K', 0)]
-        sources = [batch[('color', f, 0)] for f in SOURCES]
+        sources = [batch[('color', f, 0)] for f in SOURCE_FRAMES]
         config = self.depth.config
         photometric, smoothness, depths, first_mask = 0.0, 0.0, [], None
         for scale, disparity in enumerate(disparities):
@@ -203,7 +204,7 @@ class SelfSupervisedObjective(nn.Module):
                                  align_corners=False)
             depth = disp_to_depth(full, config.min_depth, config.max_depth)
             warped = [warp(source, depth, poses[f], K, inv_K)
-                      for f, source in zip(SOURCES, sources)]
+                      for f, source in zip(SOURCE_FRAMES, sources)]
             reprojection = losses.reprojection_loss(warped, target)
             scale_mask = losses.automask(reprojection, identity) if identity is not None else mask
             smooth = losses.smoothness_loss(disparity, batch[('color', 0, scale)])

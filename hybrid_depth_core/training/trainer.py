@@ -24,8 +24,9 @@ from tqdm import tqdm
 from hybrid_depth_core.data.datasets import build_dataset
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.training.checkpoint import load_checkpoint, save_checkpoint
-from hybrid_depth_core.training.config import TrainConfig, is_frozen, learning_rate, to_dict
+from hybrid_depth_core.checkpoint import ModelSection, load_checkpoint, save_checkpoint
+from hybrid_depth_core.config_dicts import to_dict
+from hybrid_depth_core.training.config import TrainConfig, is_frozen, learning_rate
 from hybrid_depth_core.training.defaults import measure_heading, pose_prior, resolve, scale_of
 from hybrid_depth_core.training.validation import build_validation_set, validate
 from hybrid_depth_core.networks.resnet import load_imagenet_weights
@@ -262,9 +263,16 @@ def collapse_warning(objective) -> str | None:
 
 def _save(path: Path, config: TrainConfig, objective, optimizer, step: int,
           state: dict) -> None:
-    save_checkpoint(path, {'config': to_dict(config), 'step': step,
-                           'objective': objective.state_dict(),
+    save_checkpoint(path, {'model': _model_section(config, state), 'config': to_dict(config),
+                           'step': step, 'objective': objective.state_dict(),
                            'optimizer': optimizer.state_dict(), **state})
+
+
+def _model_section(config: TrainConfig, state: dict) -> dict:
+    """What inference reads (checkpoint.ModelSection), from the run's config and scale."""
+    scale = state['scale']
+    return ModelSection(config.model, (config.data.width, config.data.height), scale['metric'],
+                        scale['median_distance_m']).to_dict()
 
 
 def _save_if_best(out: Path, scores: dict, best: float, rank: int, writer, step: int,
@@ -278,7 +286,8 @@ def _save_if_best(out: Path, scores: dict, best: float, rank: int, writer, step:
     if loss >= best:
         return best
     if rank == 0:  # the networks, without the optimiser's state: not for resuming
-        save_checkpoint(out / BEST_NAME, {'config': to_dict(config), 'step': step,
+        save_checkpoint(out / BEST_NAME, {'model': _model_section(config, state),
+                                          'config': to_dict(config), 'step': step,
                                           'objective': objective.state_dict(),
                                           **state, 'best_val': loss, 'val': scores})
     return loss

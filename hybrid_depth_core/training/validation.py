@@ -38,7 +38,7 @@ def validate(objective, samples, device: torch.device, precision, batch_size: in
     """{'val/photometric': ..., and with ground truth 'val/abs_rel', 'val/d1'} of the depth
     network (multi-frame: matching the earlier frame of each triplet). Leaves the objective in
     eval mode; the caller restores its training modes."""
-    from hybrid_depth_core.evaluation import Accumulator, Protocol
+    from hybrid_depth_core.evaluation.metrics import Accumulator, Protocol
 
     objective.eval()
     loader = torch.utils.data.DataLoader(samples, batch_size=batch_size, shuffle=False)

@@ -1,5 +1,5 @@
 """A synthetic indoor walk: a handheld camera looking around a procedural room, with exact
-depth and poses; rendered and recorded like the street drive (drive.py, drive_bag.py).
+depth and poses; rendered and recorded like the street drive (drive.py, bag_writer.py).
 
 Typical use::
 

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hybrid_depth_core.device import cpuinfo_lines
 from hybrid_depth_core.networks import build_depth_model, build_pose_model
-from hybrid_depth_core.networks.profile import profile_models
-from hybrid_depth_core.predictor import DepthPredictor, StreamFrame
+from hybrid_depth_core.networks.complexity import profile_models
+from hybrid_depth_core.runtime.predictor import DepthPredictor, StreamFrame
 
 PRECISIONS = {'cpu': ('fp32', 'bf16'), 'cuda': ('fp32', 'fp16', 'bf16')}
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -37,7 +38,7 @@ class Timing:
     median_ms: float
     p90_ms: float
     frames_per_second: float  # 1000 / mean latency, batch 1
-    gmacs: float              # multiply-adds per frame (networks/profile.py)
+    gmacs: float              # multiply-adds per frame (networks/complexity.py)
     limit_ratio: float        # time x matmul GFLOP/s / (2 x MACs): 1 = as fast as matmul
     compiled: bool = False    # torch.compile (DepthPredictor(compile=True))
     warmup_s: float = 0.0     # the untimed first frames, compiling included
@@ -181,7 +182,7 @@ def precision_accuracy(checkpoint, device: torch.device, precisions: tuple[str, 
     """Per precision (and compiled, with `compile`: 'bf16 compiled'), a trained checkpoint's
     held-out AbsRel (median-scaled, as the learning benchmark evaluates) and its largest
     relative depth difference from eager fp32 over all frames."""
-    from hybrid_depth_core.evaluation import evaluate_synthetic
+    from hybrid_depth_core.evaluation.drivers import evaluate_synthetic
 
     variants = [(precision, False) for precision in
                 ('fp32',) + tuple(p for p in precisions if p != 'fp32')]
@@ -267,11 +268,6 @@ def _synchronize(device: torch.device) -> None:
 
 def cpu_name() -> str:
     """The CPU's model name (Linux), else what the platform module says."""
-    try:
-        with open('/proc/cpuinfo') as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
+    for line in cpuinfo_lines(('model name',)):
+        return line.split(':', 1)[1].strip()
     return platform.processor() or platform.machine()

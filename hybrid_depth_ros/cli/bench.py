@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hybrid_depth_core.cli import add_network_size, int_at_least, network_size
+from hybrid_depth_ros.cli import add_network_size, int_at_least, network_size
 
 
 def add_parser(subparsers) -> None:
@@ -43,9 +43,9 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.device import pick_device
     from hybrid_depth_core.errors import UserError
-    from hybrid_depth_core.training.checkpoint import load_checkpoint
-    from hybrid_depth_core.speed import (PRECISIONS, benchmark, format_report,
-                                         precision_accuracy)
+    from hybrid_depth_core.checkpoint import load_checkpoint
+    from hybrid_depth_core.benchmark import (PRECISIONS, benchmark, format_report,
+                                             precision_accuracy)
 
     width, height = network_size(args)
     device = pick_device(args.device)

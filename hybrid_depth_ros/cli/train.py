@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hybrid_depth_core.cli import float_above, int_at_least
+from hybrid_depth_ros.cli import float_above, int_at_least
 
 
 def add_parser(subparsers) -> None:

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 
 from hybrid_depth_core.device import pick_device
-from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.networks import DepthModel, DepthModelConfig
-from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_ros.config import RANDOM_INPUT_SIZE, NodeConfig
+from hybrid_depth_core.runtime.predictor import DepthPredictor
+from hybrid_depth_core.runtime.node_config import RANDOM_INPUT_SIZE, NodeConfig
 
 
 def load_predictor(config: NodeConfig) -> DepthPredictor:
@@ -35,7 +35,7 @@ def load_predictor(config: NodeConfig) -> DepthPredictor:
             predictor.predict(blank, K, previous=blank)
     except RuntimeError as error:  # CUDA out of memory, unsupported dtype on this device...
         raise UserError(f'inference on {predictor.device} with precision {config.precision} '
-                        f'failed: {_one_line(error)}') from None
+                        f'failed: {one_line(error)}') from None
     return predictor
 
 
@@ -45,8 +45,3 @@ def describe(predictor: DepthPredictor) -> str:
     return (f'{predictor.model.config.arch} {frames} network, input {predictor.width}x'
             f'{predictor.height}, {depth} depth, on {predictor.device} ({predictor.precision}'
             f'{", compiled" if predictor.compiled else ""})')
-
-
-def _one_line(error: Exception, limit: int = 300) -> str:
-    text = ' '.join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[:limit] + '...'

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hybrid_depth_core.cli import float_above, int_at_least
+from hybrid_depth_ros.cli import float_above, int_at_least
 
 
 def add_parser(subparsers) -> None:
@@ -46,11 +46,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybrid_depth_core.data.kitti import evaluate_kitti
     from hybrid_depth_core.errors import UserError
-    from hybrid_depth_core.evaluation import (Protocol, evaluate_bag, evaluate_synthetic,
-                                              format_table)
-    from hybrid_depth_core.predictor import DepthPredictor
+    from hybrid_depth_core.evaluation.drivers import (evaluate_bag, evaluate_kitti,
+                                                      evaluate_synthetic)
+    from hybrid_depth_core.evaluation.metrics import Protocol, format_table
+    from hybrid_depth_core.runtime.predictor import DepthPredictor
 
     if (args.kitti_root is None) != (args.kitti_split is None):
         raise UserError('--kitti-root and --kitti-split go together')

@@ -6,10 +6,10 @@ import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.image import message_to_cvimage
 
-from hybrid_depth_core.data.drive_bag import T_BASE_CAMERA, write_drive_bag
+from hybrid_depth_core.data.bag_writer import T_BASE_CAMERA, write_drive_bag
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.messages import bag_messages
+from hybrid_depth_core.messages import builders
 
 FRAMES = 3
 
@@ -142,7 +142,7 @@ def test_quaternion_round_trip_covers_every_branch():
         for angle in angles:
             K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
             R = np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
-            q = bag_messages.rotation_to_quaternion(R)
+            q = builders.rotation_to_quaternion(R)
             assert q[3] >= 0
             as_msg = type('Q', (), dict(zip('xyzw', q)))
             np.testing.assert_allclose(quaternion_to_rotation(as_msg), R, atol=1e-12)

@@ -9,14 +9,13 @@ import cv2
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.motion import (MATCHING_MOTION, MAX_MATCHING_GAP, MotionTracker,
-                                           pair_turns)
+from hybrid_depth_core.data.image_motion import (MATCHING_MOTION, MAX_MATCHING_GAP, MotionTracker,
+                                                 pair_turns)
 from hybrid_depth_core.device import autocast, pick_device
-from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.geometry import invert_transform, scale_intrinsics
 from hybrid_depth_core.networks import DepthModel, PoseNet, disp_to_depth
-from hybrid_depth_core.training.checkpoint import load_checkpoint
-from hybrid_depth_core.training.config import checkpoint_config
+from hybrid_depth_core.checkpoint import load_checkpoint, model_section
 
 # Multi-frame inference matches a frame against a keyframe of the same sequence: a gap longer
 # than this between consecutive frames starts a new sequence (older frames differ too much for
@@ -69,9 +68,9 @@ class DepthPredictor:
         # metric: the network learnt metres from measured motion (a checkpoint's 'scale');
         # otherwise its depth is up to a scale that depth_scale must supply.
         self.metric = metric
-        # Default channels_last (NHWC) on the CPU, where oneDNN's convolutions ran 1.1-1.3x
-        # faster in it (`hybrid-depth bench`, docs/benchmarks.md); NCHW on CUDA until a
-        # benchmark there shows channels_last winning.
+        # Default channels_last (NHWC) on the CPU, where oneDNN's convolutions ran faster in it
+        # (`hybrid-depth bench`, docs/benchmarks.md); NCHW on CUDA until a benchmark there
+        # shows channels_last winning.
         if memory_format is None:
             memory_format = (torch.channels_last if device.type == 'cpu'
                              else torch.contiguous_format)
@@ -83,9 +82,9 @@ class DepthPredictor:
         self.width, self.height = input_size
         self.device, self.precision, self.depth_scale = device, precision, depth_scale
         # torch.compile, opt-in: the first frame (one of each kind, single- and multi-frame)
-        # compiles for about a minute on a CPU (seconds once Inductor's disk cache has it),
-        # then frames run up to 1.35x faster there (`hybrid-depth bench --compile`,
-        # docs/benchmarks.md). The input size is the model's, fixed: a stream never recompiles.
+        # compiles (slow on a CPU; fast once Inductor's disk cache has it), then frames run
+        # faster (`hybrid-depth bench --compile`, docs/benchmarks.md). The input size is the
+        # model's, fixed: a stream never recompiles.
         self.compiled = compile
         self._depth_net, self._pose_net = self.model, self.pose
         if compile:
@@ -99,21 +98,19 @@ class DepthPredictor:
     def from_checkpoint(cls, path: str | Path, device: str = 'auto', precision: str = 'fp32',
                         depth_scale: float = 1.0, compile: bool = False) -> DepthPredictor:
         state = load_checkpoint(path)
-        config = checkpoint_config(state.get('config'), where=f'{path}: config')
+        section = model_section(state, where=str(path))
         weights = state.get('objective', {})
-        model = DepthModel(config.model)
-        pose = PoseNet(config.model.pose_downsample) if config.model.multi_frame else None
+        model = DepthModel(section.network)
+        pose = PoseNet(section.network.pose_downsample) if section.network.multi_frame else None
         try:
             model.load_state_dict(_prefixed(weights, 'depth.'))
             if pose is not None:
                 pose.load_state_dict(_prefixed(weights, 'pose.'))
         except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
-            summary = ' '.join(str(error).split())
             raise UserError(f'{path}: the weights do not fit the network its config describes '
-                            f'({summary[:300]})') from None
-        scale = state.get('scale') or {}  # absent in checkpoints from before metric training
-        return cls(model, pose, (config.data.width, config.data.height), pick_device(device),
-                   precision, depth_scale, compile=compile, metric=bool(scale.get('metric')))
+                            f'({one_line(error)})') from None
+        return cls(model, pose, section.input_size, pick_device(device), precision, depth_scale,
+                   compile=compile, metric=section.metric)
 
     @property
     def multi_frame(self) -> bool:
@@ -129,7 +126,7 @@ class DepthPredictor:
         """One frame, matched (multi-frame models) against `previous` exactly as given: the
         caller chose the lookup frame (no keyframe choice, no motion check; None: single-frame).
         It is encoded again on every call; `stream` reuses its features. `turn` (3, 3): the
-        camera's rotation from `previous` (data/motion.turn) for turn-prior models, measured
+        camera's rotation from `previous` (data/image_motion.turn) for turn-prior models, measured
         between the two frames here if not given."""
         height, width = _check_image(rgb, 'rgb')
         lookup = None
@@ -258,8 +255,8 @@ class Keyframes(Generic[Frame]):
         return None, None
 
     def turn(self, age: int, K: np.ndarray) -> np.ndarray:
-        """The camera's turn (data/motion.turn) from the frame `age` back to the newest chosen,
-        on the corners the choice tracked; K (3, 3) of the frames' size."""
+        """The camera's turn (data/image_motion.turn) from the frame `age` back to the newest
+        chosen, on the corners the choice tracked; K (3, 3) of the frames' size."""
         return self._tracker.rotation(age, K)
 
     def keep(self, frame: Frame) -> None:

@@ -17,6 +17,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
 from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_core.messages.images import (ENCODINGS, BadMessage, compressed_to_rgb,
                                                image_to_rgb)
 
@@ -26,13 +27,6 @@ CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 # Humble's recorder embeds no type definitions in .db3 bags; its message layouts then apply
 # (sensor_msgs and std_msgs are the same in every ROS 2 release).
 DEFAULT_TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
-
-
-def stamp_ns(message, fallback_ns: int) -> int:
-    """The header stamp in nanoseconds, or the bag's receive time if the driver left it 0."""
-    stamp = message.header.stamp
-    value = int(stamp.sec) * 10**9 + int(stamp.nanosec)
-    return value if value > 0 else int(fallback_ns)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Parameter and multiply-add counts, as the paper counts them (see ../shared/docs/method.md).
+"""Parameter and multiply-add counts, as the paper counts them (its Table 1; docs/benchmarks.md).
 
 MACs are counted with forward hooks at batch 1: convolutions (out elements x in channels per
 group x kernel area), linear layers (out elements x in features) and, separately, the attention

@@ -9,10 +9,12 @@ import cv2
 import numpy as np
 
 from hybrid_depth_core.messages import outputs
-from hybrid_depth_core.messages.camera_info import Camera, camera_from_fov, camera_from_info
+from hybrid_depth_core.camera import PinholeCamera
+from hybrid_depth_core.messages.camera_info import camera_from_info, info_fields
 from hybrid_depth_core.messages.images import BadMessage, compressed_to_rgb, image_to_rgb
-from hybrid_depth_core.predictor import DepthPredictor, continues_sequence
-from hybrid_depth_ros.config import NodeConfig
+from hybrid_depth_core.runtime.predictor import DepthPredictor, continues_sequence
+from hybrid_depth_core.runtime.node_config import NodeConfig
+from hybrid_depth_core.messages.header import stamp_ns
 
 
 class NoCameraInfo(BadMessage):
@@ -60,8 +62,7 @@ class DepthPipeline:
         if config.output_resolution == 'model' and (camera.width, camera.height) != size:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
             camera = camera.scaled(*size)
-        frame = _Frame(rgb.shape, header.stamp.sec * 10**9 + header.stamp.nanosec,
-                       header.frame_id)
+        frame = _Frame(rgb.shape, stamp_ns(image), header.frame_id)
         if self.predictor.multi_frame and not config.single_frame:
             if self._new_sequence(frame):
                 self.predictor.reset()
@@ -74,17 +75,17 @@ class DepthPipeline:
         depth = outputs.mask_depth(depth, config.min_depth, config.max_depth)
         return Outputs(
             depth=outputs.depth_image_fields(depth, header),
-            camera_info=camera.info_fields(header),
+            camera_info=info_fields(camera, header),
             colorized=(outputs.colorized_fields(depth, header, config.min_depth,
                                                 config.max_depth) if config.colorized else None),
             points=(outputs.point_cloud_fields(depth, camera.K, rgb, header, config.cloud_stride)
                     if config.publish_points else None),
             lookup_age=lookup_age)
 
-    def _camera(self, info, width: int, height: int) -> tuple[Camera, Callable | None]:
+    def _camera(self, info, width: int, height: int) -> tuple[PinholeCamera, Callable | None]:
         uncalibrated = info is None or not np.any(np.asarray(info.k))
         if uncalibrated and self.config.fallback_fov:
-            return camera_from_fov(width, height, self.config.fallback_fov), None
+            return PinholeCamera.from_fov(width, height, self.config.fallback_fov), None
         if info is None:
             raise NoCameraInfo('no camera_info received yet; waiting for it (or set the '
                                'fallback_fov parameter)')

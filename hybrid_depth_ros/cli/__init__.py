@@ -52,6 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGTERM
 
 
+def import_ros(module: str):
+    """Import `module` of this package that needs ROS 2 (rclpy and the message packages); a
+    UserError saying what to do where they are missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise UserError(f'ROS 2 Python packages are missing ({error}); source a ROS 2 install '
+                        f'or install the wheels in requirements.txt') from None
+
+
 def add_network_size(parser: argparse.ArgumentParser) -> None:
     """--width / --height of a network input (checked by `network_size`)."""
     parser.add_argument('--width', type=int_at_least(64), default=640,

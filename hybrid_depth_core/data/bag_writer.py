@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import Writer
 from tqdm import tqdm
 
 from hybrid_depth_core.atomic import new_output_directory
+from hybrid_depth_core.data.storage import storage_plugin
 from hybrid_depth_core.data.synthetic import RenderedSequence
 from hybrid_depth_core.data.synthetic.drive import R_BODY_OPTICAL
-from hybrid_depth_core.messages import bag_messages as msgs
+from hybrid_depth_core.messages import builders as msgs
 
 CAMERA_FRAME = 'camera_optical_frame'
 BASE_FRAME = 'base_link'
@@ -27,7 +28,6 @@ POSE_TOPIC = '/camera/pose'
 TF_TOPIC = '/tf'
 TF_STATIC_TOPIC = '/tf_static'
 ODOM_TOPIC = '/odom'
-STORAGE_PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 # How the robot carries the camera: T_base_camera, 0.3 m ahead of base_link and 1.2 m above it,
 # looking along the base's x (REP 103 body axes; REP 105's optical frame).
 T_BASE_CAMERA = np.eye(4)
@@ -60,14 +60,13 @@ def write_drive_bag(drive: RenderedSequence, out: Path, storage: str = 'mcap',
     no motion at all.
     """
     out = Path(out)
-    if storage not in STORAGE_PLUGINS:
-        raise ValueError(f'storage must be one of {sorted(STORAGE_PLUGINS)}, got {storage!r}')
+    plugin = storage_plugin(storage)
     if motion not in MOTION_RECORDINGS:
         raise ValueError(f'motion must be one of {MOTION_RECORDINGS}, got {motion!r}')
     counts: Counter = Counter()
     K, width, height = drive.camera.K, drive.camera.width, drive.camera.height
     with new_output_directory(out) as staging:
-        with Writer(staging, version=9, storage_plugin=STORAGE_PLUGINS[storage]) as writer:
+        with Writer(staging, version=9, storage_plugin=plugin) as writer:
             image_topic, image_type = ((COMPRESSED_TOPIC, 'sensor_msgs/msg/CompressedImage')
                                        if compressed else (IMAGE_TOPIC, 'sensor_msgs/msg/Image'))
             topics = [(image_topic, image_type),

@@ -8,19 +8,20 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import Writer
 from tqdm import tqdm
 
 from hybrid_depth_core.atomic import new_output_directory
-from hybrid_depth_core.data.rosbag import Bag
+from hybrid_depth_core.data.bag_reader import Bag
+from hybrid_depth_core.data.storage import storage_plugin
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.messages.bag_messages import TYPESTORE, from_fields
+from hybrid_depth_core.messages.builders import TYPESTORE, from_fields
 from hybrid_depth_core.messages.images import BadMessage
-from hybrid_depth_core.predictor import DepthPredictor
-from hybrid_depth_ros.config import NodeConfig
-from hybrid_depth_ros.pipeline import DepthPipeline
-
-STORAGE_PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+from hybrid_depth_core.runtime.predictor import DepthPredictor
+from hybrid_depth_core.runtime.node_config import (DEPTH_INFO_TOPIC, DEPTH_TOPIC, POINTS_TOPIC,
+                                                   NodeConfig)
+from hybrid_depth_core.runtime.pipeline import DepthPipeline
+from hybrid_depth_core.messages.header import stamp_ns
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,9 @@ def output_topics(image_topic: str, namespace: str | None) -> dict[str, str]:
     if namespace is None:
         namespace = image_topic.removesuffix('/compressed').rsplit('/', 1)[0]
     namespace = namespace.rstrip('/')
-    return {'depth': f'{namespace}/depth', 'camera_info': f'{namespace}/depth/camera_info',
-            'points': f'{namespace}/points'}
+    return {'depth': f'{namespace}/{DEPTH_TOPIC}',
+            'camera_info': f'{namespace}/{DEPTH_INFO_TOPIC}',
+            'points': f'{namespace}/{POINTS_TOPIC}'}
 
 
 def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: NodeConfig,
@@ -65,7 +67,7 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
         counts: Counter = Counter()
         frames = multi = 0
         with new_output_directory(out) as staging:
-            with Writer(staging, version=9, storage_plugin=STORAGE_PLUGINS[storage]) as writer:
+            with Writer(staging, version=9, storage_plugin=storage_plugin(storage)) as writer:
                 connections = {topic: writer.add_connection(topic, msgtype,
                                                             typestore=bag.reader.typestore)
                                for topic, msgtype in bag.topics_of(
@@ -88,8 +90,7 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
                     write(item.topic, item.time_ns, item.raw)
                     if item.topic != bag.image_topic:
                         continue
-                    stamp = item.message.header.stamp
-                    info = infos.nearest(stamp.sec * 10**9 + stamp.nanosec)
+                    info = infos.nearest(stamp_ns(item.message, item.time_ns))
                     try:
                         result = pipeline.process(item.message, info)
                     except BadMessage as error:

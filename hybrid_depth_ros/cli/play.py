@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hybrid_depth_core.cli import float_above
+from hybrid_depth_ros.cli import float_above, import_ros
 
 
 def add_parser(subparsers) -> None:
@@ -29,15 +29,10 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import signal
 
-    from hybrid_depth_core.errors import UserError
-
-    try:
-        from hybrid_depth_ros.play import main
-    except ImportError as error:
-        raise UserError(f'ROS 2 Python packages are missing ({error}); source a ROS 2 install '
-                        f'or install the wheels in requirements.txt') from None
+    replay = import_ros('hybrid_depth_ros.play')
     # Replay writes nothing to clean up: SIGTERM ends it like Ctrl-C, with its summary. SIGINT
     # explicitly too: a shell starting it in the background would have it ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
-    return main(args.bag, rate=args.rate, loop=args.loop, topics=args.topics, delay=args.delay)
+    return replay.main(args.bag, rate=args.rate, loop=args.loop, topics=args.topics,
+                       delay=args.delay)

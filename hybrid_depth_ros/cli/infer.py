@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hybrid_depth_core.cli import float_above, int_at_least
+from hybrid_depth_ros.cli import float_above, int_at_least
+from hybrid_depth_core.data.storage import STORAGES
 
 
 def add_parser(subparsers) -> None:
@@ -40,17 +41,17 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--single-frame', action='store_true',
                         help='never match against an earlier frame (keyframe), even with a '
                              'multi-frame checkpoint')
-    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--storage', choices=STORAGES, default='mcap')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32')
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybrid_depth_ros.bag_infer import infer_bag
-    from hybrid_depth_ros.config import NodeConfig
-    from hybrid_depth_core.predictor import scale_warning
-    from hybrid_depth_ros.model import load_predictor
+    from hybrid_depth_core.runtime.bag_inference import infer_bag
+    from hybrid_depth_core.runtime.node_config import NodeConfig
+    from hybrid_depth_core.runtime.predictor import scale_warning
+    from hybrid_depth_core.runtime.loader import load_predictor
 
     config = NodeConfig.from_values(dict(
         weights=str(args.checkpoint), device=args.device, precision=args.precision,

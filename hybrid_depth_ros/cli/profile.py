@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from hybrid_depth_core.cli import add_network_size, network_size
+from hybrid_depth_ros.cli import add_network_size, network_size
 
 
 def add_parser(subparsers) -> None:
@@ -20,8 +20,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybrid_depth_core.networks.profile import (PAPER_TABLE_1, as_dicts, position_table_params,
-                                                    profile_models)
+    from hybrid_depth_core.networks.complexity import (PAPER_TABLE_1, as_dicts,
+                                                       position_table_params, profile_models)
 
     width, height = network_size(args)
     rows = profile_models(width, height)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hybrid_depth_core.cli import float_above, int_at_least
+from hybrid_depth_ros.cli import float_above, import_ros, int_at_least
 
 
 def shipped(relative: str) -> Path:
@@ -60,14 +60,10 @@ def run(args: argparse.Namespace) -> int:
     args.params_file = args.params_file or shipped(DEFAULT_PARAMS)
     if not args.params_file.is_file():
         raise UserError(f'parameter file {args.params_file} does not exist')
-    try:
-        from hybrid_depth_ros.demo import DemoConfig, run_demo
-    except ImportError as error:
-        raise UserError(f'ROS 2 Python packages are missing ({error}); source a ROS 2 install '
-                        f'or install the wheels in requirements.txt') from None
-    metrics = run_demo(DemoConfig(out=args.out, weights=args.weights,
-                                  params_file=args.params_file, frames=args.frames,
-                                  seed=args.seed, rate=args.rate, device=args.device))
+    demo = import_ros('hybrid_depth_ros.demo')
+    metrics = demo.run_demo(demo.DemoConfig(
+        out=args.out, weights=args.weights, params_file=args.params_file, frames=args.frames,
+        seed=args.seed, rate=args.rate, device=args.device))
     depth, scaled = metrics['metric_depth'], metrics['median_scaled']
     latency = metrics['latency_image_to_depth']
     print(f'\nwrote {args.out}/: montage.png, metrics.json, sample_drive/, node_output/')

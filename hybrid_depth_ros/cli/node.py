@@ -8,6 +8,8 @@ import argparse
 import signal
 from pathlib import Path
 
+from hybrid_depth_ros.cli import import_ros
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -53,12 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.params_file is not None and not args.params_file.is_file():
         raise UserError(f'parameter file {args.params_file} does not exist')
-    try:
-        from hybrid_depth_ros.node import main
-    except ImportError as error:
-        raise UserError(f'ROS 2 Python packages are missing ({error}); source a ROS 2 install '
-                        f'or install the wheels in requirements.txt') from None
+    node = import_ros('hybrid_depth_ros.node')
     # rclpy handles SIGINT/SIGTERM itself (it shuts the node down cleanly); the command line's
     # own SIGTERM handler is for commands that write files.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    return main(ros_arguments(args))
+    return node.main(ros_arguments(args))

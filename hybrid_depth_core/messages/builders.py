@@ -12,7 +12,8 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
 from hybrid_depth_core.messages import outputs
-from hybrid_depth_core.messages.camera_info import Camera
+from hybrid_depth_core.camera import PinholeCamera
+from hybrid_depth_core.messages.camera_info import info_fields
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 _msg = TYPESTORE.types
@@ -53,12 +54,12 @@ def depth_image(depth: np.ndarray, hdr):
 
 def camera_info(K: np.ndarray, width: int, height: int, hdr):
     """sensor_msgs/CameraInfo of an undistorted pinhole camera (plumb_bob with zero D)."""
-    camera = Camera(width, height, np.hstack([np.asarray(K, np.float64), np.zeros((3, 1))]))
-    return from_fields('sensor_msgs/msg/CameraInfo', camera.info_fields(hdr))
+    camera = PinholeCamera.from_matrix(K, width, height)
+    return from_fields('sensor_msgs/msg/CameraInfo', info_fields(camera, hdr))
 
 
 def from_fields(msgtype: str, fields: dict):
-    """A rosbags message from the field dict of messages/outputs.py or Camera.info_fields:
+    """A rosbags message from the field dict of messages/outputs.py or camera_info.info_fields:
     byte blobs and number lists become the numpy arrays rosbags serialises, PointField dicts
     become PointField messages, and a missing `roi` the empty one."""
     fields = dict(fields)

@@ -5,7 +5,8 @@ import argparse
 import time
 from pathlib import Path
 
-from hybrid_depth_core.cli import int_at_least
+from hybrid_depth_ros.cli import int_at_least
+from hybrid_depth_core.data.storage import STORAGES
 
 
 def add_parser(subparsers) -> None:
@@ -33,7 +34,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--seed', type=int_at_least(0), default=0,
                         help='world and trajectory seed; each seed is a different street or '
                              'room (default: 0)')
-    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
+    parser.add_argument('--storage', choices=STORAGES, default='mcap',
                         help='rosbag2 storage format (default: mcap)')
     parser.add_argument('--compressed', action='store_true',
                         help='record JPEG sensor_msgs/CompressedImage on '
@@ -62,7 +63,7 @@ def make_sequence(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybrid_depth_core.data.drive_bag import write_drive_bag
+    from hybrid_depth_core.data.bag_writer import write_drive_bag
     from hybrid_depth_core.errors import UserError
 
     if args.jpeg_quality > 100:

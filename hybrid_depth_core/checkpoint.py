@@ -1,0 +1,74 @@
+"""Checkpoints: one dict {format, model, config, step, objective, optimizer, ...}, written
+atomically so that a crash or kill mid-save leaves the previous checkpoint intact.
+
+`model` is what inference needs and nothing else (the network's architecture, its input size,
+whether its depth is metric), so that the runtime reads a checkpoint without importing
+`training`. Checkpoints from before it existed carry the same facts in the training `config`
+and `scale`; `model_section` reads either.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hybrid_depth_core.atomic import new_file
+from hybrid_depth_core.config_dicts import from_dict, to_dict
+from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.networks import DepthModelConfig
+
+FORMAT = 'hybrid-depth checkpoint 1'
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    network: DepthModelConfig
+    input_size: tuple[int, int]      # (width, height) of the network input
+    metric: bool                     # trained with measured motion: depth in metres
+    median_distance_m: float | None  # the median measured distance per frame pair it saw
+
+    def to_dict(self) -> dict:
+        return {'network': to_dict(self.network), 'input_size': list(self.input_size),
+                'metric': self.metric, 'median_distance_m': self.median_distance_m}
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with new_file(path) as file:
+        torch.save({'format': FORMAT, **state}, file)
+
+
+def load_checkpoint(path: Path, map_location='cpu') -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f'checkpoint {path} does not exist')
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise UserError(f'{path} is not a readable checkpoint ({error})') from None
+    if not isinstance(state, dict) or state.get('format') != FORMAT:
+        raise UserError(f'{path} is not a hybrid-depth checkpoint (expected format '
+                        f'{FORMAT!r})')
+    return state
+
+
+def model_section(state: dict, where: str) -> ModelSection:
+    """The inference facts of a loaded checkpoint `state` (`where` names it in errors)."""
+    section = state.get('model')
+    if section is None:  # written before the section existed: read the training config
+        config, scale = state.get('config'), state.get('scale') or {}
+        try:
+            section = {'network': config['model'],
+                       'input_size': [config['data']['width'], config['data']['height']],
+                       'metric': bool(scale.get('metric')),
+                       'median_distance_m': scale.get('median_distance_m')}
+        except (KeyError, TypeError):
+            raise UserError(f'{where}: neither a model section nor a training config with '
+                            f'model, data.width and data.height') from None
+    try:
+        width, height = (int(v) for v in section['input_size'])
+        return ModelSection(from_dict(DepthModelConfig, section['network'], f'{where}: model'),
+                            (width, height), bool(section['metric']),
+                            section.get('median_distance_m'))
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f'{where}: malformed model section ({error})') from None

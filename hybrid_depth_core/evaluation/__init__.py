@@ -1,0 +1,2 @@
+"""Depth evaluation: pure metrics (`metrics`) and the drivers that run a predictor over datasets
+(`drivers`)."""
