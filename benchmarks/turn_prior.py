@@ -7,7 +7,7 @@ On a synthetic room walk (`hybrid-depth sample --scene room`'s camera, at the 12
 no-config CPU run trains at), for frame pairs `stride` apart tracked as training tracks them
 (data/image_motion.py):
 1. the rotation error against the true one of three estimators: the robust Kabsch fit that
-   training uses (motion.turn), the rotation of a least-squares homography, and the essential
+   training uses (image_motion.turn), the rotation of a least-squares homography, and the essential
    matrix's (RANSAC + recoverPose); and of no estimate at all;
 2. the training loss (auto-masked photometric error over frames t-s and t+s) of the true depth
    and of a constant depth (the median of the true one), warped with the true motion, with the

@@ -98,7 +98,7 @@ def benchmark(device: torch.device, width: int = 640, height: int = 192, warmup:
     """Every model x precision on `device`: {'machine', 'matmul_gflops', 'timings', ...}.
     Multi-frame models run their pose network on frames average-pooled by `pose_downsample`
     (DepthModelConfig.pose_downsample). `compile`: the hybrid models (the paper's) are timed
-    under torch.compile too (about a minute of compiling each on a CPU)."""
+    under torch.compile too (compiling each first, which is slow on a CPU)."""
     from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 
     precisions = precisions or PRECISIONS[device.type]

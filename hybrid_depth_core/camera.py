@@ -14,9 +14,15 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from hybrid_depth_core.geometry import scale_intrinsics
+
 # Coefficient counts as sensor_msgs/CameraInfo defines them for each model.
 DISTORTION_COEFFICIENTS = {'plumb_bob': (5,), 'rational_polynomial': (8,), 'equidistant': (4,)}
 DISTORTION_MODELS = tuple(DISTORTION_COEFFICIENTS)
+
+
+class UnsupportedDistortion(ValueError):
+    """A distortion model the rectifier does not know."""
 
 
 @dataclass(frozen=True)
@@ -30,9 +36,10 @@ class PinholeCamera:
     cx: float
     cy: float
     # P's fourth column (Tx = -fx * baseline, Ty): non-zero only for the second camera of a
-    # stereo pair; kept so that its CameraInfo is passed on unchanged.
+    # stereo pair; kept so that its CameraInfo is passed on unchanged, as is a skew K[0, 1].
     tx: float = 0.0
     ty: float = 0.0
+    skew: float = 0.0
 
     def __post_init__(self):
         if self.width <= 0 or self.height <= 0:
@@ -64,21 +71,21 @@ class PinholeCamera:
         M = np.asarray(matrix, dtype=np.float64)
         tx, ty = (float(M[0, 3]), float(M[1, 3])) if M.shape == (3, 4) else (0.0, 0.0)
         return cls(int(width), int(height), float(M[0, 0]), float(M[1, 1]), float(M[0, 2]),
-                   float(M[1, 2]), tx, ty)
+                   float(M[1, 2]), tx, ty, float(M[0, 1]))
 
     def scaled(self, width: int, height: int) -> PinholeCamera:
         """The same camera after resizing its image to `width` x `height`: fx, cx, Tx scale
         with the width, fy, cy, Ty with the height, pixel centres staying at integers
         (cx' = (cx + 0.5) sx - 0.5, as cv2.resize and geometry.scale_intrinsics)."""
         sx, sy = width / self.width, height / self.height
-        return PinholeCamera(width, height, self.fx * sx, self.fy * sy,
-                             (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
-                             self.tx * sx, self.ty * sy)
+        K = scale_intrinsics(self.K, sx, sy)
+        return PinholeCamera.from_matrix(np.hstack([K, [[self.tx * sx], [self.ty * sy], [0]]]),
+                                         width, height)
 
     @property
     def K(self) -> np.ndarray:
         """3x3 intrinsic matrix (float64)."""
-        return np.array([[self.fx, 0.0, self.cx],
+        return np.array([[self.fx, self.skew, self.cx],
                          [0.0, self.fy, self.cy],
                          [0.0, 0.0, 1.0]])
 
@@ -92,17 +99,17 @@ class PinholeCamera:
 
         A point at parameter t along such a ray has depth (optical-axis z) exactly t.
         """
-        u = (np.arange(self.width) - self.cx) / self.fx
         v = (np.arange(self.height) - self.cy) / self.fy
+        u = (np.arange(self.width)[None, :] - self.cx - self.skew * v[:, None]) / self.fx
         rays = np.ones((self.height, self.width, 3))
-        rays[..., 0] = u[None, :]
+        rays[..., 0] = u
         rays[..., 1] = v[:, None]
         return rays
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """Optical-frame points (..., 3) -> pixel coordinates (..., 2). Points need z > 0."""
         z = points[..., 2]
-        return np.stack([self.fx * points[..., 0] / z + self.cx,
+        return np.stack([(self.fx * points[..., 0] + self.skew * points[..., 1]) / z + self.cx,
                          self.fy * points[..., 1] / z + self.cy], axis=-1)
 
 
@@ -120,8 +127,8 @@ def rectifier(K: np.ndarray, distortion, model: str, width: int, height: int,
     if not D.any() and np.allclose(R, np.eye(3)) and np.allclose(K, K_new):
         return None
     if D.any() and model not in DISTORTION_MODELS:
-        raise ValueError(f'unsupported distortion model {model!r}; supported: '
-                         f'{", ".join(DISTORTION_MODELS)}')
+        raise UnsupportedDistortion(f'unsupported distortion model {model!r}; supported: '
+                                    f'{", ".join(DISTORTION_MODELS)}')
     expected = DISTORTION_COEFFICIENTS.get(model)
     if D.any() and D.size not in expected:
         raise ValueError(f'{model} distortion needs {" or ".join(map(str, expected))} '

@@ -17,6 +17,7 @@ def scale_intrinsics(K, scale_x: float, scale_y: float):
     """
     K = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64)
     K[..., 0, 0] *= scale_x
+    K[..., 0, 1] *= scale_x  # skew (zero for almost every camera)
     K[..., 1, 1] *= scale_y
     K[..., 0, 2] = (K[..., 0, 2] + 0.5) * scale_x - 0.5
     K[..., 1, 2] = (K[..., 1, 2] + 0.5) * scale_y - 0.5

@@ -24,7 +24,7 @@ def box_filter_3x3(x: torch.Tensor) -> torch.Tensor:
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-pixel structural similarity on 3x3 windows (reflection padded), (B, C, H, W).
     Always in fp32: the variances E[x^2] - E[x]^2 cancel almost completely, and autocast would
-    run the box filter (a convolution) in bf16, which put SSIM off by up to 0.3."""
+    run the box filter (a convolution) in bf16, which put SSIM far off (docs/benchmarks.md)."""
     dtype = torch.promote_types(x.dtype, torch.float32)  # float64 stays (gradient checks)
     with torch.autocast(x.device.type, enabled=False):
         return _ssim(x.to(dtype), y.to(dtype))

@@ -45,15 +45,18 @@ from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.builders import TYPESTORE
 from hybrid_depth_core.messages.images import depth_to_metres, image_to_rgb
 from hybrid_depth_core.messages.outputs import CLOUD_DTYPE, colorize
-from hybrid_depth_core.runtime.node_config import NodeConfig
+from hybrid_depth_core.runtime.node_config import (COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
+                                                   POINTS_TOPIC, NodeConfig)
 from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_ros.play import play
 
 NAMESPACE = '/camera'
-OUTPUTS = {f'{NAMESPACE}/depth': ('sensor_msgs/msg/Image', Image),
-           f'{NAMESPACE}/depth/camera_info': ('sensor_msgs/msg/CameraInfo', CameraInfo),
-           f'{NAMESPACE}/depth/colorized': ('sensor_msgs/msg/Image', Image),
-           f'{NAMESPACE}/points': ('sensor_msgs/msg/PointCloud2', PointCloud2)}
+DEPTH, COLORIZED, POINTS = (f'{NAMESPACE}/{topic}'
+                            for topic in (DEPTH_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC))
+OUTPUTS = {DEPTH: ('sensor_msgs/msg/Image', Image),
+           f'{NAMESPACE}/{DEPTH_INFO_TOPIC}': ('sensor_msgs/msg/CameraInfo', CameraInfo),
+           COLORIZED: ('sensor_msgs/msg/Image', Image),
+           POINTS: ('sensor_msgs/msg/PointCloud2', PointCloud2)}
 NODE_START_TIMEOUT_S = 180.0  # includes building the fused kernel on a first run
 DRAIN_TIMEOUT_S = 10.0        # after the replay, the longest the node gets to finish
 QUIET_S = 2.0                 # ... and it is done once nothing new arrived for this long
@@ -195,7 +198,7 @@ def run_node_on_bag(weights: Path, bag: Path, params_file: Path | None = None,
         if summary.interrupted:  # a partial replay must not be scored as a whole one
             raise KeyboardInterrupt
         published = summary.published[IMAGE_TOPIC]
-        depth_topic = f'{NAMESPACE}/depth'
+        depth_topic = DEPTH
         # The node serves the newest image and drops overtaken ones, so fewer depth images
         # than published is normal: wait until all arrived or the node has gone quiet.
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
@@ -289,7 +292,7 @@ def _read_drive(bag: Path) -> _Drive:
 
 
 def _score(drive: _Drive, recorder: Recorder, published: int, config: DemoConfig) -> dict:
-    depths = _by_stamp(recorder, f'{NAMESPACE}/depth')
+    depths = _by_stamp(recorder, DEPTH)
     scores = Accumulator(EVALUATION)
     for stamp, received in sorted(depths.items()):
         if stamp not in drive.truths:
@@ -316,8 +319,8 @@ def _score(drive: _Drive, recorder: Recorder, published: int, config: DemoConfig
         'metric_depth': result['unscaled'],
         'median_scaled': result['median_scaled'],
         'scale_ratio_median': result['scale_median'],
-        'latency_image_to_depth': latency(f'{NAMESPACE}/depth'),
-        'latency_image_to_points': latency(f'{NAMESPACE}/points'),
+        'latency_image_to_depth': latency(DEPTH),
+        'latency_image_to_points': latency(POINTS),
         'sample_drive': {'seed': config.seed, 'frames': config.frames,
                          'size': [config.width, config.height]},
     }
@@ -327,8 +330,8 @@ def _montage(drive: _Drive, recorder: Recorder, metrics: dict,
              depth_range: tuple[float, float]) -> np.ndarray:
     """The frame in the middle of the drive: input, the node's colorized depth, the ground
     truth in the same colours, and the node's point cloud seen from above and behind."""
-    colorized = _by_stamp(recorder, f'{NAMESPACE}/depth/colorized')
-    clouds = _by_stamp(recorder, f'{NAMESPACE}/points')
+    colorized = _by_stamp(recorder, COLORIZED)
+    clouds = _by_stamp(recorder, POINTS)
     common = sorted(set(colorized) & set(clouds) & set(drive.images))
     if not common:
         raise UserError('the node published no colorized depth and point cloud for one frame')

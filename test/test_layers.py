@@ -86,6 +86,18 @@ def test_core_units_import_only_from_their_layer_or_above():
     assert not upward, f'imports against the layers: {upward}'
 
 
+def test_the_readme_code_map_lists_the_layers_in_order():
+    readme = (CORE.parent / 'README.md').read_text()
+    code_map = readme.split('## Code map', 1)[1].split('\n## ', 1)[0]
+
+    def position(name: str) -> int:
+        found = [code_map.find(f'`{form}`') for form in (f'hybrid_depth_core.{name}', name)]
+        assert max(found) >= 0, f'{name} is missing from the README code map'
+        return min(p for p in found if p >= 0)
+    rows = [[position(name) for name in layer] for layer in LAYERS]
+    assert all(max(upper) < min(lower) for upper, lower in zip(rows, rows[1:]))
+
+
 def test_core_packages_import_each_other_without_a_cycle():
     graph = import_graph()
     assert {'data', 'evaluation', 'runtime', 'training', 'networks'} <= set(graph)

@@ -214,6 +214,19 @@ def test_an_undistorted_camera_info_passes_through():
     assert fields['p'] == np.hstack([K, np.zeros((3, 1))]).reshape(-1).tolist()
 
 
+def test_a_skewed_camera_keeps_its_skew_through_info_and_scaling():
+    skewed = K + [[0, 0.7, 0], [0, 0, 0], [0, 0, 0]]
+    camera, _ = camera_from_info(info(skewed, 128, 64, p=np.hstack([skewed, np.zeros((3, 1))])),
+                                 128, 64)
+    assert info_fields(camera, HEADER)['k'] == skewed.reshape(-1).tolist()
+    assert camera.scaled(64, 32).K[0, 1] == pytest.approx(0.35)  # u' = (u + 0.5) / 2 - 0.5
+    point = np.array([1.3, -0.4, 5.0])
+    u, v = (skewed @ point)[:2] / point[2]
+    assert tuple(camera.project(point)) == pytest.approx((u, v))
+    assert camera.pixel_rays()[int(round(v)), int(round(u))] == pytest.approx(
+        np.linalg.solve(skewed, [round(u), round(v), 1.0]))
+
+
 def test_scaling_moves_k_and_p_like_the_resize_moves_pixels():
     P = np.hstack([K, [[-12.0], [3.0], [0.0]]])  # a right stereo camera: Tx = -fx B
     small = PinholeCamera.from_matrix(P, 128, 64).scaled(64, 48)

@@ -152,6 +152,10 @@ def test_checkpoints_from_before_the_fractional_schedule_still_load():
                                              device='cpu')  # written before the change
     assert shipped.multi_frame and (shipped.width, shipped.height) == (192, 64)
     assert not shipped.turn_prior and not TrainConfig().model.turn_prior
+    # Keys its config predates take the network's defaults, the values of its time: the pose
+    # network saw full-size frames (models/README.md: model.pose_downsample=1), not the
+    # training recipe's later default of 2.
+    assert shipped.pose.downsample == 1 and TrainConfig().model.pose_downsample == 2
 
 
 def test_a_nested_override_keeps_the_rest_of_the_default_model():

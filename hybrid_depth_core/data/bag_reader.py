@@ -16,7 +16,7 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_core.messages.images import (ENCODINGS, BadMessage, compressed_to_rgb,
                                                image_to_rgb)
@@ -57,7 +57,7 @@ class Bag:
             self.reader.open()
         except Exception as error:  # rosbags raises many types for unreadable input
             raise UserError(f'{self.path} is not a readable rosbag2: '
-                            f'{_describe(error)}') from None
+                            f'{one_line(error)}') from None
         try:
             self.image_topic, self.image_type = self._image_topic(image_topic)
             self.camera_info_topic = self._camera_info_topic(camera_info_topic)
@@ -132,7 +132,7 @@ class Bag:
             except StopIteration:
                 return
             except Exception as error:
-                self.damage = _describe(error)
+                self.damage = one_line(error)
                 if self.allow_partial:
                     return
                 raise UserError(f'bag {self.path} is damaged: {self.damage} (pass '
@@ -187,8 +187,3 @@ class CameraInfoTrack:
 
 def _listing(topics: dict[str, str]) -> str:
     return ', '.join(f'{topic} ({msgtype})' for topic, msgtype in sorted(topics.items())) or 'none'
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text if len(text) < 300 else text[:300] + '...'

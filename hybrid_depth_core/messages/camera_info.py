@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from hybrid_depth_core.camera import PinholeCamera, rectifier
+from hybrid_depth_core.camera import PinholeCamera, UnsupportedDistortion, rectifier
 from hybrid_depth_core.messages.images import BadMessage
 
 
@@ -59,7 +59,7 @@ def camera_from_info(info, width: int, height: int,
         return camera, None
     try:
         return camera, rectifier(K, D, info.distortion_model, width, height, R, P[:, :3])
-    except ValueError as error:
-        hint = (' (or publish rectified images and set rectify false)'
-                if 'unsupported' in str(error) else '')
-        raise BadMessage(f'{error}{hint}') from None
+    except UnsupportedDistortion as error:
+        raise BadMessage(f'{error} (or publish rectified images and set rectify false)') from None
+    except ValueError as error:  # a coefficient count that does not fit the model
+        raise BadMessage(str(error)) from None

@@ -106,7 +106,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
             if model is not None:
                 load_imagenet_weights(model.encoder, source)
     # The fused kernel (CPU and CUDA, the devices pick_device gives) updates all parameters in
-    # one pass: 3x faster than the per-parameter loop on the CPU.
+    # one pass: faster than the per-parameter loop on the CPU (docs/benchmarks.md).
     optimizer = torch.optim.Adam([p for p in objective.parameters() if p.requires_grad],
                                  lr=config.learning_rate, fused=True)
     step, elapsed, best = 0, 0.0, math.inf
