@@ -91,3 +91,22 @@ def new_file(path: Path) -> Iterator:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def check_output_directory(path: Path, inputs=()) -> None:
+    """Before any work: a UserError unless `path` can be written as an output directory
+    (it is a directory or can be made one, and it is writable) without writing into one of
+    `inputs` (directories, such as rosbag2 recordings, that are only ever read)."""
+    path = Path(path).absolute()
+    for source in map(Path, inputs):
+        source = source.absolute()
+        if source.is_dir() and (path == source or source in path.parents):
+            raise UserError(f'--out {path} is inside the input {source}; inputs are only read, '
+                            f'choose an output directory outside it')
+        if path == source:
+            raise UserError(f'--out {path} is the input {source}; choose another directory')
+    if path.exists() and not path.is_dir():
+        raise UserError(f'--out {path} exists and is not a directory')
+    existing = next(parent for parent in (path, *path.parents) if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f'--out {path}: cannot write to {existing} (permission denied)')

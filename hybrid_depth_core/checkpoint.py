@@ -15,7 +15,7 @@ import torch
 
 from hybrid_depth_core.atomic import new_file
 from hybrid_depth_core.config_dicts import from_dict, to_dict
-from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.networks import DepthModelConfig
 
 FORMAT = 'hybrid-depth checkpoint 1'
@@ -40,16 +40,32 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def load_checkpoint(path: Path, map_location='cpu') -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f'checkpoint {path} is a directory; give the .pt file in it (train '
+                        f'writes last.pt and best.pt)')
     if not path.is_file():
         raise UserError(f'checkpoint {path} does not exist')
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
-        raise UserError(f'{path} is not a readable checkpoint ({error})') from None
+        raise UserError(f'{path} is not a readable checkpoint: damaged, cut short or not a '
+                        f'PyTorch file ({_cause(error)})') from None
     if not isinstance(state, dict) or state.get('format') != FORMAT:
         raise UserError(f'{path} is not a hybrid-depth checkpoint (expected format '
                         f'{FORMAT!r})')
     return state
+
+
+def _cause(error: Exception) -> str:
+    """The part of torch.load's error that describes the file. Its advice to retry with
+    weights_only=False is dropped: it fits an old pickle, not a damaged checkpoint, and would
+    run whatever code the file holds."""
+    text = str(error)
+    if 'WeightsUnpickler error:' in text:
+        text = 'unreadable pickle: ' + text.split('WeightsUnpickler error:', 1)[1].split(
+            'Check the documentation', 1)[0]
+    text = text.split('. This is an internal miniz error', 1)[0]
+    return one_line(text, limit=200)
 
 
 def model_section(state: dict, where: str) -> ModelSection:

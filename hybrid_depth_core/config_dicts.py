@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 
 from hybrid_depth_core.errors import UserError
@@ -29,14 +30,41 @@ def from_dict(cls, data: dict, where: str = 'config', base=None):
             default = (getattr(base, name) if base is not None
                        else _default(fields[name]))
             values[name] = from_dict(kind, value, f'{where}.{name}', default)
-        elif typing.get_origin(kind) is tuple and isinstance(value, list):
-            values[name] = tuple(value)
+        elif typing.get_origin(kind) is tuple:
+            element = typing.get_args(kind)[0]
+            if not isinstance(value, (list, tuple)):
+                raise UserError(f'{where}.{name} must be a list, got {value!r}')
+            values[name] = tuple(_checked(item, element, f'{where}.{name}[{index}]')
+                                 for index, item in enumerate(value))
         else:
-            values[name] = value
+            values[name] = _checked(value, kind, f'{where}.{name}')
     try:
         return dataclasses.replace(base, **values) if base is not None else cls(**values)
     except (TypeError, ValueError) as error:
         raise UserError(f'{where}: {error}') from None
+
+
+# YAML scalars as the plain types fields declare: an int is a valid float, a bool is neither.
+_ACCEPTED = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
+_NOUNS = {int: 'an integer', float: 'a number', bool: 'true or false', str: 'a string'}
+
+
+def _checked(value, kind, where: str):
+    """`value` if it is of the field's type `kind` (plain types, and their unions with None);
+    a UserError naming the key otherwise. Other types pass unchecked."""
+    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) \
+        else (kind,)
+    if value is None and type(None) in options:
+        return value
+    plain = [option for option in options if option in _ACCEPTED]
+    if len(plain) != len([o for o in options if o is not type(None)]):
+        return value  # a type this check does not know (tuples of choices, paths)
+    for option in plain:
+        if isinstance(value, _ACCEPTED[option]) and not (
+                option is not bool and isinstance(value, bool)):
+            return float(value) if option is float else value
+    names = ' or '.join(_NOUNS[option] for option in plain)
+    raise UserError(f'{where} must be {names}, got {value!r}')
 
 
 def _default(field: dataclasses.Field):

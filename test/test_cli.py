@@ -164,3 +164,24 @@ def test_commands_that_need_no_ros_run_where_ros_is_missing(tmp_path):
         assert result.returncode == 1
         assert result.stderr.startswith(f'hybrid-depth {command[0]}: error: ROS 2 Python '
                                         f'packages are missing'), result.stderr
+
+
+def test_an_error_is_the_last_line_even_with_a_progress_bar_open(monkeypatch, capsys):
+    import gc
+
+    from tqdm import tqdm
+
+    from hybrid_depth_core.errors import UserError
+    from hybrid_depth_ros import cli
+    from hybrid_depth_ros.cli import profile
+
+    def fails_midway(args):
+        bar = tqdm(total=10, desc='working')
+        bar.update(3)
+        raise UserError('input.bag: damaged at frame 3')
+    monkeypatch.setattr(profile, 'run', fails_midway)
+    assert cli.main(['profile']) == 1
+    gc.collect()  # where an open bar would redraw itself
+    lines = [line for line in capsys.readouterr().err.replace('\r', '\n').splitlines() if line]
+    assert lines[-1] == 'hybrid-depth profile: error: input.bag: damaged at frame 3'
+    assert any('working' in line and '3/10' in line for line in lines[:-1])

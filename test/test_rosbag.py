@@ -287,11 +287,17 @@ def test_bad_bags_give_one_clear_error_and_leave_no_output(tmp_path, bags, drive
     other = msgs.rgb_image(frames[0].rgb, msgs.header(1, 'x'))
     two_images = write_bag(tmp_path / 'two_topics', camera_messages(frames[:3], K) + [
         ('/other/image', 'sensor_msgs/msg/Image', other, 1)])
+    no_metadata = tmp_path / 'no_metadata'
+    shutil.copytree(bags[('mcap', False)], no_metadata)
+    (no_metadata / 'metadata.yaml').unlink()
+    storage_file = next(no_metadata.glob('*.mcap'))
     ros1 = tmp_path / 'old.bag'
     ros1.write_bytes(b'#ROSBAG V2.0\n')
     cases = [
         (BagSource(tmp_path / 'missing'), 'does not exist'),
-        (BagSource(not_a_bag), 'not a readable rosbag2'),
+        (BagSource(not_a_bag), 'no metadata.yaml, and no .mcap or .db3 file either'),
+        (BagSource(no_metadata), f'no metadata.yaml; give the storage file itself, e.g. '
+                                 f'{storage_file}'),
         (BagSource(corrupt), 'damaged|not a readable'),
         (BagSource(bags[('mcap', False)], image_topic='/camera/nope'),
          "no image topic '/camera/nope'.*image_raw"),

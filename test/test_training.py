@@ -161,3 +161,61 @@ def test_checkpoints_from_before_the_fractional_schedule_still_load():
 def test_a_nested_override_keeps_the_rest_of_the_default_model():
     config = load_config(None, ['model.arch=resnet18'])
     assert config.model.multi_frame and config.model.pose_downsample == 2
+
+
+@pytest.mark.parametrize('override, named', [
+    ('learning_rate=abc', 'config.learning_rate must be a number'),
+    ('learning_rate=0', 'learning_rate must be > 0'),
+    ('batch_size=1.5', 'config.batch_size must be an integer'),
+    ('batch_size=-1', 'batch_size >= 0'),
+    ('log_every=0', 'log_every is a number of steps'),
+    ('precision=fp64', 'precision must be one of'),
+    ('augment.brightness=abc', 'config.augment.brightness must be a number'),
+    ('augment.flip_probability=2', r'flip_probability must be in \[0, 1\]'),
+    ('loss.velocity=true', 'config.loss.velocity must be a number'),
+    ('loss.velocity=-1', 'velocity must be a number >= 0'),
+    ('model.multi_frame=3', 'config.model.multi_frame must be true or false'),
+    ('model.min_depth_bin=0', 'min_depth_bin < max_depth_bin'),
+    ('model.hybrid.heads=[2,x,8]', r'config.model.hybrid.heads\[1\] must be an integer'),
+    ('data.seeds=[]', 'data.seeds must name at least one'),
+    ('data.bags=5', 'config.data.bags must be a list'),
+])
+def test_bad_training_settings_are_one_line_errors_naming_the_key(override, named):
+    with pytest.raises(UserError, match=named):
+        load_config(None, [override])
+
+
+def test_good_settings_keep_their_types():
+    config = load_config(None, ['learning_rate=1', 'data.seeds=[3, 4]', 'augment.hue=0'])
+    assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
+    assert config.data.seeds == (3, 4) and config.augment.hue == 0.0
+
+
+def test_train_refuses_an_output_inside_an_input_bag_or_unwritable_before_any_work(tmp_path):
+    bag = tmp_path / 'recording'
+    bag.mkdir()
+    (bag / 'metadata.yaml').write_text('not read: the output is refused first\n')
+    before = sorted(p.name for p in bag.iterdir())
+    config = load_config(None, ['data.source=bag', f'data.bags=["{bag}"]'])
+    for out in (bag, bag / 'run'):
+        with pytest.raises(UserError, match='inside the input'):
+            train(config, out, max_steps=1, progress=False)
+    assert sorted(p.name for p in bag.iterdir()) == before
+    a_file = tmp_path / 'a_file'
+    a_file.write_text('')
+    with pytest.raises(UserError, match='cannot write to'):
+        train(load_config(None, []), a_file / 'run', max_steps=1, progress=False)
+    with pytest.raises(UserError, match='exists and is not a directory'):
+        train(load_config(None, []), a_file, max_steps=1, progress=False)
+
+
+def test_a_checkpoint_that_is_a_directory_or_damaged_is_named_without_bad_advice(tmp_path):
+    with pytest.raises(UserError, match='is a directory; give the .pt file'):
+        load_checkpoint(tmp_path)
+    shipped = (REPO / 'models' / 'hybrid_synthetic.pt').read_bytes()
+    for name, content in (('garbage.pt', b'not a checkpoint\n'), ('cut.pt', shipped[:5000])):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(UserError, match='damaged, cut short or not a PyTorch file') as error:
+            load_checkpoint(path)
+        assert 'weights_only' not in str(error.value) and '\n' not in str(error.value)

@@ -52,6 +52,12 @@ class Bag:
         if self.path.suffix == '.bag':
             raise UserError(f'{self.path} is a ROS 1 bag; convert it to rosbag2 first '
                             f'(rosbags-convert --src {self.path} --dst OUT)')
+        if self.path.is_dir() and not (self.path / 'metadata.yaml').exists():
+            storage = sorted(p.name for p in self.path.iterdir()
+                             if p.suffix in ('.mcap', '.db3'))
+            hint = (f'; give the storage file itself, e.g. {self.path / storage[0]}' if storage
+                    else ', and no .mcap or .db3 file either')
+            raise UserError(f'bag {self.path} has no metadata.yaml{hint}')
         try:
             self.reader = AnyReader([self.path], default_typestore=DEFAULT_TYPESTORE)
             self.reader.open()

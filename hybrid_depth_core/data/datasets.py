@@ -49,6 +49,8 @@ class DataConfig:
                               or min(self.width, self.height) < 64):
             raise ValueError(f'data.width and data.height must be multiples of 32, at least '
                              f'64 (or both 0: automatic); got {self.width}x{self.height}')
+        if self.source == 'synthetic' and not self.seeds:
+            raise ValueError('data.seeds must name at least one synthetic drive')
         stride = max(self.frame_stride, 1)
         if self.source == 'synthetic' and self.frames_per_drive < 2 * stride + 1:
             raise ValueError(f'data.frames_per_drive must be at least 2 * data.frame_stride + 1 '

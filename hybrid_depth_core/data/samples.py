@@ -55,6 +55,14 @@ class AugmentConfig:
     hue: float = 0.1            # fraction of a full turn, in [-x, x]
     flip_probability: float = 0.5
 
+    def __post_init__(self):
+        for name in ('color_jitter_probability', 'flip_probability', 'brightness', 'contrast',
+                     'saturation'):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f'{name} must be in [0, 1], got {getattr(self, name)}')
+        if not 0 <= self.hue <= 0.5:
+            raise ValueError(f'hue must be in [0, 0.5] (a fraction of a turn), got {self.hue}')
+
 
 def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Generator | None,
                 augment: AugmentConfig | None, depth_gt: np.ndarray | None = None,

@@ -57,6 +57,9 @@ class DepthModelConfig:
                              f'{self.pose_downsample}')
         if self.num_depth_bins < 2:
             raise ValueError(f'num_depth_bins must be >= 2, got {self.num_depth_bins}')
+        if not 0 < self.min_depth_bin < self.max_depth_bin:
+            raise ValueError(f'need 0 < min_depth_bin < max_depth_bin, got '
+                             f'{self.min_depth_bin}, {self.max_depth_bin}')
 
 
 @dataclass

@@ -10,6 +10,7 @@ import yaml
 from hybrid_depth_core.config_dicts import from_dict
 from hybrid_depth_core.data.samples import AugmentConfig
 from hybrid_depth_core.data.datasets import DataConfig
+from hybrid_depth_core.device import PRECISIONS
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.networks import DepthModelConfig
 from hybrid_depth_core.training.objective import LossConfig
@@ -52,6 +53,13 @@ class TrainConfig:
             raise ValueError(f'need batch_size >= 0 (0: automatic), epochs >= 1 and '
                              f'num_workers >= -1 (-1: automatic); got {self.batch_size}, '
                              f'{self.epochs} and {self.num_workers}')
+        if not self.learning_rate > 0:
+            raise ValueError(f'learning_rate must be > 0, got {self.learning_rate}')
+        for name in ('log_every', 'image_every', 'checkpoint_every'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'{name} is a number of steps, >= 1; got {getattr(self, name)}')
+        if self.precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
 
 
 def learning_rate(config: TrainConfig, progress: float) -> float:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from hybrid_depth_core.data.datasets import build_dataset
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.atomic import check_output_directory
 from hybrid_depth_core.checkpoint import ModelSection, load_checkpoint, save_checkpoint
 from hybrid_depth_core.config_dicts import to_dict
 from hybrid_depth_core.training.config import TrainConfig, is_frozen, learning_rate
@@ -77,6 +78,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
                         f'another --out')
     if resume and not checkpoint_path.exists():
         raise UserError(f'--resume: no checkpoint at {checkpoint_path}')
+    check_output_directory(out, config.data.bags if config.data.source == 'bag' else ())
     rank, world = _init_distributed()
     device = pick_device(device)
     config = resolve(config, device)

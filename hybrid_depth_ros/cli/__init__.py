@@ -40,16 +40,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except UserError as error:
+        _close_progress_bars()
         print(f'hybrid-depth {args.command}: error: {error}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        _close_progress_bars()
         print(f'hybrid-depth {args.command}: interrupted; partial output removed',
               file=sys.stderr)
         return 128 + signal.SIGINT
     except Terminated:
+        _close_progress_bars()
         print(f'hybrid-depth {args.command}: terminated; partial output removed',
               file=sys.stderr)
         return 128 + signal.SIGTERM
+
+
+def _close_progress_bars() -> None:
+    """End the bars an error interrupted, before the error is printed: left open, each would
+    be redrawn when it is garbage-collected, below the error, as the last line on screen."""
+    tqdm = sys.modules.get('tqdm')
+    if tqdm is not None:
+        for bar in list(tqdm.tqdm._instances):
+            bar.close()
 
 
 def import_ros(module: str):
