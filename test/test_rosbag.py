@@ -354,3 +354,39 @@ def test_record_train_infer_evaluate_from_the_command_line(tmp_path):
                             timeout=120)
     assert failed.returncode == 1 and 'does not exist' in failed.stderr
     assert 'Traceback' not in failed.stderr and not (tmp_path / 'x').exists()
+
+
+def broken_image(message):
+    """The same Image with its pixel data cut short: undecodable."""
+    broken = copy.copy(message)
+    broken.data = message.data[:10]
+    return broken
+
+
+def test_infer_and_evaluate_skip_undecodable_images_and_say_so(tmp_path, drive, bags, predictor):
+    frames, K = drive[1], drive[0].camera.K
+    messages = camera_messages(frames, K)
+    messages[2] = messages[2][:2] + (broken_image(messages[2][2]),) + messages[2][3:]
+    assert messages[2][0] == IMAGE_TOPIC
+    gt = [(DEPTH_GT_TOPIC, 'sensor_msgs/msg/Image',
+           msgs.depth_image(f.depth, msgs.header(f.stamp_ns, 'camera')), f.stamp_ns)
+          for f in frames]
+    bag = write_bag(tmp_path / 'one_bad', messages + gt)
+    summary = infer_bag(predictor, bag, tmp_path / 'out', NodeConfig(), progress=False)
+    assert summary.frames == len(frames) - 1
+    assert summary.skipped.startswith(f'skipped 1 undecodable image of {bag}')
+    with AnyReader([tmp_path / 'out']) as reader:
+        depth = [c for c in reader.connections if c.topic.endswith('/depth')]
+        assert sum(c.msgcount for c in depth) == len(frames) - 1
+    result = evaluate_bag(lambda rgb, K, previous, turn: np.ones(rgb.shape[:2]), bag,
+                          DEPTH_GT_TOPIC, progress=False)
+    assert result['images'] == len(frames) - 1 and result['skipped_images'] == 1
+
+    # A bag of mostly damage stops, past max(10, a tenth of its images), and writes nothing.
+    many = [(t, m, broken_image(msg) if t == IMAGE_TOPIC else msg, s)
+            for t, m, msg, s in camera_messages(frames * 3, K)]
+    many = [(t, m, msg, 1000 + i) for i, (t, m, msg, s) in enumerate(many)]
+    damaged = write_bag(tmp_path / 'mostly_bad', many)
+    with pytest.raises(UserError, match='more than 10 undecodable images, stopping'):
+        infer_bag(predictor, damaged, tmp_path / 'out2', NodeConfig(), progress=False)
+    assert not (tmp_path / 'out2').exists()

@@ -154,18 +154,47 @@ class Bag:
                 track.add(stamp_ns(item.message, item.time_ns), item.message)
         return track
 
-    def images(self) -> Iterator[tuple[int, np.ndarray, object]]:
+    def images(self, skipped: SkippedImages | None = None
+               ) -> Iterator[tuple[int, np.ndarray, object]]:
         """(stamp ns, decoded (H, W, 3) uint8 RGB, the message) per image, in recording order.
-        An undecodable image stops with an error naming the bag, the stamp and the problem."""
+        An undecodable image stops with an error naming the bag, the stamp and the problem, or,
+        given `skipped`, is counted there and left out."""
         decode = IMAGE_DECODERS[self.image_type]
         for item in self.messages([self.image_topic]):
             stamp = stamp_ns(item.message, item.time_ns)
             try:
                 rgb = decode(item.message)
             except BadMessage as error:
-                raise UserError(f'bag {self.path}: image at {stamp / 1e9:.3f} s on '
-                                f'{self.image_topic}: {error}') from None
+                problem = f'image at {stamp / 1e9:.3f} s on {self.image_topic}: {error}'
+                if skipped is None:
+                    raise UserError(f'bag {self.path}: {problem}') from None
+                skipped.add(problem)
+                continue
             yield stamp, rgb, item.message
+
+
+class SkippedImages:
+    """Undecodable images that inference and evaluation leave out, as the node does, counted
+    so that the command can say so at the end; past `limit` of them the bag is more damage than
+    recording and reading stops."""
+
+    def __init__(self, bag: Path, images: int):
+        self.bag, self.count, self.first = Path(bag), 0, None
+        self.limit = max(10, images // 10)
+
+    def add(self, problem: str) -> None:
+        self.count += 1
+        self.first = self.first or problem
+        if self.count > self.limit:
+            raise UserError(f'bag {self.bag}: more than {self.limit} undecodable images, '
+                            f'stopping (the first: {self.first})')
+
+    def report(self) -> str | None:
+        """One line for the end of the command; None if nothing was skipped."""
+        if not self.count:
+            return None
+        return (f'skipped {self.count} undecodable image{"s" * (self.count > 1)} of '
+                f'{self.bag} (the first: {self.first})')
 
 
 class CameraInfoTrack:

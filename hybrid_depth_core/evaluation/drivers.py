@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hybrid_depth_core.data.bag_reader import Bag
+from hybrid_depth_core.data.bag_reader import Bag, SkippedImages
 from hybrid_depth_core.data.kitti import KittiRawDataset, image_path, read_rgb, read_velodyne
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
@@ -92,7 +92,8 @@ def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = Non
     or None and `turn` the camera's rotation from it, as in the node (KeyframeRun;
     keyframes=False: always None), with the node's sequence breaks (predictor.
     continues_sequence); the result counts the images that had one (keyframe_images) and their
-    median keyframe age."""
+    median keyframe age. Undecodable images are left out and counted (skipped_images; skipped,
+    one line or None), up to SkippedImages' limit."""
     accumulator, run = Accumulator(protocol), KeyframeRun(predict, keyframes)
     with Bag(bag_path, image_topic, camera_info_topic) as bag:
         depth_topics = bag.topics_of({'sensor_msgs/msg/Image'})
@@ -109,7 +110,8 @@ def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = Non
         if not len(infos):
             raise UserError(f'bag {bag.path} has no camera_info for {bag.image_topic}; name it '
                             f'with --camera-info-topic')
-        bar = tqdm(bag.images(), total=bag.message_count(bag.image_topic), unit='frame',
+        skipped = SkippedImages(bag.path, bag.message_count(bag.image_topic))
+        bar = tqdm(bag.images(skipped), total=bag.message_count(bag.image_topic), unit='frame',
                    desc=f'evaluating {bag.path.name}', disable=not progress)
         previous_stamp = None
         for stamp, rgb, _ in bar:
@@ -137,7 +139,9 @@ def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = Non
     if not accumulator.per_image:
         raise UserError(f'bag {bag_path}: no image has a {gt_topic} message with the same stamp '
                         f'and valid depth')
-    return run.summary(accumulator)
+    result = run.summary(accumulator)
+    result.update(skipped_images=skipped.count, skipped=skipped.report())
+    return result
 
 
 def evaluate_kitti(predict, root: Path, split: Path, progress: bool = True) -> dict:

@@ -12,7 +12,7 @@ from rosbags.rosbag2 import Writer
 from tqdm import tqdm
 
 from hybrid_depth_core.atomic import new_output_directory
-from hybrid_depth_core.data.bag_reader import Bag
+from hybrid_depth_core.data.bag_reader import Bag, SkippedImages
 from hybrid_depth_core.data.storage import storage_plugin
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.builders import TYPESTORE, from_fields
@@ -30,6 +30,7 @@ class InferSummary:
     frames: int
     multi_frame_frames: int
     messages: dict[str, int]  # topic -> count written
+    skipped: str | None = None  # the undecodable images left out, in one line
 
 
 def output_topics(image_topic: str, namespace: str | None) -> dict[str, str]:
@@ -84,6 +85,7 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
                     writer.write(connections[topic], time_ns, raw)
                     counts[topic] += 1
 
+                skipped = SkippedImages(bag.path, bag.message_count(bag.image_topic))
                 bar = tqdm(total=bag.message_count(bag.image_topic), unit='frame',
                            desc=f'inferring {Path(bag_path).name}', disable=not progress)
                 for item in bag.messages(inputs):
@@ -93,9 +95,10 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
                     info = infos.nearest(stamp_ns(item.message, item.time_ns))
                     try:
                         result = pipeline.process(item.message, info)
-                    except BadMessage as error:
-                        raise UserError(f'bag {bag.path}: image at {item.time_ns / 1e9:.3f} s: '
-                                        f'{error}') from None
+                    except BadMessage as error:  # left out, as the node does
+                        skipped.add(f'image at {item.time_ns / 1e9:.3f} s: {error}')
+                        bar.update(1)
+                        continue
                     outputs = [('depth', 'sensor_msgs/msg/Image', result.depth),
                                ('camera_info', 'sensor_msgs/msg/CameraInfo',
                                 result.camera_info),
@@ -109,4 +112,4 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
                     multi += result.used_previous
                     bar.update(1)
                 bar.close()
-    return InferSummary(Path(out), frames, multi, dict(counts))
+    return InferSummary(Path(out), frames, multi, dict(counts), skipped.report())

@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(result['unscaled']))
     print(f'{result["images"]} images; median scale ratio {result["scale_median"]:.3f} '
           f'(std/median {result["scale_std_over_median"]:.3f})')
+    if result.get('skipped'):
+        print(f'warning: {result["skipped"]}')
     result['metric_checkpoint'] = predictor.metric
     # previous_frame: whether frames were matched at all (keyframes, or KITTI's previous frame)
     result['previous_frame'] = matching

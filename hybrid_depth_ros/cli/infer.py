@@ -67,4 +67,6 @@ def run(args: argparse.Namespace) -> int:
     print(f'wrote {summary.out}: {summary.frames} frames ({summary.multi_frame_frames} '
           f'multi-frame, matched against a keyframe); '
           + ', '.join(f'{topic} {count}' for topic, count in sorted(summary.messages.items())))
+    if summary.skipped:
+        print(f'warning: {summary.skipped}')
     return 0
