@@ -30,7 +30,6 @@ import yaml
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rosbags.rosbag2 import Writer
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from hybrid_depth_core import visualize
@@ -39,7 +38,7 @@ from hybrid_depth_core.atomic import new_output_directory
 from hybrid_depth_core.data.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
                                                write_drive_bag)
 from hybrid_depth_core.data.bag_reader import Bag
-from hybrid_depth_core.data.storage import storage_plugin
+from hybrid_depth_core.data.storage import bag_file_writer
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.builders import TYPESTORE
@@ -264,7 +263,7 @@ class _environment:
 
 
 def _write_bag(path: Path, recorder: Recorder) -> None:
-    with Writer(path, version=9, storage_plugin=storage_plugin('mcap')) as writer:
+    with bag_file_writer(path) as writer:
         connections = {topic: writer.add_connection(topic, msgtype, typestore=TYPESTORE)
                        for topic, (msgtype, _) in OUTPUTS.items()}
         for message in recorder.messages:

@@ -17,6 +17,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from hybrid_depth_core.data import bag_dataset
 from hybrid_depth_core.data.bag_dataset import (BagDataset, BagSource, Recording, build_triplets,
                                                 decode_recording)
+from hybrid_depth_core.data.bag_reader import Bag
 from hybrid_depth_core.data.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
                                                write_drive_bag)
 from hybrid_depth_core.data.image_motion import pair_turns
@@ -390,3 +391,18 @@ def test_infer_and_evaluate_skip_undecodable_images_and_say_so(tmp_path, drive, 
     with pytest.raises(UserError, match='more than 10 undecodable images, stopping'):
         infer_bag(predictor, damaged, tmp_path / 'out2', NodeConfig(), progress=False)
     assert not (tmp_path / 'out2').exists()
+
+
+def test_written_bags_carry_chunk_crcs_so_a_flipped_pixel_reads_as_damage(tmp_path, drive):
+    bag = write_drive_bag(drive[0], tmp_path / 'drive', progress=False).path
+    data = next(bag.glob('*.mcap'))
+    content = bytearray(data.read_bytes())
+    pixels = content.find(drive[1][2].rgb.tobytes()[:256])  # the third image's first pixels
+    assert pixels > 0
+    with Bag(bag) as intact:
+        assert len(list(intact.images())) == len(drive[1])
+    content[pixels + 100] ^= 0x01  # one bit of one pixel
+    data.write_bytes(bytes(content))
+    with pytest.raises(UserError, match=f'bag {bag} is damaged: Chunk checksum mismatch'):
+        with Bag(bag) as damaged:
+            list(damaged.images())

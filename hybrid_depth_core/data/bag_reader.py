@@ -108,9 +108,17 @@ class Bag:
         try:
             for connection, _, raw in self.reader.messages(connections=connections):
                 return self.reader.deserialize(raw, connection.msgtype).encoding
-        except Exception:  # a damaged bag: reported when the frames are read
-            return None
+        except Exception as error:  # rosbags raises many types for damaged input
+            self._damaged(error)
         return None
+
+    def _damaged(self, error: Exception) -> None:
+        """Record the damage `error` describes; unless allow_partial, stop with it."""
+        self.damage = one_line(error)
+        if not self.allow_partial:
+            raise UserError(f'bag {self.path} is damaged: {self.damage} (pass '
+                            f'--allow-partial-bags to use what could be read before it)'
+                            ) from None
 
     def _camera_info_topic(self, requested: str | None) -> str | None:
         infos = self.topics_of({CAMERA_INFO_TYPE})
@@ -137,13 +145,9 @@ class Bag:
                 message = self.reader.deserialize(raw, connection.msgtype)
             except StopIteration:
                 return
-            except Exception as error:
-                self.damage = one_line(error)
-                if self.allow_partial:
-                    return
-                raise UserError(f'bag {self.path} is damaged: {self.damage} (pass '
-                                f'--allow-partial-bags to use what could be read before it)'
-                                ) from None
+            except Exception as error:  # rosbags raises many types for damaged input
+                self._damaged(error)
+                return
             yield Message(connection.topic, connection.msgtype, time_ns, bytes(raw), message)
 
     def camera_infos(self) -> CameraInfoTrack:

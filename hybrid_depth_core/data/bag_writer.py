@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rosbags.rosbag2 import Writer
 from tqdm import tqdm
 
 from hybrid_depth_core.atomic import new_output_directory
-from hybrid_depth_core.data.storage import storage_plugin
+from hybrid_depth_core.data.storage import bag_file_writer, storage_plugin
 from hybrid_depth_core.data.synthetic import RenderedSequence
 from hybrid_depth_core.data.synthetic.drive import R_BODY_OPTICAL
 from hybrid_depth_core.messages import builders as msgs
@@ -60,13 +59,13 @@ def write_drive_bag(drive: RenderedSequence, out: Path, storage: str = 'mcap',
     no motion at all.
     """
     out = Path(out)
-    plugin = storage_plugin(storage)
+    storage_plugin(storage)  # a bad name fails here, before rendering
     if motion not in MOTION_RECORDINGS:
         raise ValueError(f'motion must be one of {MOTION_RECORDINGS}, got {motion!r}')
     counts: Counter = Counter()
     K, width, height = drive.camera.K, drive.camera.width, drive.camera.height
     with new_output_directory(out) as staging:
-        with Writer(staging, version=9, storage_plugin=plugin) as writer:
+        with bag_file_writer(staging, storage) as writer:
             image_topic, image_type = ((COMPRESSED_TOPIC, 'sensor_msgs/msg/CompressedImage')
                                        if compressed else (IMAGE_TOPIC, 'sensor_msgs/msg/Image'))
             topics = [(image_topic, image_type),

@@ -8,12 +8,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from rosbags.rosbag2 import Writer
 from tqdm import tqdm
 
 from hybrid_depth_core.atomic import new_output_directory
 from hybrid_depth_core.data.bag_reader import Bag, SkippedImages
-from hybrid_depth_core.data.storage import storage_plugin
+from hybrid_depth_core.data.storage import bag_file_writer
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.builders import TYPESTORE, from_fields
 from hybrid_depth_core.messages.images import BadMessage
@@ -68,7 +67,7 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
         counts: Counter = Counter()
         frames = multi = 0
         with new_output_directory(out) as staging:
-            with Writer(staging, version=9, storage_plugin=storage_plugin(storage)) as writer:
+            with bag_file_writer(staging, storage) as writer:
                 connections = {topic: writer.add_connection(topic, msgtype,
                                                             typestore=bag.reader.typestore)
                                for topic, msgtype in bag.topics_of(
