@@ -10,6 +10,7 @@ skipped.
 from __future__ import annotations
 
 import importlib
+import shutil
 import threading
 import time
 from collections import Counter
@@ -21,8 +22,8 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from rosbags.highlevel import AnyReader, AnyReaderError
 
+from hybrid_depth_core.data.bag_reader import open_rosbag2
 from hybrid_depth_core.errors import UserError
 
 # Reliable so that RViz's default (reliable) subscriptions see the replayed topics too; a
@@ -50,7 +51,8 @@ def message_class(msgtype: str):
 
 def play(bag: Path, node: Node, rate: float = 1.0, repeat: int | None = 1,
          topics: list[str] | None = None, delay: float = 1.0,
-         stop: threading.Event | None = None, log=print) -> PlaySummary:
+         stop: threading.Event | None = None, log=print,
+         allow_partial: bool = False) -> PlaySummary:
     """Publish the bag's messages from `node`, spaced by their recorded times / `rate`;
     `repeat` times (None: until `stop` is set). Before the first message, waits up to `delay`
     seconds for DDS discovery to match every publisher with a subscriber, so that the first
@@ -59,11 +61,9 @@ def play(bag: Path, node: Node, rate: float = 1.0, repeat: int | None = 1,
         raise UserError(f'rate must be positive, got {rate}')
     stop = stop or threading.Event()
     summary = PlaySummary()
-    try:
-        reader = AnyReader([Path(bag)])
-        reader.open()
-    except (AnyReaderError, OSError) as error:
-        raise UserError(f'cannot read bag {bag}: {error}') from None
+    if not Path(bag).exists():
+        raise UserError(f'cannot read bag {bag}: it does not exist')
+    reader, recovered, _ = open_rosbag2(Path(bag), allow_partial)
     if not reader.is2:
         reader.close()
         raise UserError(f'{bag} is a ROS 1 bag; play replays rosbag2 (convert it with '
@@ -104,6 +104,8 @@ def play(bag: Path, node: Node, rate: float = 1.0, repeat: int | None = 1,
         summary.interrupted = True
     finally:
         reader.close()
+        if recovered is not None:
+            shutil.rmtree(recovered, ignore_errors=True)
     return summary
 
 
@@ -135,7 +137,7 @@ def _wait_for_subscribers(publishers, seconds: float, stop: threading.Event) -> 
 
 
 def main(bag: Path, rate: float = 1.0, loop: bool = False, topics: list[str] | None = None,
-         delay: float = 1.0) -> int:
+         delay: float = 1.0, allow_partial: bool = False) -> int:
     """`hybrid-depth play`: its own ROS context and node. Ctrl-C (and SIGTERM, which the
     command line turns into the same) ends the replay cleanly with a summary."""
     # Without rclpy's signal handlers: they would shut the context down under the publishers
@@ -144,7 +146,7 @@ def main(bag: Path, rate: float = 1.0, loop: bool = False, topics: list[str] | N
     node = rclpy.create_node('hybrid_depth_play')
     try:
         summary = play(bag, node, rate=rate, repeat=None if loop else 1, topics=topics,
-                       delay=delay)
+                       delay=delay, allow_partial=allow_partial)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

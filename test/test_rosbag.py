@@ -406,3 +406,40 @@ def test_written_bags_carry_chunk_crcs_so_a_flipped_pixel_reads_as_damage(tmp_pa
     with pytest.raises(UserError, match=f'bag {bag} is damaged: Chunk checksum mismatch'):
         with Bag(bag) as damaged:
             list(damaged.images())
+
+
+def test_a_recording_cut_short_is_recovered_with_allow_partial_bags(tmp_path, drive, predictor):
+    bag = write_drive_bag(drive[0], tmp_path / 'drive', progress=False).path
+    data = next(bag.glob('*.mcap'))
+    whole = data.read_bytes()
+    # The recorder killed before it wrote the summary: the last 100 bytes missing.
+    data.write_bytes(whole[:-100])
+    with pytest.raises(UserError, match='not a readable rosbag2.*--allow-partial-bags recovers'):
+        Bag(bag)
+    with Bag(bag, allow_partial=True) as cut:
+        assert len(list(cut.images())) == len(drive[1])
+        assert 'recovered' in cut.damage
+        recovered = cut._recovered
+    assert not recovered.exists()  # the temporary copy goes with the reader
+    summary = infer_bag(predictor, bag, tmp_path / 'out', NodeConfig(), progress=False,
+                        allow_partial=True)
+    assert summary.frames == len(drive[1])
+    # Cut in the middle of the data (one chunk here): what precedes the cut is all there is.
+    data.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(UserError, match='nothing could be recovered.*ends inside a record'):
+        Bag(bag, allow_partial=True)
+    assert data.read_bytes() == whole[:len(whole) // 2]  # the input is only read
+
+
+def test_a_long_recording_cut_mid_data_gives_the_frames_of_its_complete_chunks(tmp_path, drive):
+    frames, K = drive[1], drive[0].camera.K
+    messages = [(topic, msgtype, message, 1000 + i) for i, (topic, msgtype, message, _) in
+                enumerate(camera_messages(frames * 12, K))]  # about 2 MiB: two 1 MiB chunks
+    bag = write_bag(tmp_path / 'long', messages)
+    data = next(bag.glob('*.mcap'))
+    data.write_bytes(data.read_bytes()[:int(data.stat().st_size * 0.75)])
+    with Bag(bag, allow_partial=True) as cut:
+        images = [rgb for _, rgb, _ in cut.images()]
+    assert 0 < len(images) < len(frames) * 12
+    for index, rgb in enumerate(images):  # the first ones, in order, intact
+        np.testing.assert_array_equal(rgb, frames[index % len(frames)].rgb)

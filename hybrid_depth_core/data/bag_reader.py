@@ -8,6 +8,9 @@ by messages/images.py, the node's own decoder. Bags are only ever opened for rea
 from __future__ import annotations
 
 import bisect
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,7 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
+from hybrid_depth_core.data.mcap_recovery import recover_mcap
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_core.messages.images import (ENCODINGS, BadMessage, compressed_to_rgb,
@@ -38,6 +42,40 @@ class Message:
     message: object  # deserialised
 
 
+def open_rosbag2(path: Path, allow_partial: bool = False
+                 ) -> tuple[AnyReader, Path | None, str | None]:
+    """An open reader of the rosbag2 `path` -> (reader, temporary directory to remove after
+    closing it or None, the damage it was recovered from or None). A file that does not open is
+    a UserError naming it, except, with `allow_partial`, an MCAP recording cut short
+    (mcap_recovery): then the reader reads what it holds before the cut, copied into the
+    temporary directory, and a warning says how much that is."""
+    path = Path(path)
+    try:
+        reader = AnyReader([path], default_typestore=DEFAULT_TYPESTORE)
+        reader.open()
+        return reader, None, None
+    except Exception as error:  # rosbags raises many types for unreadable input
+        files = [path] if path.is_file() else list(path.glob('*.mcap'))
+        mcap = files[0] if len(files) == 1 and files[0].suffix == '.mcap' else None
+        if not (allow_partial and mcap):
+            hint = (' (if the recording was cut short, --allow-partial-bags recovers what it '
+                    'holds before the cut)' if mcap else '')
+            raise UserError(f'{path} is not a readable rosbag2: {one_line(error)}{hint}'
+                            ) from None
+    recovered = Path(tempfile.mkdtemp(prefix='hybrid-depth-recovered-'))
+    try:
+        recovery = recover_mcap(mcap, recovered / 'bag', DEFAULT_TYPESTORE)
+        if not recovery.messages:
+            raise UserError(f'bag {path}: nothing could be recovered ({recovery.describe()})')
+        print(f'warning: bag {path}: {recovery.describe()}', file=sys.stderr)
+        reader = AnyReader([recovered / 'bag'], default_typestore=DEFAULT_TYPESTORE)
+        reader.open()
+        return reader, recovered, recovery.describe()
+    except BaseException:
+        shutil.rmtree(recovered, ignore_errors=True)
+        raise
+
+
 class Bag:
     """One recording, opened read-only; a context manager. Topic selection happens here so that
     every command reports a wrong or missing topic the same way."""
@@ -58,12 +96,7 @@ class Bag:
             hint = (f'; give the storage file itself, e.g. {self.path / storage[0]}' if storage
                     else ', and no .mcap or .db3 file either')
             raise UserError(f'bag {self.path} has no metadata.yaml{hint}')
-        try:
-            self.reader = AnyReader([self.path], default_typestore=DEFAULT_TYPESTORE)
-            self.reader.open()
-        except Exception as error:  # rosbags raises many types for unreadable input
-            raise UserError(f'{self.path} is not a readable rosbag2: '
-                            f'{one_line(error)}') from None
+        self.reader, self._recovered, self.damage = open_rosbag2(self.path, allow_partial)
         try:
             self.image_topic, self.image_type = self._image_topic(image_topic)
             self.camera_info_topic = self._camera_info_topic(camera_info_topic)
@@ -74,6 +107,9 @@ class Bag:
     def close(self) -> None:
         if self.reader.stack is not None:
             self.reader.close()
+        if self._recovered is not None:
+            shutil.rmtree(self._recovered, ignore_errors=True)
+            self._recovered = None
 
     def __enter__(self) -> Bag:
         return self

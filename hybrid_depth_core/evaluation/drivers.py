@@ -84,7 +84,8 @@ def evaluate_synthetic(predict, seeds, frames: int, width: int, height: int,
 
 def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = None,
                  camera_info_topic: str | None = None, protocol: Protocol = Protocol(),
-                 progress: bool = True, keyframes: bool = True) -> dict:
+                 progress: bool = True, keyframes: bool = True,
+                 allow_partial: bool = False) -> dict:
     """Evaluate `predict(rgb, K, previous, turn) -> depth` on a recorded bag against its depth
     topic (32FC1 metres or 16UC1 millimetres, registered to the camera image), frame by frame
     in recording order; each image is matched to the depth image with the same header stamp.
@@ -95,7 +96,7 @@ def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = Non
     median keyframe age. Undecodable images are left out and counted (skipped_images; skipped,
     one line or None), up to SkippedImages' limit."""
     accumulator, run = Accumulator(protocol), KeyframeRun(predict, keyframes)
-    with Bag(bag_path, image_topic, camera_info_topic) as bag:
+    with Bag(bag_path, image_topic, camera_info_topic, allow_partial) as bag:
         depth_topics = bag.topics_of({'sensor_msgs/msg/Image'})
         if gt_topic not in depth_topics or gt_topic == bag.image_topic:
             raise UserError(f'bag {bag.path} has no depth topic {gt_topic!r}; Image topics in '

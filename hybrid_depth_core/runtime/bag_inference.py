@@ -46,11 +46,11 @@ def output_topics(image_topic: str, namespace: str | None) -> dict[str, str]:
 def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: NodeConfig,
               image_topic: str | None = None, camera_info_topic: str | None = None,
               namespace: str | None = None, storage: str = 'mcap',
-              progress: bool = True) -> InferSummary:
+              progress: bool = True, allow_partial: bool = False) -> InferSummary:
     """Write OUT (a new bag; refused if it exists) with the input's image and camera_info
     messages, byte for byte, plus depth (32FC1), depth/camera_info and, if
     config.publish_points, points, each stamped like its image. OUT appears only complete."""
-    with Bag(bag_path, image_topic, camera_info_topic) as bag:
+    with Bag(bag_path, image_topic, camera_info_topic, allow_partial) as bag:
         transport = 'compressed' if bag.image_type.endswith('CompressedImage') else 'raw'
         if not bag.message_count(bag.image_topic):
             raise UserError(f'bag {bag.path} has no messages on {bag.image_topic}')

@@ -34,6 +34,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--image-topic', help="with --bag: default the bag's only image topic")
     parser.add_argument('--camera-info-topic',
                         help="with --bag: default the image topic's camera_info")
+    parser.add_argument('--allow-partial-bags', action='store_true',
+                        help='use what a damaged or cut-short recording holds before the '
+                             'damage (said at the end), instead of stopping')
     parser.add_argument('--frames', type=int_at_least(1), default=30, help='frames per drive')
     parser.add_argument('--max-depth', type=float_above(0), default=80.0, help='GT cap in metres')
     parser.add_argument('--single-frame', action='store_true',
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.bag is not None:
         result = evaluate_bag(predict, args.bag, args.gt_depth_topic, args.image_topic,
                               args.camera_info_topic, Protocol(max_depth=args.max_depth),
-                              keyframes=matching)
+                              keyframes=matching, allow_partial=args.allow_partial_bags)
     else:
         result = evaluate_synthetic(predict, args.synthetic_seeds, args.frames,
                                     predictor.width, predictor.height,

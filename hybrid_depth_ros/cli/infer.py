@@ -42,6 +42,9 @@ def add_parser(subparsers) -> None:
                         help='never match against an earlier frame (keyframe), even with a '
                              'multi-frame checkpoint')
     parser.add_argument('--storage', choices=STORAGES, default='mcap')
+    parser.add_argument('--allow-partial-bags', action='store_true',
+                        help='use what a damaged or cut-short recording holds before the '
+                             'damage (said at the end), instead of stopping')
     parser.add_argument('--device', default='auto')
     parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default='fp32')
     parser.set_defaults(run=run)
@@ -63,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(f'warning: {warning}')
     summary = infer_bag(predictor, args.bag, args.out, config, args.image_topic,
-                        args.camera_info_topic, args.namespace, args.storage)
+                        args.camera_info_topic, args.namespace, args.storage,
+                        allow_partial=args.allow_partial_bags)
     print(f'wrote {summary.out}: {summary.frames} frames ({summary.multi_frame_frames} '
           f'multi-frame, matched against a keyframe); '
           + ', '.join(f'{topic} {count}' for topic, count in sorted(summary.messages.items())))

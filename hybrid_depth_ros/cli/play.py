@@ -23,6 +23,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--delay', type=float_above(0, inclusive=True), default=1.0,
                         help='seconds to wait for subscribers to be discovered before the '
                              'first message (default: 1)')
+    parser.add_argument('--allow-partial-bags', action='store_true',
+                        help='replay what a damaged or cut-short recording holds before the '
+                             'damage, instead of stopping')
     parser.set_defaults(run=run)
 
 
@@ -35,4 +38,4 @@ def run(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
     return replay.main(args.bag, rate=args.rate, loop=args.loop, topics=args.topics,
-                       delay=args.delay)
+                       delay=args.delay, allow_partial=args.allow_partial_bags)
