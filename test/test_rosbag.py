@@ -443,3 +443,19 @@ def test_a_long_recording_cut_mid_data_gives_the_frames_of_its_complete_chunks(t
     assert 0 < len(images) < len(frames) * 12
     for index, rgb in enumerate(images):  # the first ones, in order, intact
         np.testing.assert_array_equal(rgb, frames[index % len(frames)].rgb)
+
+
+def test_a_damaged_sqlite3_recording_gives_its_rows_before_the_damage(tmp_path, bags, drive):
+    bag = tmp_path / 'sqlite'
+    shutil.copytree(bags[('sqlite3', False)], bag)
+    data = next(bag.glob('*.db3'))
+    whole = data.read_bytes()
+    data.write_bytes(whole[:int(len(whole) * 0.6)])  # the last 40% of its pages lost
+    with pytest.raises(UserError, match='not a readable rosbag2.*--allow-partial-bags'):
+        Bag(bag)
+    with Bag(bag, allow_partial=True) as cut:
+        images = [rgb for _, rgb, _ in cut.images()]
+        assert 'a damaged database' in cut.damage
+    assert 0 < len(images) < len(drive[1])
+    for index, rgb in enumerate(images):  # intact, none made up from the missing pages
+        np.testing.assert_array_equal(rgb, drive[1][index].rgb)

@@ -19,7 +19,7 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from hybrid_depth_core.data.mcap_recovery import recover_mcap
+from hybrid_depth_core.data.bag_recovery import recover_mcap, recover_sqlite3
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_core.messages.images import (ENCODINGS, BadMessage, compressed_to_rgb,
@@ -46,25 +46,30 @@ def open_rosbag2(path: Path, allow_partial: bool = False
                  ) -> tuple[AnyReader, Path | None, str | None]:
     """An open reader of the rosbag2 `path` -> (reader, temporary directory to remove after
     closing it or None, the damage it was recovered from or None). A file that does not open is
-    a UserError naming it, except, with `allow_partial`, an MCAP recording cut short
-    (mcap_recovery): then the reader reads what it holds before the cut, copied into the
-    temporary directory, and a warning says how much that is."""
+    a UserError naming it, except, with `allow_partial`, a recording cut short or damaged
+    (bag_recovery, MCAP or sqlite3): then the reader reads what it holds before the damage,
+    copied into the temporary directory, and a warning says how much that is."""
     path = Path(path)
     try:
         reader = AnyReader([path], default_typestore=DEFAULT_TYPESTORE)
         reader.open()
         return reader, None, None
     except Exception as error:  # rosbags raises many types for unreadable input
-        files = [path] if path.is_file() else list(path.glob('*.mcap'))
-        mcap = files[0] if len(files) == 1 and files[0].suffix == '.mcap' else None
-        if not (allow_partial and mcap):
-            hint = (' (if the recording was cut short, --allow-partial-bags recovers what it '
-                    'holds before the cut)' if mcap else '')
+        files = ([path] if path.is_file() else
+                 [*path.glob('*.mcap'), *path.glob('*.db3')] if path.is_dir() else [])
+        recover = {'.mcap': recover_mcap, '.db3': recover_sqlite3}.get(
+            files[0].suffix if len(files) == 1 else None)
+        if not (allow_partial and recover):
+            hint = (' (if the recording was cut short or damaged, --allow-partial-bags '
+                    'recovers what it holds before the damage)' if recover else '')
             raise UserError(f'{path} is not a readable rosbag2: {one_line(error)}{hint}'
                             ) from None
     recovered = Path(tempfile.mkdtemp(prefix='hybrid-depth-recovered-'))
     try:
-        recovery = recover_mcap(mcap, recovered / 'bag', DEFAULT_TYPESTORE)
+        try:
+            recovery = recover(files[0], recovered / 'bag', DEFAULT_TYPESTORE)
+        except (OSError, ValueError) as error:
+            raise UserError(f'bag {path}: nothing could be recovered ({error})') from None
         if not recovery.messages:
             raise UserError(f'bag {path}: nothing could be recovered ({recovery.describe()})')
         print(f'warning: bag {path}: {recovery.describe()}', file=sys.stderr)

@@ -1,17 +1,24 @@
-"""What is left of an MCAP recording cut short: the recorder killed before it wrote the summary
-and footer (the most common damage in the field), or a chunk damaged on disk.
+"""What is left of a recording cut short: the recorder killed before it finished the file (the
+most common damage in the field), or a part damaged on disk. `rosbags` opens neither, so the
+messages before the damage are copied into a new, complete rosbag2 in a temporary directory,
+which then reads like any bag.
 
-The MCAP format can be read without its summary, record by record from the start (the spec's
-"streaming" reading). `rosbags` only opens complete files, so the records before the damage are
-copied into a new, complete rosbag2 in a temporary directory, which then reads like any bag.
-Records (MCAP spec): opcode u8, length u64, body. Schema 0x03: id u16, name, encoding, data;
-Channel 0x04: id u16, schema id u16, topic, message encoding, metadata; Message 0x05: channel
-id u16, sequence u32, log time u64, publish time u64, data; Chunk 0x06: start and end time
-u64, uncompressed size u64, uncompressed CRC u32, compression, records (u64 length + bytes).
+sqlite3: the header's page count says how long the file should be. Two copies get the
+missing pages filled in, one with 0x00 and one with 0xFF bytes, and are read side by side in
+insertion order: a row is kept only while both copies agree on it (bytes from the filled-in
+pages would differ) and SQLite finds no damage.
+
+MCAP: the format can be read without its summary, record by record from the start (the spec's
+"streaming" reading). Records (MCAP spec): opcode u8, length u64, body. Schema 0x03: id u16,
+name, encoding, data; Channel 0x04: id u16, schema id u16, topic, message encoding, metadata;
+Message 0x05: channel id u16, sequence u32, log time u64, publish time u64, data; Chunk 0x06:
+start and end time u64, uncompressed size u64, uncompressed CRC u32, compression, records (u64
+length + bytes).
 Strings and byte fields: u32 length + bytes.
 """
 from __future__ import annotations
 
+import sqlite3
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -29,14 +36,13 @@ class _Cut(Exception):
 @dataclass
 class Recovery:
     messages: int = 0
-    bytes_read: int = 0        # offset of the first record not recovered
-    size: int = 0              # of the file
-    problem: str = ''          # why reading stopped
+    where: str = ''            # where reading stopped, in the file's own terms
+    problem: str = ''          # why it stopped
     skipped_types: set[str] = field(default_factory=set)  # unknown to the typestore
 
     def describe(self) -> str:
-        line = (f'{self.problem} at byte {self.bytes_read} of {self.size}; recovered '
-                f'{self.messages} messages before it')
+        line = (f'{self.problem} {self.where}; recovered {self.messages} messages before '
+                f'it')
         if self.skipped_types:
             line += (f' (left out: messages of unknown type '
                      f'{", ".join(sorted(self.skipped_types))})')
@@ -47,7 +53,7 @@ def recover_mcap(path: Path, out: Path, typestore) -> Recovery:
     """Copy the messages of the MCAP file `path` that precede its damage into a new rosbag2
     directory `out`; the Recovery says how far it got and why it stopped."""
     data = Path(path).read_bytes()
-    recovery = Recovery(size=len(data))
+    recovery = Recovery()
     if not data.startswith(MCAP_MAGIC):
         raise ValueError(f'{path} does not start like an MCAP file')
     schemas: dict[int, tuple[str, str]] = {}
@@ -88,7 +94,57 @@ def recover_mcap(path: Path, out: Path, typestore) -> Recovery:
             recovery.problem = str(cut)
         except (struct.error, KeyError, UnicodeDecodeError, ValueError) as error:
             recovery.problem = f'unreadable record ({type(error).__name__})'
-    recovery.bytes_read = offset
+    recovery.where = f'at byte {offset} of {len(data)}'
+    return recovery
+
+
+SQLITE_MAGIC = b'SQLite format 3\0'
+
+
+def recover_sqlite3(path: Path, out: Path, typestore) -> Recovery:
+    """Copy the messages of the rosbag2 sqlite3 database `path` that precede its damage into a
+    new rosbag2 directory `out`."""
+    data = Path(path).read_bytes()
+    if not data.startswith(SQLITE_MAGIC) or len(data) < 100:
+        raise ValueError(f'{path} does not start like an SQLite database')
+    page_size = int.from_bytes(data[16:18], 'big')
+    page_size = 65536 if page_size == 1 else page_size
+    missing = max(0, page_size * int.from_bytes(data[28:32], 'big') - len(data))
+    copies = [Path(out).parent / f'padded_{fill}.db3' for fill in ('00', 'ff')]
+    for copy, fill in zip(copies, (b'\x00', b'\xff')):
+        copy.write_bytes(data + fill * missing)
+    connections = [sqlite3.connect(f'file:{copy}?mode=ro', uri=True) for copy in copies]
+    recovery, rows = Recovery(), 0
+    try:
+        with bag_file_writer(out) as writer:
+            try:
+                topics = {topic_id: (name, msgtype) for topic_id, name, msgtype in
+                          connections[0].execute('SELECT id, name, type FROM topics')}
+                written = {}
+                query = 'SELECT topic_id, timestamp, data FROM messages ORDER BY id'
+                for row, same_row in zip(*(c.execute(query) for c in connections)):
+                    if row != same_row:  # bytes from the filled-in pages: made up, not read
+                        raise sqlite3.DatabaseError('a row reaches past the end of the file')
+                    rows += 1
+                    topic_id, time_ns, raw = row
+                    topic, msgtype = topics[topic_id]
+                    if msgtype not in typestore.types:
+                        recovery.skipped_types.add(msgtype)
+                        continue
+                    if topic_id not in written:
+                        written[topic_id] = writer.add_connection(topic, msgtype,
+                                                                  typestore=typestore)
+                    writer.write(written[topic_id], time_ns, raw)
+                    recovery.messages += 1
+                recovery.problem = 'no damaged row in a damaged file'
+            except sqlite3.DatabaseError as error:
+                recovery.problem = f'a damaged database ({error})'
+    finally:
+        for connection in connections:
+            connection.close()
+        for copy in copies:
+            copy.unlink()
+    recovery.where = f'after message row {rows} of a file {len(data)} bytes long'
     return recovery
 
 
