@@ -100,13 +100,16 @@ def check_output_directory(path: Path, inputs=()) -> None:
     path = Path(path).absolute()
     for source in map(Path, inputs):
         source = source.absolute()
-        if source.is_dir() and (path == source or source in path.parents):
+        if path == source:
+            raise UserError(f'--out {path} is an input; inputs are only read, choose another '
+                            f'directory')
+        if source.is_dir() and source in path.parents:
             raise UserError(f'--out {path} is inside the input {source}; inputs are only read, '
                             f'choose an output directory outside it')
-        if path == source:
-            raise UserError(f'--out {path} is the input {source}; choose another directory')
     if path.exists() and not path.is_dir():
         raise UserError(f'--out {path} exists and is not a directory')
     existing = next(parent for parent in (path, *path.parents) if parent.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    if not existing.is_dir():
+        raise UserError(f'--out {path}: {existing} is a file, not a directory')
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f'--out {path}: cannot write to {existing} (permission denied)')

@@ -197,13 +197,13 @@ def test_train_refuses_an_output_inside_an_input_bag_or_unwritable_before_any_wo
     (bag / 'metadata.yaml').write_text('not read: the output is refused first\n')
     before = sorted(p.name for p in bag.iterdir())
     config = load_config(None, ['data.source=bag', f'data.bags=["{bag}"]'])
-    for out in (bag, bag / 'run'):
-        with pytest.raises(UserError, match='inside the input'):
+    for out, problem in ((bag, 'is an input'), (bag / 'run', 'inside the input')):
+        with pytest.raises(UserError, match=problem):
             train(config, out, max_steps=1, progress=False)
     assert sorted(p.name for p in bag.iterdir()) == before
     a_file = tmp_path / 'a_file'
     a_file.write_text('')
-    with pytest.raises(UserError, match='cannot write to'):
+    with pytest.raises(UserError, match='a_file is a file, not a directory'):
         train(load_config(None, []), a_file / 'run', max_steps=1, progress=False)
     with pytest.raises(UserError, match='exists and is not a directory'):
         train(load_config(None, []), a_file, max_steps=1, progress=False)
