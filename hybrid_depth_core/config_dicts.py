@@ -56,6 +56,8 @@ def _checked(value, kind, where: str):
         else (kind,)
     if value is None and type(None) in options:
         return value
+    if value is None and options == (str,):
+        return ''  # `key=` on the command line (YAML's empty value): the empty string
     plain = [option for option in options if option in _ACCEPTED]
     if len(plain) != len([o for o in options if o is not type(None)]):
         return value  # a type this check does not know (tuples of choices, paths)

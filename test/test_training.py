@@ -219,3 +219,9 @@ def test_a_checkpoint_that_is_a_directory_or_damaged_is_named_without_bad_advice
         with pytest.raises(UserError, match='damaged, cut short or not a PyTorch file') as error:
             load_checkpoint(path)
         assert 'weights_only' not in str(error.value) and '\n' not in str(error.value)
+
+
+def test_an_empty_override_is_the_empty_string_for_a_text_setting():
+    assert load_config(None, ['data.cache_dir=']).data.cache_dir == ''
+    with pytest.raises(UserError, match='config.learning_rate must be a number, got None'):
+        load_config(None, ['learning_rate='])
