@@ -18,6 +18,7 @@ Strings and byte fields: u32 length + bytes.
 """
 from __future__ import annotations
 
+import mmap
 import sqlite3
 import struct
 import zlib
@@ -52,11 +53,17 @@ class Recovery:
 def recover_mcap(path: Path, out: Path, typestore) -> Recovery:
     """Copy the messages of the MCAP file `path` that precede its damage into a new rosbag2
     directory `out`; the Recovery says how far it got and why it stopped."""
-    data = Path(path).read_bytes()
+    with open(path, 'rb') as file:
+        if file.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
+            raise ValueError(f'{path} does not start like an MCAP file')
+        # Mapped, not read: a recording can be larger than memory; records are sliced as read.
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _copy_records(data, out, typestore)
+
+
+def _copy_records(data, out: Path, typestore) -> Recovery:
     recovery = Recovery()
-    if not data.startswith(MCAP_MAGIC):
-        raise ValueError(f'{path} does not start like an MCAP file')
-    schemas: dict[int, tuple[str, str]] = {}
+    schemas: dict[int, str] = {}  # id -> message type
     channels: dict[int, tuple[str, str]] = {}
     connections: dict[int, object] = {}
     offset = len(MCAP_MAGIC)
@@ -64,12 +71,11 @@ def recover_mcap(path: Path, out: Path, typestore) -> Recovery:
         def handle(opcode: int, body: bytes) -> None:
             if opcode == SCHEMA:
                 schema_id, = struct.unpack_from('<H', body)
-                name, at = _string(body, 2)
-                schemas[schema_id] = (name, _string(body, at)[0])
+                schemas[schema_id] = _string(body, 2)[0]
             elif opcode == CHANNEL:
                 channel_id, schema_id = struct.unpack_from('<HH', body)
                 topic, _ = _string(body, 4)
-                channels[channel_id] = (topic, schemas.get(schema_id, ('', ''))[0])
+                channels[channel_id] = (topic, schemas.get(schema_id, ''))
             elif opcode == MESSAGE:
                 channel_id, _, log_time, _ = struct.unpack_from('<HIQQ', body)
                 topic, msgtype = channels[channel_id]
