@@ -30,7 +30,7 @@ from hybrid_depth_core.benchmark import machine
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
 from hybrid_depth_core.runtime.node_config import NodeConfig
-from hybrid_depth_ros.demo import NAMESPACE, run_node_on_bag
+from hybrid_depth_ros.demo import DEPTH, POINTS, run_node_on_bag
 from hybrid_depth_core.runtime.pipeline import DepthPipeline
 from hybrid_depth_core.messages.header import stamp_ns
 
@@ -97,8 +97,8 @@ def main():
                                 'p90': float(np.percentile(bare, 90))},
               'pipeline_ms': {'median': float(np.median(in_process)),
                               'p90': float(np.percentile(in_process, 90))}}
-    for name in ('depth', 'points'):
-        latencies = recorder.latencies_ms(f'{NAMESPACE}/{name}')
+    for name, topic in (('depth', DEPTH), ('points', POINTS)):
+        latencies = recorder.latencies_ms(topic)
         third = max(1, len(latencies) // 3)
         result[name] = {'received': int(len(latencies)),
                         'median_ms': float(np.median(latencies)),

@@ -34,9 +34,9 @@ def test_demo_runs_the_node_over_ros_and_reports_what_it_published(checkpoint, t
     with AnyReader([out / 'node_output']) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
         depth = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(
-            connections=[c for c in reader.connections if c.topic == '/camera/depth'])]
-    assert counts['/camera/depth'] == metrics['frames_with_depth']
-    assert counts['/camera/points'] >= 1 and counts['/camera/depth/colorized'] >= 1
+            connections=[c for c in reader.connections if c.topic == '/camera/depth/image'])]
+    assert counts['/camera/depth/image'] == metrics['frames_with_depth']
+    assert counts['/camera/depth/points'] >= 1 and counts['/camera/depth/colorized'] >= 1
     assert (depth[0].width, depth[0].height, depth[0].encoding) == (128, 64, '32FC1')
     # The reported AbsRel is the recorded depth's against the drive's ground truth, computed
     # here again by the textbook formula (NaN = no depth, scored at the 80 m cap).

@@ -41,8 +41,8 @@ WIDTH, HEIGHT, FRAME_ID = 128, 64, 'e2e_camera_optical'  # model input is 96x64:
 DOMAIN = random.SystemRandom().randint(1, 100)
 ENV = {**os.environ, 'ROS_DOMAIN_ID': str(DOMAIN), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
        'RCUTILS_LOGGING_BUFFERED_STREAM': '0', 'PYTHONUNBUFFERED': '1'}
-OUTPUTS = {'/depth': Image, '/depth/camera_info': CameraInfo, '/depth/colorized': Image,
-           '/points': PointCloud2}
+OUTPUTS = {'/depth/image': Image, '/depth/camera_info': CameraInfo, '/depth/colorized': Image,
+           '/depth/points': PointCloud2}
 
 
 @pytest.fixture(scope='module')
@@ -199,7 +199,7 @@ def test_waits_for_camera_info_then_publishes_every_output(peer, node_process):
         peer.image.publish(image)  # again until discovery lets a best-effort message through
         warned = node_process.log.wait_for('no camera_info received yet', timeout=0.5)
     assert warned, str(node_process.log)
-    assert stamp not in peer.received['/depth']
+    assert stamp not in peer.received['/depth/image']
 
     stamps = [serve(peer, index) for index in range(3)]  # a moving sequence: multi-frame
     for stamp in stamps:
@@ -240,7 +240,7 @@ def test_malformed_input_is_reported_and_the_next_good_frame_served(peer, node_p
                 break
         else:
             raise AssertionError(f'no error naming {problem!r}:\n{node_process.log}')
-        assert stamp not in peer.received['/depth']
+        assert stamp not in peer.received['/depth/image']
         serve(peer)
     assert node_process.process.poll() is None
 
@@ -276,10 +276,10 @@ def test_compressed_transport_follows_the_image_remapping_in_process():
     executor = SingleThreadedExecutor(context=context)
     try:
         assert '/cam/image_raw/compressed' in {s.topic_name for s in node.subscriptions}
-        assert {p.topic_name for p in node.publishers} >= {'/depth', '/depth/camera_info'}
-        assert not {p.topic_name for p in node.publishers} & {'/points', '/depth/colorized'}
+        assert {p.topic_name for p in node.publishers} >= {'/depth/image', '/depth/camera_info'}
+        assert not {p.topic_name for p in node.publishers} & {'/depth/points', '/depth/colorized'}
         received = []
-        peer.create_subscription(Image, '/depth', received.append, qos_profile_sensor_data)
+        peer.create_subscription(Image, '/depth/image', received.append, qos_profile_sensor_data)
         jpeg = peer.create_publisher(CompressedImage, '/cam/image_raw/compressed', 10)
         info = peer.create_publisher(CameraInfo, '/cam/camera_info', 10)
         for each in (node, peer):

@@ -213,17 +213,17 @@ def test_infer_writes_a_new_bag_with_the_predictors_depth(bags, tmp_path, drive,
         for connection, _, raw in reader.messages():
             topics.setdefault(connection.topic, []).append(
                 (raw, reader.deserialize(raw, connection.msgtype)))
-    assert set(topics) == {IMAGE_TOPIC, CAMERA_INFO_TOPIC, '/camera/depth',
-                           '/camera/depth/camera_info', '/camera/points'}
+    assert set(topics) == {IMAGE_TOPIC, CAMERA_INFO_TOPIC, '/camera/depth/image',
+                           '/camera/depth/camera_info', '/camera/depth/points'}
     with AnyReader([source]) as reader:
         originals = [raw for c, _, raw in reader.messages() if c.topic == IMAGE_TOPIC]
     assert [raw for raw, _ in topics[IMAGE_TOPIC]] == originals  # copied byte for byte
-    depth_msgs = [message for _, message in topics['/camera/depth']]
+    depth_msgs = [message for _, message in topics['/camera/depth/image']]
     for message, depth in zip(depth_msgs, expected):
         assert message.header.stamp.sec * 10**9 + message.header.stamp.nanosec in {
             f.stamp_ns for f in frames}
         np.testing.assert_allclose(depth_to_metres(message), depth, rtol=1e-5)
-    assert len(topics['/camera/points']) == FRAMES
+    assert len(topics['/camera/depth/points']) == FRAMES
 
 
 def test_evaluate_bag_against_its_depth_topic(bags, drive):
@@ -345,7 +345,8 @@ def test_record_train_infer_evaluate_from_the_command_line(tmp_path):
     assert (run_dir / 'last.pt').exists() and list((tmp_path / 'cache').glob('*.npz'))
     inferred = run('infer', '--checkpoint', run_dir / 'last.pt', '--bag', bag, '--out', out,
                    '--device', 'cpu')
-    assert f'wrote {out}: 8 frames' in inferred.stdout and '/camera/depth 8' in inferred.stdout
+    assert f'wrote {out}: 8 frames' in inferred.stdout
+    assert '/camera/depth/image 8' in inferred.stdout
     evaluated = run('evaluate', '--checkpoint', run_dir / 'last.pt', '--bag', bag,
                     '--gt-depth-topic', DEPTH_GT_TOPIC, '--device', 'cpu')
     assert 'abs_rel' in evaluated.stdout and '8 images' in evaluated.stdout
@@ -377,7 +378,7 @@ def test_infer_and_evaluate_skip_undecodable_images_and_say_so(tmp_path, drive, 
     assert summary.frames == len(frames) - 1
     assert summary.skipped.startswith(f'skipped 1 undecodable image of {bag}')
     with AnyReader([tmp_path / 'out']) as reader:
-        depth = [c for c in reader.connections if c.topic.endswith('/depth')]
+        depth = [c for c in reader.connections if c.topic.endswith('/depth/image')]
         assert sum(c.msgcount for c in depth) == len(frames) - 1
     result = evaluate_bag(lambda rgb, K, previous, turn: np.ones(rgb.shape[:2]), bag,
                           DEPTH_GT_TOPIC, progress=False)

@@ -34,7 +34,8 @@ class InferSummary:
 
 def output_topics(image_topic: str, namespace: str | None) -> dict[str, str]:
     """Output topic names: the node's, under `namespace` (default: the image topic's namespace,
-    so /camera/image_raw gives /camera/depth, /camera/depth/camera_info, /camera/points)."""
+    so /camera/image_raw gives /camera/depth/image, /camera/depth/camera_info,
+    /camera/depth/points)."""
     if namespace is None:
         namespace = image_topic.removesuffix('/compressed').rsplit('/', 1)[0]
     namespace = namespace.rstrip('/')
@@ -48,8 +49,9 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
               namespace: str | None = None, storage: str = 'mcap',
               progress: bool = True, allow_partial: bool = False) -> InferSummary:
     """Write OUT (a new bag; refused if it exists) with the input's image and camera_info
-    messages, byte for byte, plus depth (32FC1), depth/camera_info and, if
-    config.publish_points, points, each stamped like its image. OUT appears only complete."""
+    messages, byte for byte, plus depth/image (32FC1), depth/camera_info and,
+    if config.publish_points, depth/points, each stamped like its image. OUT appears only
+    complete."""
     with Bag(bag_path, image_topic, camera_info_topic, allow_partial) as bag:
         transport = 'compressed' if bag.image_type.endswith('CompressedImage') else 'raw'
         if not bag.message_count(bag.image_topic):
@@ -93,7 +95,7 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
                         continue
                     info = infos.nearest(stamp_ns(item.message, item.time_ns))
                     try:
-                        result = pipeline.process(item.message, info)
+                        result = pipeline.process(item.message, info, item.time_ns)
                     except BadMessage as error:  # left out, as the node does
                         skipped.add(f'image at {item.time_ns / 1e9:.3f} s: {error}')
                         bar.update(1)

@@ -12,8 +12,11 @@ from hybrid_depth_core.errors import UserError
 NODE_NAME = 'hybrid_depth'
 # Topic names, relative to the node's namespace (remap them).
 IMAGE_TOPIC, CAMERA_INFO_TOPIC = 'image', 'camera_info'  # in; compressed: IMAGE_TOPIC/compressed
-DEPTH_TOPIC, DEPTH_INFO_TOPIC = 'depth', 'depth/camera_info'  # out
-COLORIZED_TOPIC, POINTS_TOPIC = 'depth/colorized', 'points'  # out, optional
+# Out: siblings under depth/, so that tools which find an image's calibration as its sibling
+# camera_info (image_transport's rule: depth_image_proc, RViz, image_geometry) pair depth/image
+# with depth/camera_info, not with the input camera's camera_info.
+DEPTH_TOPIC, DEPTH_INFO_TOPIC = 'depth/image', 'depth/camera_info'
+COLORIZED_TOPIC, POINTS_TOPIC = 'depth/colorized', 'depth/points'  # optional
 RANDOM_INPUT_SIZE = (640, 192)  # network input of the random-init model (weights empty)
 
 

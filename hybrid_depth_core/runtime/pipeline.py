@@ -45,13 +45,17 @@ class _Frame:
 
 
 class DepthPipeline:
-    """process(image, camera_info) -> Outputs; raises BadMessage naming what is wrong."""
+    """process(image, camera_info, received_ns) -> Outputs; raises BadMessage naming what is
+    wrong."""
 
     def __init__(self, predictor: DepthPredictor, config: NodeConfig):
         self.predictor, self.config = predictor, config
         self._previous: _Frame | None = None
 
-    def process(self, image, info) -> Outputs:
+    def process(self, image, info, received_ns: int | None = None) -> Outputs:
+        """`received_ns`: when the image arrived (a bag's receive time, the node's clock), the
+        frame's time when a driver leaves its stamp 0, so that multi-frame matching still sees
+        a sequence (the published headers keep the stamp as it came)."""
         config, header = self.config, image.header
         decode = compressed_to_rgb if config.image_transport == 'compressed' else image_to_rgb
         rgb = decode(image)
@@ -62,7 +66,7 @@ class DepthPipeline:
         if config.output_resolution == 'model' and (camera.width, camera.height) != size:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
             camera = camera.scaled(*size)
-        frame = _Frame(rgb.shape, stamp_ns(image), header.frame_id)
+        frame = _Frame(rgb.shape, stamp_ns(image, received_ns), header.frame_id)
         if self.predictor.multi_frame and not config.single_frame:
             if self._new_sequence(frame):
                 self.predictor.reset()

@@ -13,8 +13,9 @@ def add_parser(subparsers) -> None:
         'infer', help='run a checkpoint over a rosbag2 and write a new bag with depth',
         description='Run the depth node\'s pipeline offline: every image of BAG (raw or '
                     'compressed, rectified with its camera_info) through the checkpoint. OUT is '
-                    'a new bag with the input\'s image and camera_info messages plus depth '
-                    '(32FC1 metres), depth/camera_info and points, stamped like their images, '
+                    'a new bag with the input\'s image and camera_info messages plus '
+                    'depth/image (32FC1 metres), depth/camera_info and depth/points, stamped '
+                    'like their images, '
                     'under the image topic\'s namespace. A multi-frame checkpoint matches each '
                     'image against its keyframe, as the node does: the most recent earlier frame '
                     'with enough image motion, so a slow camera still gives the cost volume a '

@@ -17,9 +17,9 @@ def add_parser(subparsers) -> None:
         usage='hybrid-depth node [-h] [--weights W] [--params-file F] [--device D] '
               '[--image TOPIC] [--camera-info TOPIC] [-- ROS_ARGS ...]',
         description='Run the ROS 2 node hybrid_depth: subscribes to image (or image/compressed) '
-                    'and camera_info, publishes depth, depth/camera_info, depth/colorized and '
-                    'points. Parameters and topics: the README; behaviour: docs/ros_node.md. '
-                    'The options below are '
+                    'and camera_info, publishes depth/image, depth/camera_info, '
+                    'depth/colorized and depth/points. Parameters and topics: the README; '
+                    'behaviour: docs/ros_node.md. The options below are '
                     'shortcuts for ROS arguments; anything after -- is passed to ROS as is, '
                     'e.g. -- --ros-args -p cloud_stride:=4.')
     parser.add_argument('--weights', type=Path,
