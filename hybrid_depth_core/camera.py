@@ -82,6 +82,19 @@ class PinholeCamera:
         return PinholeCamera.from_matrix(np.hstack([K, [[self.tx * sx], [self.ty * sy], [0]]]),
                                          width, height)
 
+    def cropped(self, x: int, y: int, width: int, height: int) -> PinholeCamera:
+        """The camera of the `width` x `height` window whose top-left pixel is this image's
+        pixel (x, y); negative x or y, or a window reaching past the image, is padding."""
+        return PinholeCamera(width, height, self.fx, self.fy, self.cx - x, self.cy - y,
+                             self.tx, self.ty, self.skew)
+
+    @property
+    def fov_deg(self) -> tuple[float, float]:
+        """Horizontal and vertical field of view in degrees (of the whole image width and
+        height, centred or not)."""
+        return (math.degrees(math.atan2(self.width / 2, self.fx)) * 2,
+                math.degrees(math.atan2(self.height / 2, self.fy)) * 2)
+
     @property
     def K(self) -> np.ndarray:
         """3x3 intrinsic matrix (float64)."""

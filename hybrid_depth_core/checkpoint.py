@@ -2,9 +2,10 @@
 atomically so that a crash or kill mid-save leaves the previous checkpoint intact.
 
 `model` is what inference needs and nothing else (the network's architecture, its input size,
-whether its depth is metric), so that the runtime reads a checkpoint without importing
-`training`. Checkpoints from before it existed carry the same facts in the training `config`
-and `scale`; `model_section` reads either.
+its training camera's focal length, whether its depth is metric), so that the runtime reads a
+checkpoint without importing `training`. Checkpoints from before it existed carry the same
+facts, but the focal length, in the training `config` and `scale`; `model_section` reads
+either.
 """
 from __future__ import annotations
 
@@ -27,10 +28,14 @@ class ModelSection:
     input_size: tuple[int, int]      # (width, height) of the network input
     metric: bool                     # trained with measured motion: depth in metres
     median_distance_m: float | None  # the median measured distance per frame pair it saw
+    # The training camera: (fx, fy) in pixels at input_size, the median over its images; None
+    # in checkpoints written before it was recorded (inference then resizes to input_size).
+    focal: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         return {'network': to_dict(self.network), 'input_size': list(self.input_size),
-                'metric': self.metric, 'median_distance_m': self.median_distance_m}
+                'metric': self.metric, 'median_distance_m': self.median_distance_m,
+                'focal_px': None if self.focal is None else list(self.focal)}
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -83,8 +88,13 @@ def model_section(state: dict, where: str) -> ModelSection:
                             f'model, data.width and data.height') from None
     try:
         width, height = (int(v) for v in section['input_size'])
+        focal = section.get('focal_px')
+        if focal is not None:
+            focal = tuple(float(v) for v in focal)
+            if len(focal) != 2 or not all(0 < v < float('inf') for v in focal):
+                raise ValueError(f'focal_px must be two positive focal lengths, got {focal}')
         return ModelSection(from_dict(DepthModelConfig, section['network'], f'{where}: model'),
                             (width, height), bool(section['metric']),
-                            section.get('median_distance_m'))
+                            section.get('median_distance_m'), focal)
     except (KeyError, TypeError, ValueError) as error:
         raise UserError(f'{where}: malformed model section ({error})') from None

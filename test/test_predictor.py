@@ -119,16 +119,24 @@ def test_a_compiled_stream_gives_the_eager_depth_and_keeps_the_cpu_kernel(checkp
     kernel = plane_sweep._fused_cost_if_built
     monkeypatch.setattr(plane_sweep, '_fused_cost_if_built',
                         lambda *inputs: kernel_calls.append(1) or kernel(*inputs))
+    from torch._dynamo.utils import counters
     frames, K = shifted_frames([0, 1.5, 3], 96, 64, seed=6), camera_matrix(96, 64)
-    depths = {}
+    depths, warnings = {}, []
     for compiled in (False, True):
-        predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu', compile=compiled)
+        predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu', compile=compiled,
+                                                   warn=warnings.append)
+        # The first sight of a camera compiles its input size through the stream's graphs:
+        # streaming its frames then compiles nothing more.
+        predictor.framing(96, 64, K)
+        graphs = counters['stats']['unique_graphs']
         depths[compiled], ages = stream_all(predictor, frames, K)
         assert ages == [None, 1, 1]
+        assert counters['stats']['unique_graphs'] == graphs
+    assert warnings == ['compiling the network for a 96x64 input (camera 96x64); frames wait']
     for eager, compiled in zip(depths[False], depths[True]):
         np.testing.assert_allclose(compiled, eager, rtol=1e-4)
     # Under torch.compile the matching still calls the eager C++ kernel path (a graph break).
-    assert len(kernel_calls) == 4  # frames 2 and 3, eager then compiled
+    assert len(kernel_calls) == 5  # frames 2 and 3 eager; the compiled warm-up, frames 2, 3
 
 
 def test_a_pooled_pose_network_is_rebuilt_from_its_checkpoint(tmp_path):
@@ -180,7 +188,10 @@ def test_a_checkpoint_from_before_the_model_section_loads_from_its_training_conf
                    for path in (checkpoint, old))
     assert (before.width, before.height, before.metric) == (new.width, new.height, new.metric)
     assert before.model.config == new.model.config
+    # The old checkpoint does not know its training camera: it resizes to its input size. At
+    # that size and the training focal length, the new one frames the image as it is.
+    assert before.focal is None and new.focal is not None
     rgb = np.random.default_rng(0).integers(0, 255, (new.height, new.width, 3), np.uint8)
-    K = np.array([[new.width / 2, 0, new.width / 2], [0, new.width / 2, new.height / 2],
+    K = np.array([[new.focal[0], 0, new.width / 2], [0, new.focal[1], new.height / 2],
                   [0, 0, 1]])
     np.testing.assert_array_equal(before.predict(rgb, K), new.predict(rgb, K))

@@ -151,7 +151,11 @@ def test_the_exported_step_of_a_turn_prior_model_takes_the_turn(turn_checkpoint,
     room, frames = walk
     report = export_onnx(turn_checkpoint, tmp_path / 'step.onnx', multi_frame=True)
     assert report.inputs == ['image', 'previous_image', 'previous_features', 'K', 'turn']
-    predictor = DepthPredictor.from_checkpoint(turn_checkpoint, device='cpu')
+    loaded = DepthPredictor.from_checkpoint(turn_checkpoint, device='cpu')
+    # The exported step takes images at the training input size; a predictor that resizes to
+    # it (no training camera: no framing) gives predict() exactly those inputs.
+    predictor = DepthPredictor(loaded.model, loaded.pose, (loaded.width, loaded.height),
+                               loaded.device)
     size = (predictor.width, predictor.height)
     previous, current = (cv2.resize(frames[i], size, interpolation=cv2.INTER_AREA)
                          for i in (10, 15))

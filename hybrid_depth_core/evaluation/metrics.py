@@ -53,10 +53,12 @@ def valid_mask(gt: np.ndarray, protocol: Protocol) -> np.ndarray:
 
 def evaluate_image(prediction: np.ndarray, gt: np.ndarray,
                    protocol: Protocol) -> tuple[dict[str, float], float] | None:
-    """Metrics and the applied scale ratio for one image; None if it has no valid GT."""
+    """Metrics and the applied scale ratio for one image; None if it has no valid GT. Pixels
+    without a prediction (NaN: outside what the network saw of a camera unlike its training
+    camera) are left out."""
     if prediction.shape != gt.shape:
         raise ValueError(f'prediction {prediction.shape} and GT {gt.shape} differ in size')
-    mask = valid_mask(gt, protocol)
+    mask = valid_mask(gt, protocol) & np.isfinite(prediction)
     if not mask.any():
         return None
     predicted, truth = prediction[mask].astype(np.float64), gt[mask].astype(np.float64)

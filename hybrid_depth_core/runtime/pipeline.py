@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from hybrid_depth_core.messages import outputs
@@ -62,20 +61,21 @@ class DepthPipeline:
         camera, rectifier = self._camera(info, rgb.shape[1], rgb.shape[0])
         if rectifier is not None:
             rgb = rectifier(rgb)
-        size = (self.predictor.width, self.predictor.height)
-        if config.output_resolution == 'model' and (camera.width, camera.height) != size:
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-            camera = camera.scaled(*size)
         frame = _Frame(rgb.shape, stamp_ns(image, received_ns), header.frame_id)
+        resolution = config.output_resolution
         if self.predictor.multi_frame and not config.single_frame:
             if self._new_sequence(frame):
                 self.predictor.reset()
             # The predictor picks the keyframe and keeps its features: one encoder pass.
-            depth = self.predictor.stream(rgb, camera.K)
+            depth = self.predictor.stream(rgb, camera.K, resolution)
             lookup_age = self.predictor.last_lookup_age
         else:
-            depth, lookup_age = self.predictor.predict(rgb, camera.K), None
+            depth = self.predictor.predict(rgb, camera.K, resolution=resolution)
+            lookup_age = None
         self._previous = frame
+        if resolution == 'model':  # the network input's camera, and its pixels for the cloud
+            framing = self.predictor.framing(camera.width, camera.height, camera.K)
+            camera, rgb = framing.network, framing.network_image(rgb)
         depth = outputs.mask_depth(depth, config.min_depth, config.max_depth)
         return Outputs(
             depth=outputs.depth_image_fields(depth, header),

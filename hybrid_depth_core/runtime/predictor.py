@@ -1,21 +1,24 @@
 """Inference API for the node and scripts: numpy image in, metric depth out."""
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-import cv2
 import numpy as np
 import torch
 
 from hybrid_depth_core.data.image_motion import (MATCHING_MOTION, MAX_MATCHING_GAP, MotionTracker,
                                                  pair_turns)
+from hybrid_depth_core.camera import PinholeCamera
+from hybrid_depth_core.checkpoint import load_checkpoint, model_section
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError, one_line
-from hybrid_depth_core.geometry import invert_transform, scale_intrinsics
+from hybrid_depth_core.geometry import invert_transform
 from hybrid_depth_core.networks import DepthModel, PoseNet, disp_to_depth
-from hybrid_depth_core.checkpoint import load_checkpoint, model_section
+from hybrid_depth_core.runtime.framing import Framing, far_from_training, plan
 
 # Multi-frame inference matches a frame against a keyframe of the same sequence: a gap longer
 # than this between consecutive frames starts a new sequence (older frames differ too much for
@@ -40,12 +43,19 @@ def scale_warning(predictor: DepthPredictor, weights: str) -> str | None:
             f'reports against ground truth), or retrain on bags with /tf or /odom')
 
 
+def _print_warning(message: str) -> None:
+    print(f'warning: {message}', file=sys.stderr)
+
+
 class DepthPredictor:
     """predict(rgb (H, W, 3) uint8, K (3, 3), previous=None, turn=None) -> depth (H, W) float32
     metres.
 
-    Inputs of any size are resized to the model's input size, with K scaled to match, and the
-    depth is resized back. Multi-frame models match the frame against a lookup frame (same size
+    Images of any camera are framed for the network (framing.py: resized so that their focal
+    length is the training camera's, aspect ratio kept, then cropped or padded to multiples of
+    32), and the depth comes back at the image's size with NaN where the network saw nothing
+    (resolution='input') or at the network input's (resolution='model', the camera of
+    `framing(...).network`). Multi-frame models match the frame against a lookup frame (same size
     and camera) with the pose network's relative pose; without one they run single-frame.
 
     For a live stream, `stream(rgb, K)` chooses the lookup frame itself: the keyframe, the most
@@ -64,10 +74,19 @@ class DepthPredictor:
     def __init__(self, model: DepthModel, pose: PoseNet | None, input_size: tuple[int, int],
                  device: torch.device, precision: str = 'fp32', depth_scale: float = 1.0,
                  memory_format: torch.memory_format | None = None, compile: bool = False,
-                 metric: bool = False):
+                 metric: bool = False, focal: tuple[float, float] | None = None,
+                 warn: Callable[[str], None] = _print_warning):
         # metric: the network learnt metres from measured motion (a checkpoint's 'scale');
         # otherwise its depth is up to a scale that depth_scale must supply.
         self.metric = metric
+        # focal: the training camera's (fx, fy) at input_size; None (not recorded): images are
+        # resized to input_size, aspect ratio or not.
+        self.focal = None if focal is None else (float(focal[0]), float(focal[1]))
+        self.warn = warn  # says once per camera what the caller should know (a far camera)
+        self._framings: dict[tuple, Framing] = {}
+        self._warned: set[str] = set()
+        self._warm_sizes: set[tuple[int, int]] = set()
+        self._stream_framing: Framing | None = None
         # Default channels_last (NHWC) on the CPU, where oneDNN's convolutions ran faster in it
         # (`hybrid-depth bench`, docs/benchmarks.md); NCHW on CUDA until a benchmark there
         # shows channels_last winning.
@@ -81,10 +100,10 @@ class DepthPredictor:
             self.pose = pose.to(device, memory_format=self.memory_format).eval()
         self.width, self.height = input_size
         self.device, self.precision, self.depth_scale = device, precision, depth_scale
-        # torch.compile, opt-in: the first frame (one of each kind, single- and multi-frame)
-        # compiles (slow on a CPU; fast once Inductor's disk cache has it), then frames run
-        # faster (`hybrid-depth bench --compile`, docs/benchmarks.md). The input size is the
-        # model's, fixed: a stream never recompiles.
+        # torch.compile, opt-in: each network input size compiles its graphs (single- and
+        # multi-frame) once, in warm_up: slow on a CPU, fast once Inductor's disk cache has
+        # them; then frames run faster (`hybrid-depth bench --compile`, docs/benchmarks.md).
+        # A camera's input size is fixed, so a stream never recompiles.
         self.compiled = compile
         self._depth_net, self._pose_net = self.model, self.pose
         if compile:
@@ -96,7 +115,8 @@ class DepthPredictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = 'auto', precision: str = 'fp32',
-                        depth_scale: float = 1.0, compile: bool = False) -> DepthPredictor:
+                        depth_scale: float = 1.0, compile: bool = False,
+                        warn: Callable[[str], None] = _print_warning) -> DepthPredictor:
         state = load_checkpoint(path)
         section = model_section(state, where=str(path))
         weights = state.get('objective', {})
@@ -110,7 +130,7 @@ class DepthPredictor:
             raise UserError(f'{path}: the weights do not fit the network its config describes '
                             f'({one_line(error)})') from None
         return cls(model, pose, section.input_size, pick_device(device), precision, depth_scale,
-                   compile=compile, metric=section.metric)
+                   compile=compile, metric=section.metric, focal=section.focal, warn=warn)
 
     @property
     def multi_frame(self) -> bool:
@@ -121,8 +141,57 @@ class DepthPredictor:
         """The pose network corrects a measured turn (DepthModelConfig.turn_prior)."""
         return self.multi_frame and self.model.config.turn_prior
 
+    def framing(self, width: int, height: int, K: np.ndarray) -> Framing:
+        """How images of this camera (`width` x `height`, intrinsics K) meet the network; the
+        first time a camera is seen, a warning if it is far from the training camera, and the
+        compilation of its graphs when compiling."""
+        K = _check_intrinsics(K)
+        key = (int(width), int(height), K.tobytes())
+        framing = self._framings.get(key)
+        if framing is None:
+            try:
+                camera = PinholeCamera.from_matrix(K, width, height)
+            except ValueError as error:
+                raise ValueError(f'K: {error}') from None
+            framing = plan(camera, (self.width, self.height), self.focal)
+            if len(self._framings) >= 16:  # a zooming camera: keep the cache small
+                self._framings.clear()
+            self._framings[key] = framing
+            warning = far_from_training(framing, (self.width, self.height), self.focal)
+            if warning and warning not in self._warned:
+                self._warned.add(warning)
+                self.warn(warning)
+            if self.compiled and framing.size not in self._warm_sizes:
+                self.warm_up(framing)
+        return framing
+
+    def warm_up(self, framing: Framing | None = None) -> None:
+        """Run the graphs a stream runs (single-frame, and multi-frame with a held frame's
+        features) once at `framing`'s network size (default: the training input with the
+        training camera), so that a compiled network compiles now, not on a live frame, and a
+        bad device or precision fails now."""
+        if framing is None:
+            width, height = self.width, self.height
+            fx, fy = self.focal or (width / 2, width / 2)
+            camera = PinholeCamera(width, height, fx, fy, (width - 1) / 2, (height - 1) / 2)
+            framing = plan(camera, (width, height), self.focal)
+        self._warm_sizes.add(framing.size)
+        if self.compiled:
+            self.warn(f'compiling the network for a {framing.size[0]}x{framing.size[1]} input '
+                      f'(camera {framing.camera.width}x{framing.camera.height}); frames wait')
+        width, height = framing.size
+        # Two distinct tensors: the graphs of a stream never see one image as both frames
+        # (torch.compile guards on such aliasing and would compile again on live frames).
+        previous, image = (self.to_tensor(np.zeros((height, width, 3), np.uint8))
+                           for _ in range(2))
+        K = torch.from_numpy(framing.network.K).float()[None].to(self.device)
+        _, features = self.step(previous, K)
+        if self.multi_frame:
+            turn = (torch.eye(3, device=self.device)[None] if self.turn_prior else None)
+            self.step(image, K, StreamFrame(previous, features, (height, width)), turn)
+
     def predict(self, rgb: np.ndarray, K: np.ndarray, previous: np.ndarray | None = None,
-                turn: np.ndarray | None = None) -> np.ndarray:
+                turn: np.ndarray | None = None, resolution: str = 'input') -> np.ndarray:
         """One frame, matched (multi-frame models) against `previous` exactly as given: the
         caller chose the lookup frame (no keyframe choice, no motion check; None: single-frame).
         It is encoded again on every call; `stream` reuses its features. `turn` (3, 3): the
@@ -133,52 +202,59 @@ class DepthPredictor:
         if self.multi_frame and previous is not None:
             if _check_image(previous, 'previous') != (height, width):
                 raise ValueError('previous frame and current frame differ in size')
-            lookup = StreamFrame(self.to_tensor(previous), None, (height, width))
+            framing = self.framing(width, height, K)
+            lookup = StreamFrame(self.to_tensor(framing.network_image(previous)), None,
+                                 (height, width))
             if self.turn_prior and turn is None:
                 turn = pair_turns([previous, rgb], [_check_intrinsics(K)] * 2, 1)[1]
             elif turn is not None and (np.shape(turn) != (3, 3)
                                        or not np.isfinite(turn).all()):
                 raise ValueError(f'turn must be a finite 3x3 rotation, got {turn}')
-        depth, _ = self._infer(rgb, K, lookup, turn)
-        return depth
+        return self._infer(rgb, K, lookup, turn, resolution)[0]
 
-    def stream(self, rgb: np.ndarray, K: np.ndarray) -> np.ndarray:
+    def stream(self, rgb: np.ndarray, K: np.ndarray, resolution: str = 'input') -> np.ndarray:
         """The next frame of a sequence, matched against its keyframe among the frames of the
         earlier calls (single-frame if none has moved enough); `last_lookup_age` records the
         choice. A frame of another size than the last starts the sequence over, as `reset()`
-        does (call it yourself on any other break: a new camera, a jump in time)."""
+        does, and so does another K (call reset() yourself on any other break: a new camera, a
+        jump in time)."""
         if self._keyframes is None:  # single-frame model: nothing to match, nothing to track
             self.last_lookup_age = None
-            return self._infer(rgb, K, None)[0]
-        _check_image(rgb, 'rgb')
+            return self._infer(rgb, K, None, None, resolution)[0]
+        height, width = _check_image(rgb, 'rgb')
+        framing = self.framing(width, height, K)
+        if framing != self._stream_framing:
+            self.reset()
+            self._stream_framing = framing
         self.last_lookup_age, lookup = self._keyframes.choose(rgb)
         turn = (self._keyframes.turn(self.last_lookup_age, _check_intrinsics(K))
                 if lookup is not None and self.turn_prior else None)
-        depth, frame = self._infer(rgb, K, lookup, turn)
+        depth, frame = self._infer(rgb, K, lookup, turn, resolution)
         self._keyframes.keep(frame)
         return depth
 
     def reset(self) -> None:
         """Forget the stream's history: the next frame starts a new sequence."""
-        self.last_lookup_age = None
+        self.last_lookup_age, self._stream_framing = None, None
         if self._keyframes is not None:
             self._keyframes.reset()
 
     @torch.no_grad()
     def _infer(self, rgb: np.ndarray, K: np.ndarray, previous: StreamFrame | None,
-               turn: np.ndarray | None = None) -> tuple[np.ndarray, StreamFrame]:
+               turn: np.ndarray | None, resolution: str) -> tuple[np.ndarray, StreamFrame]:
+        if resolution not in ('input', 'model'):
+            raise ValueError(f'resolution must be input or model, got {resolution!r}')
         height, width = _check_image(rgb, 'rgb')
-        K = _check_intrinsics(K)
-        image = self.to_tensor(rgb)
-        K_model = scale_intrinsics(torch.from_numpy(K).float(), self.width / width,
-                                   self.height / height).unsqueeze(0).to(self.device)
+        framing = self.framing(width, height, K)
+        image = self.to_tensor(framing.network_image(rgb))
+        K_model = torch.from_numpy(framing.network.K).float()[None].to(self.device)
         if turn is not None:
             turn = torch.from_numpy(np.asarray(turn, np.float32))[None].to(self.device)
         depth, features = self.step(image, K_model, previous, turn)
-        depth = depth[0, 0].cpu().numpy() * self.depth_scale
-        if (height, width) != (self.height, self.width):
-            depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
-        return depth.astype(np.float32), StreamFrame(image, features, (height, width))
+        depth = (depth[0, 0].cpu().numpy() * self.depth_scale).astype(np.float32)
+        depth = (framing.camera_depth(depth) if resolution == 'input'
+                 else framing.network_depth(depth))
+        return depth, StreamFrame(image, features, (height, width))
 
     @torch.no_grad()
     def step(self, image: torch.Tensor, K: torch.Tensor, previous: StreamFrame | None = None,
@@ -201,9 +277,8 @@ class DepthPredictor:
         return depth, output.features
 
     def to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 -> (1, 3, h, w) in [0, 1] at the model size, on the device."""
-        if rgb.shape[:2] != (self.height, self.width):
-            rgb = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        """A network input image (h, w, 3) uint8 (a camera's image through
+        `framing(...).network_image`) -> (1, 3, h, w) in [0, 1] on the device."""
         tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255
         return tensor.unsqueeze(0).to(self.device).contiguous(memory_format=self.memory_format)
 

@@ -81,6 +81,15 @@ def scale_of(config: TrainConfig, dataset) -> dict:
             'median_distance_m': float(np.median(distances)) if len(distances) else None}
 
 
+def training_focal(dataset, samples: int = 8) -> tuple[float, float]:
+    """The training camera a checkpoint records (checkpoint.ModelSection.focal): the median fx
+    and fy, in pixels at the training size, of up to `samples` items spread over the dataset
+    (recordings from several cameras each count)."""
+    picks = np.unique(np.linspace(0, len(dataset) - 1, min(samples, len(dataset))).round())
+    Ks = np.stack([dataset[int(index)][('K', 0)].numpy() for index in picks])
+    return float(np.median(Ks[:, 0, 0])), float(np.median(Ks[:, 1, 1]))
+
+
 def input_size(aspect: float, pixels: int) -> tuple[int, int]:
     """(width, height), multiples of 32 and at least 64, of about `pixels` pixels with the
     aspect ratio closest to `aspect` (width / height)."""

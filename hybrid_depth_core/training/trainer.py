@@ -28,7 +28,8 @@ from hybrid_depth_core.atomic import check_output_directory
 from hybrid_depth_core.checkpoint import ModelSection, load_checkpoint, save_checkpoint
 from hybrid_depth_core.config_dicts import to_dict
 from hybrid_depth_core.training.config import TrainConfig, is_frozen, learning_rate
-from hybrid_depth_core.training.defaults import measure_heading, pose_prior, resolve, scale_of
+from hybrid_depth_core.training.defaults import (measure_heading, pose_prior, resolve, scale_of,
+                                                 training_focal)
 from hybrid_depth_core.training.validation import build_validation_set, validate
 from hybrid_depth_core.networks.resnet import load_imagenet_weights
 from hybrid_depth_core.losses import updated_depth_range
@@ -95,6 +96,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
                            per_rank=steps_per_epoch * config.batch_size)
     validation = build_validation_set(config, dataset, progress=progress and rank == 0)
     scale = scale_of(config, dataset)
+    focal = training_focal(dataset)
     if progress and rank == 0:
         print(f'depth in metres: the velocity loss has {scale["pairs_with_motion"]} training '
               f'pairs with measured motion (median {scale["median_distance_m"]:.3f} m)'
@@ -214,7 +216,8 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
             if writer and step % config.image_every == 0:
                 writer.add_image('depth', _colorize(outputs['depth'][0]), step)
                 writer.add_image('image', batch[('color', 0, 0)][0], step)
-            state = {'elapsed_s': time.monotonic() - started, 'best_val': best, 'scale': scale}
+            state = {'elapsed_s': time.monotonic() - started, 'best_val': best, 'scale': scale,
+                     'focal_px': focal}
             if step % steps_per_epoch == 0 and validation is not None:
                 scores = validate(objective, validation, device, precision)
                 objective.set_mode(frozen)
@@ -226,7 +229,8 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
             if step % steps_per_epoch == 0:
                 break  # the epoch's last batch: the next epoch re-shuffles
     bar.close()
-    state = {'elapsed_s': time.monotonic() - started, 'best_val': best, 'scale': scale}
+    state = {'elapsed_s': time.monotonic() - started, 'best_val': best, 'scale': scale,
+             'focal_px': focal}
     if validation is not None and step % steps_per_epoch:  # the last, partial epoch
         scores = validate(objective, validation, device, precision)
         state['best_val'] = _save_if_best(out, scores, best, rank, writer, step, config,
@@ -274,7 +278,7 @@ def _model_section(config: TrainConfig, state: dict) -> dict:
     """What inference reads (checkpoint.ModelSection), from the run's config and scale."""
     scale = state['scale']
     return ModelSection(config.model, (config.data.width, config.data.height), scale['metric'],
-                        scale['median_distance_m']).to_dict()
+                        scale['median_distance_m'], state['focal_px']).to_dict()
 
 
 def _save_if_best(out: Path, scores: dict, best: float, rank: int, writer, step: int,
