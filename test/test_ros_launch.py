@@ -136,8 +136,10 @@ def test_rviz_config_shows_the_node_outputs_in_the_camera_frame():
     assert cloud['Topic']['Value'] == '/' + config.POINTS_TOPIC
     assert cloud['Color Transformer'] == 'RGB8'  # the cloud's packed rgb field
     # The node publishes reliably by default; RViz must ask for what it gets.
+    from rclpy.qos import ReliabilityPolicy
+    from hybrid_depth_ros.node import output_qos
     assert image['Topic']['Reliability Policy'] == cloud['Topic']['Reliability Policy'] == \
-        'Reliable' and config.NodeConfig().output_reliability == 'reliable'
+        'Reliable' and output_qos().reliability == ReliabilityPolicy.RELIABLE
 
 
 def test_setup_installs_the_node_launch_rviz_and_parameter_files(monkeypatch):

@@ -1,14 +1,18 @@
 """The depth node end to end over real DDS: the node runs in its own process (started the way
 users start it, `hybrid-depth node`, with a small multi-frame checkpoint), this test
 publishes images and camera_info and receives every output; then malformed input, after each
-of which the node still answers the next good frame; then a clean shutdown. Start-up errors
-(bad weights) end the process with one line and a non-zero code.
+of which the node still answers the next good frame; each image paired with the camera_info of
+its own stamp; a driver's zero stamps that still let frames be matched; then a clean shutdown.
+Start-up errors (bad weights) end the process with one line and a non-zero code. In this
+process: a calibration published once, latched, before the node starts; the compressed
+transport.
 
 A random ROS_DOMAIN_ID and localhost-only discovery keep parallel runs apart."""
 import argparse
 import array
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +27,7 @@ import rclpy
 import torch
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from hybrid_depth_ros.cli import node as cli_node
@@ -148,6 +152,18 @@ def node_process(checkpoint, peer):
             raise
     assert process.returncode == 0, f'node exit code {process.returncode}:\n{log}'
     assert 'Traceback' not in str(log), str(log)
+    # The peer's camera_info publisher is volatile: incompatible with the node's latched
+    # subscription, which must not warn about it.
+    assert 'incompatible QoS' not in str(log), str(log)
+
+
+@pytest.fixture
+def torch_threads_kept():
+    """An in-process node sets torch's thread count (num_threads); give the rest of the test
+    session its own back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 DRIVE = SyntheticDrive(DriveConfig(width=WIDTH, height=HEIGHT, frames=3, seed=8))
@@ -245,6 +261,54 @@ def test_malformed_input_is_reported_and_the_next_good_frame_served(peer, node_p
     assert node_process.process.poll() is None
 
 
+def test_the_calibration_of_the_image_stamp_wins_over_a_newer_one(peer, node_process):
+    """A camera that changes zoom per frame: the image pairs with the camera_info of its own
+    stamp, not with the newest. fx/cx tells them apart whatever the output size."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        stamp, image, own = frame_messages()
+        _, _, newer = frame_messages()
+        newer.header.stamp.sec, newer.header.stamp.nanosec = divmod(stamp + 1, 10**9)
+        newer.k[0], newer.p[0] = 2 * own.k[0], 2 * own.p[0]  # zoomed in
+        peer.info.publish(own)
+        peer.info.publish(newer)
+        time.sleep(0.2)
+        peer.image.publish(image)
+        if peer.wait_for(stamp, ['/depth/camera_info'], timeout=5):
+            break
+    else:
+        raise AssertionError(f'no depth/camera_info:\n{node_process.log}')
+    out = peer.received['/depth/camera_info'][stamp]
+    assert out.k[0] / out.k[2] == pytest.approx(own.k[0] / own.k[2])
+
+
+def test_zero_stamps_still_match_earlier_frames(peer, node_process):
+    """A driver that leaves header.stamp 0: the node warns once and times frames by their
+    arrival, so multi-frame matching still finds a sequence (the summary line counts the frames
+    matched against an earlier one); the outputs keep stamp 0."""
+    log = node_process.log
+    time.sleep(1.5)  # an idle summary interval: the next summaries count only the frames below
+    start = len(log.lines)
+    for index in (0, 1, 2, 1, 0):  # moving back and forth: each frame differs from the last
+        for _ in range(5):  # best effort: resend if lost
+            _, image, info = frame_messages(index)
+            for message in (image, info):
+                message.header.stamp.sec = message.header.stamp.nanosec = 0
+            for received in peer.received.values():
+                received.pop(0, None)
+            send(peer, image, info)
+            if peer.wait_for(0, OUTPUTS, timeout=5):
+                break
+        else:
+            raise AssertionError(f'no answer to a zero-stamped frame:\n{log}')
+    assert log.wait_for('sends header.stamp 0', timeout=1, start=start), str(log)
+    assert sum('header.stamp 0' in line for line in log.lines) == 1  # warned once
+    time.sleep(1.5)  # the last summary
+    matched = [int(n) for line in log.lines[start:]
+               for n in re.findall(r'multi-frame (\d+) of', line)]
+    assert sum(matched) >= 1, str(log)
+
+
 def test_weights_that_do_not_fit_stop_the_node_with_one_line(checkpoint, tmp_path):
     state = torch.load(checkpoint, weights_only=True)
     state['config']['model']['arch'] = 'resnet18'  # the weights are the hybrid's
@@ -260,9 +324,63 @@ def test_weights_that_do_not_fit_stop_the_node_with_one_line(checkpoint, tmp_pat
     assert len(lines) == 1 and 'do not fit the network' in lines[0], result.stderr
 
 
-def test_compressed_transport_follows_the_image_remapping_in_process():
+@pytest.mark.parametrize('when', ['before', 'after'])
+def test_latched_calibration_published_before_or_after_the_node_starts_is_used(
+        checkpoint, torch_threads_kept, when):
+    """A camera_info published once, reliable + transient local, before the node exists or
+    after it started: the node (in this process) gets it and answers images with no other
+    camera_info."""
+    context, domain = Context(), DOMAIN + 2  # neither the node process's domain nor the next
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+        rclpy.init(context=context, domain_id=domain)
+        peer = rclpy.create_node('latched_peer', context=context)
+
+        def publish_latched():
+            latched = peer.create_publisher(
+                CameraInfo, '/latched/camera_info',
+                QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL))
+            latched.publish(info)
+            return latched
+        _, _, info = frame_messages()
+        if when == 'before':
+            publish_latched()
+        node = DepthNode(context=context, cli_args=[
+            '--ros-args', '-r', 'image:=/latched/image', '-r', 'camera_info:=/latched/camera_info',
+            '-p', f'weights:={checkpoint}', '-p', 'device:=cpu', '-p', 'min_depth:=0.001',
+            '-p', 'max_depth:=1000.0', '-p', 'colorized:=false', '-p', 'publish_points:=false'])
+    executor = SingleThreadedExecutor(context=context)
+    try:
+        received = []
+        peer.create_subscription(CameraInfo, '/depth/camera_info', received.append,
+                                 qos_profile_sensor_data)
+        images = peer.create_publisher(Image, '/latched/image', 10)
+        for each in (node, peer):
+            executor.add_node(each)
+        if when == 'after':
+            for _ in range(5):  # the node runs a while without calibration
+                executor.spin_once(timeout_sec=0.1)
+            publish_latched()
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:
+            stamp, image, _ = frame_messages()  # its camera_info is never sent
+            images.publish(image)
+            end = time.monotonic() + 2
+            while not received and time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.1)
+        assert received, 'no depth with the latched camera_info'
+        assert received[0].header.frame_id == FRAME_ID
+        assert received[0].k[0] / received[0].k[2] == pytest.approx(info.k[0] / info.k[2])
+    finally:
+        node.stop()
+        executor.shutdown()
+        rclpy.try_shutdown(context=context)
+
+
+def test_compressed_transport_follows_the_image_remapping_in_process(torch_threads_kept):
     """The node in this process, subscribing to <remapped image>/compressed; outputs that are
-    switched off are not advertised; best-effort outputs reach a best-effort subscriber."""
+    switched off are not advertised."""
     context, domain = Context(), DOMAIN + 1  # not the node process's domain (<= 101)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -271,7 +389,7 @@ def test_compressed_transport_follows_the_image_remapping_in_process():
             '--ros-args', '-r', 'image:=/cam/image_raw', '-r', 'camera_info:=/cam/camera_info',
             '-p', 'image_transport:=compressed',
             '-p', 'device:=cpu', '-p', 'min_depth:=0.001', '-p', 'colorized:=false',
-            '-p', 'publish_points:=false', '-p', 'output_reliability:=best_effort'])
+            '-p', 'publish_points:=false'])
         peer = rclpy.create_node('compressed_peer', context=context)
     executor = SingleThreadedExecutor(context=context)
     try:

@@ -66,7 +66,8 @@ def test_parameter_file_values_reach_a_namespaced_node(tmp_path):
 @pytest.mark.parametrize('arguments, problem', [
     (['-p', 'min_depth:=1'], 'min_depth must be a double'),
     (['-p', 'cloud_stride:=0'], 'cloud_stride: .*out of range'),
-    (['-p', 'output_reliability:=sometimes'], 'must be one of reliable, best_effort'),
+    (['-p', 'precision:=fp8'], 'must be one of fp32, bf16, fp16'),
+    (['-p', 'num_threads:=300'], 'num_threads: .*out of range'),
 ])
 def test_bad_values_are_one_line_user_errors(arguments, problem):
     with pytest.raises(UserError, match=problem):

@@ -1,6 +1,6 @@
 """Plumbing between the subscription callbacks and the inference thread, without ROS: a slot
-that keeps only the newest frame, counters for the once-a-second log line, and a throttle so
-that one bad input stream cannot flood the log."""
+that keeps only the newest frame, the recent calibrations by stamp, counters for the
+once-a-second log line, and a throttle so that one bad input stream cannot flood the log."""
 from __future__ import annotations
 
 import threading
@@ -37,19 +37,49 @@ class LatestSlot:
             self._condition.notify_all()
 
 
+class CalibrationStore:
+    """The last `size` camera_info messages, by header stamp (ns). get(stamp) pairs an image
+    with the calibration of its own stamp when that has arrived (cameras that change ROI or
+    zoom per frame), else with the newest one (a camera that publishes it once, latched, or
+    with other stamps). Thread-safe: subscription callbacks put, the inference thread gets."""
+
+    def __init__(self, size: int = 30):
+        self._lock = threading.Lock()
+        self._size = size
+        self._by_stamp: dict[int, object] = {}  # in arrival order: the last is the newest
+
+    def put(self, stamp_ns: int, info) -> None:
+        with self._lock:
+            self._by_stamp.pop(stamp_ns, None)  # a repeat counts as the newest again
+            self._by_stamp[stamp_ns] = info
+            if len(self._by_stamp) > self._size:
+                del self._by_stamp[next(iter(self._by_stamp))]
+
+    def get(self, stamp_ns: int):
+        """The calibration stamped `stamp_ns`, else the newest; None before any arrived."""
+        with self._lock:
+            info = self._by_stamp.get(stamp_ns)
+            if info is None and self._by_stamp:
+                info = next(reversed(self._by_stamp.values()))
+            return info
+
+
 class Stats:
     """Frames served, their latency (received -> published), drops and bad inputs since the
-    last report; thread-safe."""
+    last report; thread-safe. With `multi_frame`, also how many frames were matched against an
+    earlier one: a sequence that never continues (stamps that do not advance) shows as 0."""
 
-    def __init__(self):
+    def __init__(self, multi_frame: bool = False):
         self._lock = threading.Lock()
+        self._multi_frame = multi_frame
         self._since = time.monotonic()
         self._latencies: list[float] = []
-        self._dropped = self._bad = self._dropped_total = 0
+        self._dropped = self._bad = self._dropped_total = self._matched = 0
 
-    def served(self, latency_s: float) -> None:
+    def served(self, latency_s: float, used_previous: bool = False) -> None:
         with self._lock:
             self._latencies.append(latency_s)
+            self._matched += used_previous
 
     def dropped(self) -> None:
         with self._lock:
@@ -65,8 +95,10 @@ class Stats:
         now = time.monotonic() if now is None else now
         with self._lock:
             latencies, dropped, bad = self._latencies, self._dropped, self._bad
+            matched = self._matched
             seconds = max(now - self._since, 1e-9)
             self._latencies, self._dropped, self._bad, self._since = [], 0, 0, now
+            self._matched = 0
             total = self._dropped_total
         if not (latencies or dropped or bad):
             return None
@@ -74,6 +106,8 @@ class Stats:
         if latencies:
             line += (f', latency {1000 * sum(latencies) / len(latencies):.0f} ms '
                      f'(max {1000 * max(latencies):.0f})')
+            if self._multi_frame:
+                line += f', multi-frame {matched} of {len(latencies)}'
         return line + f', dropped {dropped} (total {total}), bad input {bad}'
 
 

@@ -48,6 +48,10 @@ class NodeConfig:
                             choices=('fp32', 'bf16', 'fp16'))
     compile: bool = _param(False, 'torch.compile the networks: a longer start, then faster '
                                   'frames (docs/benchmarks.md)')
+    num_threads: int = _param(
+        0, 'CPU threads of torch (torch.set_num_threads), so that other nodes on the same CPU '
+        'keep theirs; 0 = auto: half the cores this process may run on, at least 1',
+        minimum=0, maximum=256)
     image_transport: str = _param(
         'raw', 'raw: subscribe to image (sensor_msgs/Image); compressed: to image/compressed '
         '(JPEG or PNG sensor_msgs/CompressedImage)', choices=('raw', 'compressed'))
@@ -68,13 +72,10 @@ class NodeConfig:
         'measured motion); a relative one is up to scale (e.g. the median scale ratio '
         'hybrid-depth evaluate reports)', minimum=0.0001, maximum=10000.0)
     cloud_stride: int = _param(
-        1, 'keep every n-th pixel of every n-th row in points (1 = every pixel)', minimum=1,
+        1, 'keep every n-th pixel of every n-th row in depth/points (1 = every pixel)', minimum=1,
         maximum=64)
-    publish_points: bool = _param(True, 'publish the point cloud on points')
+    publish_points: bool = _param(True, 'publish the point cloud on depth/points')
     colorized: bool = _param(True, 'publish the colour-mapped depth on depth/colorized')
-    output_reliability: str = _param(
-        'reliable', 'QoS reliability of every output: reliable (RViz default) or best_effort',
-        choices=('reliable', 'best_effort'))
     single_frame: bool = _param(
         False, 'never match against an earlier frame (keyframe), even with a multi-frame '
         'checkpoint')
