@@ -91,8 +91,10 @@ def without_training_camera(checkpoint: Path) -> Path:
 def measure(checkpoint: Path, bag: Path, args, network: tuple[int, int]) -> dict:
     times = time_in_process(checkpoint, bag, args.cloud_stride, min(args.frames, 30))
     params = args.out / 'params.yaml'
+    # The node with the threads of the bare model here, so that the two compare.
     params.write_text(f'/**/hybrid_depth:\n  ros__parameters:\n    device: cpu\n'
-                      f'    cloud_stride: {args.cloud_stride}\n')
+                      f'    cloud_stride: {args.cloud_stride}\n'
+                      f'    num_threads: {torch.get_num_threads()}\n')
     recorder, published = run_node_on_bag(checkpoint, bag, params, rate=args.rate,
                                           device='cpu')
     bare = times['bare']
