@@ -319,6 +319,12 @@ def test_bad_bags_give_one_clear_error_and_leave_no_output(tmp_path, bags, drive
         with pytest.raises(UserError):
             infer_bag(predictor, bag, out, NodeConfig(), progress=False)
         assert not out.exists() and not list(tmp_path.glob('.out.partial-*'))
+    # The output never goes into the recording it reads.
+    good = bags[('mcap', False)]
+    before = sorted(path.name for path in good.iterdir())
+    with pytest.raises(UserError, match='is inside the input'):
+        infer_bag(predictor, good, good / 'depth', NodeConfig(), progress=False)
+    assert sorted(path.name for path in good.iterdir()) == before
 
 
 def test_record_train_infer_evaluate_from_the_command_line(tmp_path):

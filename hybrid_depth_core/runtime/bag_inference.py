@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from hybrid_depth_core.atomic import new_output_directory
+from hybrid_depth_core.atomic import check_output_directory, new_output_directory
 from hybrid_depth_core.data.bag_reader import Bag, SkippedImages
 from hybrid_depth_core.data.storage import bag_file_writer
 from hybrid_depth_core.errors import UserError
@@ -52,6 +52,7 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
     messages, byte for byte, plus depth/image (32FC1), depth/camera_info and,
     if config.publish_points, depth/points, each stamped like its image. OUT appears only
     complete."""
+    check_output_directory(out, [bag_path])  # before any work; the input is only read
     with Bag(bag_path, image_topic, camera_info_topic, allow_partial) as bag:
         transport = 'compressed' if bag.image_type.endswith('CompressedImage') else 'raw'
         if not bag.message_count(bag.image_topic):
