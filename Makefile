@@ -41,6 +41,7 @@ bench: setup
 			--compile --checkpoint $(MODEL); fi
 	$(BIN)/python benchmarks/node_latency.py --width 640 --height 192 --rate 0.3 --frames 30
 	$(BIN)/python benchmarks/node_latency.py --width 640 --height 192 --rate 3
+	$(BIN)/python benchmarks/node_latency.py --width 640 --height 192 --camera 640x480 --camera-fov 69 --rate 3
 
 clean:
 	rm -rf $(VENV) build install log out *.egg-info

@@ -121,6 +121,9 @@ def main():
     parser.add_argument('--height', type=int, default=192)
     parser.add_argument('--camera', type=lambda text: tuple(int(v) for v in text.split('x')),
                         help='WxH of the camera (default: the input size)')
+    parser.add_argument('--camera-fov', type=float, default=DriveConfig.hfov_deg,
+                        help='horizontal field of view of the camera, degrees (default: the '
+                             'training camera\'s)')
     parser.add_argument('--frames', type=int, default=90)
     parser.add_argument('--rate', type=float, default=3.0, help='x 10 Hz')
     parser.add_argument('--cloud-stride', type=int, default=1)
@@ -136,8 +139,8 @@ def main():
         train(config, checkpoint.parent, max_steps=0, progress=False)
     camera = args.camera or (args.width, args.height)
     drive = SyntheticDrive(DriveConfig(width=camera[0], height=camera[1],
-                                       frames=args.frames, seed=1000))
-    bag = args.out / f'drive_{camera[0]}x{camera[1]}_{args.frames}'
+                                       hfov_deg=args.camera_fov, frames=args.frames, seed=1000))
+    bag = args.out / f'drive_{camera[0]}x{camera[1]}_{args.camera_fov:g}deg_{args.frames}'
     if not bag.exists():
         write_drive_bag(drive, bag)
 
@@ -148,12 +151,15 @@ def main():
         network = predictor.framing(camera[0], camera[1], drive.camera.K).size
         variants[name] = measure(weights, bag, args, network)
     result = {'machine': machine(torch.device('cpu')), 'width': args.width,
-              'height': args.height, 'camera': list(camera), 'input_hz': 10 * args.rate,
+              'height': args.height, 'camera': list(camera), 'camera_fov_deg': args.camera_fov,
+              'input_hz': 10 * args.rate,
               **variants}
-    (args.out / f'results_{args.width}x{args.height}_camera_{camera[0]}x{camera[1]}_'
-                f'{result["input_hz"]:g}hz.json').write_text(json.dumps(result, indent=2) + '\n')
-    print(f'model {args.width}x{args.height}, camera {camera[0]}x{camera[1]}, '
-          f'{result["input_hz"]:g} Hz input, {result["machine"]}')
+    name = (f'results_{args.width}x{args.height}_camera_{camera[0]}x{camera[1]}_'
+            f'{args.camera_fov:g}deg_{result["input_hz"]:g}hz.json')
+    (args.out / name).write_text(json.dumps(result, indent=2) + '\n')
+    print(f'model {args.width}x{args.height}, camera {camera[0]}x{camera[1]} '
+          f'({args.camera_fov:g} deg wide), {result["input_hz"]:g} Hz input, '
+          f'{result["machine"]}')
     print('| variant | network input | images | bare model ms | framing ms (/ model) | '
           'pipeline ms | output | received | median ms | p90 ms | overhead ms | '
           'overhead / model | first third | last third |')

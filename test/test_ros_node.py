@@ -33,7 +33,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from hybrid_depth_ros.cli import node as cli_node
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.checkpoint import save_checkpoint
+from hybrid_depth_core.checkpoint import ModelSection, save_checkpoint
 from hybrid_depth_core.config_dicts import to_dict
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.objective import SelfSupervisedObjective
@@ -41,7 +41,11 @@ from hybrid_depth_core.runtime.node_config import NodeConfig
 from hybrid_depth_core.runtime.loader import load_predictor
 from hybrid_depth_ros.node import DepthNode
 
-WIDTH, HEIGHT, FRAME_ID = 128, 64, 'e2e_camera_optical'  # model input is 96x64: resized
+# A 4:3 camera through a 10:3 model (320x96) trained at this camera's focal length: the image
+# keeps its size and aspect ratio, cropped to 160 columns and padded to 128 rows for the
+# network, and the depth comes back at 168x126, NaN in the 4 cropped columns on each side.
+WIDTH, HEIGHT, FRAME_ID = 168, 126, 'e2e_camera_optical'
+MODEL_SIZE = (320, 96)
 DOMAIN = random.SystemRandom().randint(1, 100)
 ENV = {**os.environ, 'ROS_DOMAIN_ID': str(DOMAIN), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
        'RCUTILS_LOGGING_BUFFERED_STREAM': '0', 'PYTHONUNBUFFERED': '1'}
@@ -51,14 +55,18 @@ OUTPUTS = {'/depth/image': Image, '/depth/camera_info': CameraInfo, '/depth/colo
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    """A multi-frame checkpoint (96x64 input) in the layout `hybrid-depth train` writes: its
-    config and the objective's state, untrained. Even one training step costs more than the
-    rest of this module on a busy CPU; test_predictor covers train -> from_checkpoint."""
+    """A multi-frame checkpoint (MODEL_SIZE input) in the layout `hybrid-depth train` writes:
+    its model section, config and the objective's state, untrained. Even one training step
+    costs more than the rest of this module on a busy CPU; test_predictor covers train ->
+    from_checkpoint."""
     torch.manual_seed(0)
-    config = load_config(None, ['data.width=96', 'data.height=64'])
+    config = load_config(None, [f'data.width={MODEL_SIZE[0]}', f'data.height={MODEL_SIZE[1]}'])
     objective = SelfSupervisedObjective(config.model, config.loss)
     path = tmp_path_factory.mktemp('run') / 'last.pt'
-    save_checkpoint(path, {'config': to_dict(config), 'step': 0,
+    focal = (DRIVE.camera.fx, DRIVE.camera.fy)
+    save_checkpoint(path, {'model': ModelSection(config.model, MODEL_SIZE, False, None,
+                                                 focal).to_dict(),
+                           'config': to_dict(config), 'step': 0,
                            'objective': objective.state_dict()})
     return path
 
@@ -230,7 +238,9 @@ def test_waits_for_camera_info_then_publishes_every_output(peer, node_process):
         assert (colorized.encoding, colorized.width, colorized.height) == ('rgb8', WIDTH, HEIGHT)
         assert (points.width, points.height, points.point_step) == (WIDTH // 2, HEIGHT // 2, 32)
         metres = np.frombuffer(bytes(depth.data), '<f4').reshape(HEIGHT, WIDTH)
-        assert np.isfinite(metres).all() and (metres > 0).all()
+        seen = np.isfinite(metres)
+        assert not seen[:, :4].any() and not seen[:, -4:].any() and seen[:, 4:-4].all()
+        assert (metres[seen] > 0).all()
         xyz = np.frombuffer(bytes(points.data), '<f4').reshape(HEIGHT // 2, WIDTH // 2, 8)
         np.testing.assert_array_equal(xyz[..., 2], metres[::2, ::2])  # same depth, same stamp
     assert node_process.log.wait_for('Hz, latency', timeout=5)  # the once-a-second summary
