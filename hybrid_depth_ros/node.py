@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 
+import cv2
 import rclpy
 import torch
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -59,7 +60,9 @@ LATCHED_INFO_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                               reliability=ReliabilityPolicy.RELIABLE,
                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ERROR_PERIOD_S = 5.0  # the same problem is logged again at most this often
-STOP_TIMEOUT_S = 10.0  # how long shutting down waits for the inference thread
+# How long shutting down waits for the inference thread: within ros2 launch's default 5 s
+# between SIGINT and SIGTERM.
+STOP_TIMEOUT_S = 3.0
 _KINDS = {bool: 'true or false', int: 'an integer', str: 'a string',
           float: 'a double (write 1.0, not 1)'}
 
@@ -129,6 +132,7 @@ class DepthNode(Node):
                         'weights:=/path/to/last.pt for real depth.')
         threads = torch_threads(config.num_threads)
         torch.set_num_threads(threads)  # before loading: the warm-up (and compile) runs with it
+        cv2.setNumThreads(threads)  # the resizes, warps and colour map
         predictor = load_predictor(config, warn=log.warning)
         warning = scale_warning(predictor, config.weights)
         if warning:
@@ -204,7 +208,8 @@ class DepthNode(Node):
 
     def _on_image(self, msg) -> None:
         # The frame's time for multi-frame matching when the driver leaves header.stamp 0.
-        received_ns = self.get_clock().now().nanoseconds
+        # (The steady clock while a simulated one has not started: /clock not yet received.)
+        received_ns = self.get_clock().now().nanoseconds or time.monotonic_ns()
         if not self._warned_zero_stamp and stamp_ns(msg) == 0:
             self._warned_zero_stamp = True
             self.get_logger().warning(

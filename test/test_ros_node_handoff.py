@@ -1,5 +1,8 @@
 """The node's calibration store and its summary's multi-frame count, without ROS (frame_handoff's
 slot, throttle and the rest of the summary: test_ros_pipeline)."""
+import threading
+import time
+
 from hybrid_depth_core.runtime.frame_handoff import CalibrationStore, Stats
 
 
@@ -14,6 +17,23 @@ def test_calibration_store_pairs_by_stamp_else_the_newest_and_keeps_the_last_few
     assert store.get(25) == 'info 10 again'
     store.put(40, 'info 40')  # beyond the size: the one that arrived longest ago goes
     assert store.get(20) == 'info 40' and store.get(30) == 'info 30'
+
+
+def test_a_calibration_that_follows_its_image_is_waited_for_once_pairs_were_seen():
+    store = CalibrationStore(wait_s=2.0)
+    store.put(10, 'info 10')
+    started = time.monotonic()
+    assert store.get(20) == 'info 10'  # no pair seen yet: the newest, at once
+    assert time.monotonic() - started < 0.5
+    assert store.get(10) == 'info 10'  # a pair: this camera stamps its calibration
+    late = threading.Timer(0.2, store.put, (20, 'info 20'))
+    late.start()
+    started = time.monotonic()
+    assert store.get(20) == 'info 20'  # waited for the image's own, sent after it
+    assert 0.1 < time.monotonic() - started < 1.5
+    started = time.monotonic()
+    assert store.get(5) == 'info 20'  # older than what arrived: no wait, the newest
+    assert time.monotonic() - started < 0.5
 
 
 def test_stats_count_frames_matched_against_an_earlier_one():

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+import cv2
 import pytest
 import rclpy
 import torch
@@ -66,7 +67,7 @@ def start_node(monkeypatch):
     the context is shut down and torch's thread count restored."""
     use_stand_ins(monkeypatch)
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    threads, started = torch.get_num_threads(), []
+    threads, cv2_threads, started = torch.get_num_threads(), cv2.getNumThreads(), []
 
     def start(*ros_args):
         context = Context()
@@ -84,12 +85,13 @@ def start_node(monkeypatch):
         else:
             rclpy.try_shutdown(context=each)
     torch.set_num_threads(threads)
+    cv2.setNumThreads(cv2_threads)
 
 
 def test_num_threads_sets_torch_threads_and_zero_is_half_the_cores(start_node, monkeypatch):
     wanted = 3 if torch.get_num_threads() != 3 else 2
     start_node('-p', f'num_threads:={wanted}')
-    assert torch.get_num_threads() == wanted
+    assert torch.get_num_threads() == wanted and cv2.getNumThreads() == wanted
     start_node()  # 0: auto
     assert torch.get_num_threads() == torch_threads(0)
     for cores, threads in ((8, 4), (3, 1), (1, 1)):

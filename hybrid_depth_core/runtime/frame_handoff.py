@@ -41,24 +41,33 @@ class CalibrationStore:
     """The last `size` camera_info messages, by header stamp (ns). get(stamp) pairs an image
     with the calibration of its own stamp when that has arrived (cameras that change ROI or
     zoom per frame), else with the newest one (a camera that publishes it once, latched, or
-    with other stamps). Thread-safe: subscription callbacks put, the inference thread gets."""
+    with other stamps). A camera that stamps its calibration like its images may send the image
+    first (image_transport's CameraPublisher does): once such a pair has been seen, get() waits
+    up to `wait_s` for the image's own calibration when only older ones have arrived.
+    Thread-safe: subscription callbacks put, the inference thread gets."""
 
-    def __init__(self, size: int = 30):
-        self._lock = threading.Lock()
-        self._size = size
+    def __init__(self, size: int = 30, wait_s: float = 0.05):
+        self._condition = threading.Condition()
+        self._size, self._wait_s = size, wait_s
         self._by_stamp: dict[int, object] = {}  # in arrival order: the last is the newest
+        self._paired = False  # a calibration with an image's own stamp has been found
 
     def put(self, stamp_ns: int, info) -> None:
-        with self._lock:
+        with self._condition:
             self._by_stamp.pop(stamp_ns, None)  # a repeat counts as the newest again
             self._by_stamp[stamp_ns] = info
             if len(self._by_stamp) > self._size:
                 del self._by_stamp[next(iter(self._by_stamp))]
+            self._condition.notify_all()
 
     def get(self, stamp_ns: int):
         """The calibration stamped `stamp_ns`, else the newest; None before any arrived."""
-        with self._lock:
+        with self._condition:
+            if self._paired and stamp_ns not in self._by_stamp and self._by_stamp \
+                    and max(self._by_stamp) < stamp_ns:
+                self._condition.wait_for(lambda: stamp_ns in self._by_stamp, self._wait_s)
             info = self._by_stamp.get(stamp_ns)
+            self._paired |= info is not None
             if info is None and self._by_stamp:
                 info = next(reversed(self._by_stamp.values()))
             return info

@@ -2,13 +2,16 @@
 
 A single-image depth prior ties apparent size in pixels to depth through the focal length, so a
 network trained at one focal length sees another camera's world at the wrong scale (Metric3D's
-canonical camera, Yin et al. 2023). The image is therefore resized, its aspect ratio kept, until
-its focal length is the training camera's (at the network's input size), then cropped or padded
-(edge pixels repeated), centred, to the nearest multiples of 32 (the network's stride). The
-network input holds at most MAX_PIXELS_RATIO times the training input's pixels: a camera that
-would need more is cropped further, centred, and gets no depth outside. K follows every step
-exactly (PinholeCamera.scaled, .cropped), and the depth goes back through the same steps: at
-the camera's resolution with NaN where the network saw nothing, or at the network's.
+canonical camera, Yin et al. 2023). The image is therefore resized until its focal lengths are
+the training camera's (at the network's input size), each axis to its own: for square training
+pixels (the automatic input size keeps the source's aspect ratio, within rounding) that is one
+factor and keeps the aspect ratio, and it shows the training camera's images to the network
+exactly as training did, however they were resized. Then the image is padded (edge pixels
+repeated), centred, to the next multiples of 32 (the network's stride), so that no view is lost.
+The network input holds at most MAX_PIXELS_RATIO times the training input's pixels: a camera
+that would need more is cropped instead, centred, and gets no depth outside. K follows every
+step exactly (PinholeCamera.scaled, .cropped), and the depth goes back through the same steps:
+at the camera's resolution with NaN where the network saw nothing, or at the network's.
 
 A checkpoint that records no training camera (written before it was recorded) keeps the old
 anisotropic resize to its input size.
@@ -27,7 +30,6 @@ MAX_PIXELS_RATIO = 4.0  # bounds the network input's cost for a wide or high-res
 # A camera whose view at the training focal length differs from the training input's by more
 # than this factor in width or height is far from anything the network saw.
 FAR_RATIO = 2.0
-PIXEL_ASPECT_TOLERANCE = 0.1  # fx / fy differing more than this (relative) from training's
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,18 @@ class Framing:
         if rgb.shape[:2] != (self.camera.height, self.camera.width):
             raise ValueError(f'image is {rgb.shape[1]}x{rgb.shape[0]}, its camera '
                              f'{self.camera.width}x{self.camera.height}')
+        (x, y), (width, height) = self.window, self.size
+        if self.resized[0] * self.resized[1] > self.camera.width * self.camera.height:
+            # Enlarging: sample the window straight from the camera's image (bilinear, as
+            # cv2.resize enlarges), never building the whole enlarged image.
+            sx, sy = self.resized[0] / self.camera.width, self.resized[1] / self.camera.height
+            to_camera = np.array([[1 / sx, 0, (x + 0.5) / sx - 0.5],
+                                  [0, 1 / sy, (y + 0.5) / sy - 0.5]])
+            return cv2.warpAffine(rgb, to_camera, self.size,
+                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=cv2.BORDER_REPLICATE)
         if rgb.shape[1::-1] != self.resized:
             rgb = cv2.resize(rgb, self.resized, interpolation=cv2.INTER_AREA)
-        (x, y), (width, height) = self.window, self.size
         rows, cols = self.seen()
         inside = rgb[max(y, 0):y + height, max(x, 0):x + width]
         pads = (rows.start, height - rows.stop, cols.start, width - cols.stop)
@@ -103,11 +114,9 @@ def plan(camera: PinholeCamera, input_size: tuple[int, int],
     focal lengths `focal` (fx, fy in pixels at that size; None: not recorded, resize only)."""
     if focal is None:
         return Framing(camera, tuple(input_size), (0, 0), camera.scaled(*input_size))
-    # One factor for both axes keeps the aspect ratio; the geometric mean matches a camera
-    # whose pixels are not square as well as it can be.
-    scale = math.sqrt(focal[0] * focal[1] / (camera.fx * camera.fy))
-    resized = (max(1, int(camera.width * scale + 0.5)), max(1, int(camera.height * scale + 0.5)))
-    width, height = (max(64, 32 * int(side / 32 + 0.5)) for side in resized)  # the nearest
+    resized = (max(1, int(camera.width * focal[0] / camera.fx + 0.5)),
+               max(1, int(camera.height * focal[1] / camera.fy + 0.5)))
+    width, height = (max(64, 32 * math.ceil(side / 32)) for side in resized)
     limit = MAX_PIXELS_RATIO * input_size[0] * input_size[1]
     if width * height > limit:
         shrink = math.sqrt(limit / (width * height))
@@ -137,10 +146,6 @@ def far_from_training(framing: Framing, input_size: tuple[int, int],
     if min(seen) < 0.9:
         problems.append(f'only the central {100 * seen[0]:.0f}% x {100 * seen[1]:.0f}% fits '
                         f'the network input (the rest gets no depth)')
-    aspect, trained = camera.fx / camera.fy, focal[0] / focal[1]
-    if abs(aspect / trained - 1) > PIXEL_ASPECT_TOLERANCE:
-        problems.append(f'its pixel aspect fx/fy is {aspect:.2f}, the training images\' '
-                        f'{trained:.2f}')
     if not problems:
         return None
     fov, trained_fov = camera.fov_deg, training.fov_deg

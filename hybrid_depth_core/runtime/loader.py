@@ -33,7 +33,7 @@ def load_predictor(config: NodeConfig, warn: Callable[[str], None] | None = None
                                    config.precision, config.depth_scale,
                                    compile=config.compile, **options)
     try:
-        predictor.warm_up()
+        predictor.warm_up(multi_frame=not config.single_frame)
     except RuntimeError as error:  # CUDA out of memory, unsupported dtype on this device...
         raise UserError(f'inference on {predictor.device} with precision {config.precision} '
                         f'failed: {one_line(error)}') from None
@@ -44,7 +44,7 @@ def describe(predictor: DepthPredictor) -> str:
     frames = 'multi-frame' if predictor.multi_frame else 'single-frame'
     depth = 'metric' if predictor.metric else 'relative'
     if predictor.focal is None:
-        camera = 'no training camera recorded: images resized to it'
+        camera = 'no training camera recorded: images resized to the input size'
     else:
         degrees = math.degrees(2 * math.atan2(predictor.width / 2, predictor.focal[0]))
         camera = f'training camera {degrees:.0f} deg wide'

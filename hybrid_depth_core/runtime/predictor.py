@@ -86,6 +86,7 @@ class DepthPredictor:
         self._framings: dict[tuple, Framing] = {}
         self._warned: set[str] = set()
         self._warm_sizes: set[tuple[int, int]] = set()
+        self._warm_multi_frame = True
         self._stream_framing: Framing | None = None
         # Default channels_last (NHWC) on the CPU, where oneDNN's convolutions ran faster in it
         # (`hybrid-depth bench`, docs/benchmarks.md); NCHW on CUDA until a benchmark there
@@ -162,21 +163,22 @@ class DepthPredictor:
                 self._warned.add(warning)
                 self.warn(warning)
             if self.compiled and framing.size not in self._warm_sizes:
-                self.warm_up(framing)
+                self.warm_up(framing, self._warm_multi_frame)
         return framing
 
-    def warm_up(self, framing: Framing | None = None) -> None:
+    def warm_up(self, framing: Framing | None = None, multi_frame: bool = True) -> None:
         """Run the graphs a stream runs (single-frame, and multi-frame with a held frame's
-        features) once at `framing`'s network size (default: the training input with the
-        training camera), so that a compiled network compiles now, not on a live frame, and a
-        bad device or precision fails now."""
+        features unless `multi_frame` is False: a node that never matches frames) once at
+        `framing`'s network size (default, at start: the training input with the training
+        camera), so that a compiled network compiles now, not on a live frame, and a bad device
+        or precision fails now. Later sizes are warmed up alike, announced through `warn`."""
+        self._warm_multi_frame = multi_frame
         if framing is None:
             width, height = self.width, self.height
             fx, fy = self.focal or (width / 2, width / 2)
             camera = PinholeCamera(width, height, fx, fy, (width - 1) / 2, (height - 1) / 2)
             framing = plan(camera, (width, height), self.focal)
-        self._warm_sizes.add(framing.size)
-        if self.compiled:
+        elif self.compiled:  # a camera seen after start: its first frame waits
             self.warn(f'compiling the network for a {framing.size[0]}x{framing.size[1]} input '
                       f'(camera {framing.camera.width}x{framing.camera.height}); frames wait')
         width, height = framing.size
@@ -186,7 +188,8 @@ class DepthPredictor:
                            for _ in range(2))
         K = torch.from_numpy(framing.network.K).float()[None].to(self.device)
         _, features = self.step(previous, K)
-        if self.multi_frame:
+        self._warm_sizes.add(framing.size)
+        if self.multi_frame and multi_frame:
             turn = (torch.eye(3, device=self.device)[None] if self.turn_prior else None)
             self.step(image, K, StreamFrame(previous, features, (height, width)), turn)
 
