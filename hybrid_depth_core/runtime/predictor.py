@@ -52,8 +52,8 @@ class DepthPredictor:
     metres.
 
     Images of any camera are framed for the network (framing.py: resized so that their focal
-    length is the training camera's, aspect ratio kept, then cropped or padded to multiples of
-    32), and the depth comes back at the image's size with NaN where the network saw nothing
+    lengths are the training camera's, then padded to multiples of 32, or cropped past a pixel
+    bound), and the depth comes back at the image's size with NaN where the network saw nothing
     (resolution='input') or at the network input's (resolution='model', the camera of
     `framing(...).network`). Multi-frame models match the frame against a lookup frame (same size
     and camera) with the pose network's relative pose; without one they run single-frame.
