@@ -49,8 +49,9 @@ class NodeConfig:
     compile: bool = _param(False, 'torch.compile the networks: a longer start, then faster '
                                   'frames (docs/benchmarks.md)')
     num_threads: int = _param(
-        0, 'CPU threads of torch (torch.set_num_threads), so that other nodes on the same CPU '
-        'keep theirs; 0 = auto: half the cores this process may run on, at least 1',
+        0, 'CPU threads of torch and OpenCV (torch.set_num_threads, cv2.setNumThreads), so that '
+        'other nodes on the same CPU keep theirs; 0 = auto: half the cores this process may run '
+        'on, at least 1',
         minimum=0, maximum=256)
     image_transport: str = _param(
         'raw', 'raw: subscribe to image (sensor_msgs/Image); compressed: to image/compressed '
