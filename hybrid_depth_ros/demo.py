@@ -1,13 +1,14 @@
 """The main job in one command (`hybrid-depth demo`, `make demo`): the whole system on the
 bundled sample drive, over real ROS 2 topics.
 
-1. Record the sample drive (a synthetic drive the model never saw) as a rosbag2.
-2. Start the depth node as its own process with the shipped model.
+1. Record the sample drive (a synthetic drive the model never saw) as a rosbag2, and the same
+   drive seen by a second camera of another shape and field of view.
+2. For each, start the depth node as its own process with the shipped model.
 3. Replay the drive's image and camera_info into it at the recorded rate, and record every
    message the node publishes, as it arrives, into an output bag.
 4. Score the depth the node published against the drive's ground truth, measure the latency
    from an image's arrival to its depth's and points' arrival, count dropped frames, and draw
-   a montage (input | depth | ground truth | point cloud).
+   a montage (input | depth | ground truth | point cloud; the second camera beside).
 Everything stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, its own domain).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import rclpy
 import yaml
@@ -35,6 +37,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from hybrid_depth_core import visualize
 from hybrid_depth_core.evaluation.metrics import Accumulator, Protocol
 from hybrid_depth_core.atomic import new_output_directory
+from hybrid_depth_core.camera import PinholeCamera
+from hybrid_depth_core.checkpoint import load_checkpoint, model_section
 from hybrid_depth_core.data.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
                                                write_drive_bag)
 from hybrid_depth_core.data.bag_reader import Bag
@@ -47,6 +51,7 @@ from hybrid_depth_core.messages.outputs import CLOUD_DTYPE, colorize
 from hybrid_depth_core.runtime.node_config import (COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
                                                    POINTS_TOPIC, NodeConfig)
 from hybrid_depth_core.messages.header import stamp_ns
+from hybrid_depth_core.runtime.framing import plan
 from hybrid_depth_ros.play import play
 
 NAMESPACE = '/camera'
@@ -60,6 +65,7 @@ NODE_START_TIMEOUT_S = 180.0  # includes building the fused kernel on a first ru
 DRAIN_TIMEOUT_S = 10.0        # after the replay, the longest the node gets to finish
 QUIET_S = 2.0                 # ... and it is done once nothing new arrived for this long
 EVALUATION = Protocol(max_depth=80.0, median_scaling=False)
+SECOND_CAMERA = 'second_camera'  # its metrics' key and its recordings' directory
 
 
 @dataclass(frozen=True)
@@ -73,34 +79,72 @@ class DemoConfig:
     height: int = 192
     rate: float = 1.0      # replay speed
     device: str | None = None  # None: the params file's (or the node's default, auto)
+    # The same drive seen by another camera: (width, height, horizontal field of view in
+    # degrees); None: none. The default is a Kinect-like 4:3 camera, narrower than the street's.
+    second_camera: tuple[int, int, float] | None = (640, 480, 62.0)
 
 
 def run_demo(config: DemoConfig, log=print) -> dict:
-    """Write config.out (a new directory, complete or not at all) and return the metrics."""
+    """Write config.out (a new directory, complete or not at all) and return the metrics: the
+    main camera's at the top level, the second camera's under 'second_camera'."""
     if not config.weights.is_file():
         raise UserError(f'model weights {config.weights} do not exist')
+    cameras = [(DriveConfig(width=config.width, height=config.height, frames=config.frames,
+                            seed=config.seed), '')]
+    if config.second_camera is not None:
+        width, height, fov = config.second_camera
+        cameras.append((DriveConfig(width=width, height=height, hfov_deg=fov,
+                                    frames=config.frames, seed=config.seed), SECOND_CAMERA))
     with new_output_directory(config.out) as staging:
         staging.mkdir()
-        drive = SyntheticDrive(DriveConfig(width=config.width, height=config.height,
-                                           frames=config.frames, seed=config.seed))
         log(f'1/4 recording the sample drive ({config.frames} frames, {config.width}x'
-            f'{config.height}, seed {config.seed})')
-        write_drive_bag(drive, staging / 'sample_drive')
+            f'{config.height}, seed {config.seed})'
+            + (f' and the same drive seen by a second camera ({_camera_words(cameras[1][0])})'
+               if len(cameras) > 1 else ''))
+        for drive_config, where in cameras:
+            (staging / where).mkdir(exist_ok=True)
+            write_drive_bag(SyntheticDrive(drive_config), staging / where / 'sample_drive')
         log('2/4 starting the depth node and replaying the drive into it (a first start on a '
             'CPU compiles the cost-volume kernel: about 30 s)')
-        received, published = run_node_on_bag(
-            config.weights, staging / 'sample_drive', config.params_file, config.rate,
-            config.device, log)
-        log('3/4 writing what the node published to node_output/')
-        _write_bag(staging / 'node_output', received)
+        runs = [run_node_on_bag(config.weights, staging / where / 'sample_drive',
+                                config.params_file, config.rate, config.device, log)
+                for _, where in cameras]
+        log('3/4 writing what the node published to node_output/'
+            + (f' and {SECOND_CAMERA}/node_output/' if len(cameras) > 1 else ''))
+        for (_, where), (received, _) in zip(cameras, runs):
+            _write_bag(staging / where / 'node_output', received)
         log('4/4 scoring depth against ground truth and drawing the montage')
-        drive_data = _read_drive(staging / 'sample_drive')
-        metrics = _score(drive_data, received, published, config)
+        input_size, focal = _training_camera(config.weights)
+        scored = []
+        for (drive_config, where), (received, published) in zip(cameras, runs):
+            drive = _read_drive(staging / where / 'sample_drive')
+            metrics = _score(drive, received, published)
+            camera = PinholeCamera.from_matrix(drive.K, drive_config.width, drive_config.height)
+            metrics['model_input'] = list(plan(camera, input_size, focal).size)
+            metrics['sample_drive'] = {'seed': config.seed, 'frames': config.frames,
+                                       'size': [drive_config.width, drive_config.height],
+                                       'hfov_deg': drive_config.hfov_deg}
+            scored.append((drive, received, metrics))
+        metrics = scored[0][2]
+        metrics['depth_scale'] = node_parameter(config.params_file, 'depth_scale')
         metrics['weights'] = str(config.weights)
+        if len(scored) > 1:
+            metrics[SECOND_CAMERA] = scored[1][2]
         (staging / 'metrics.json').write_text(json.dumps(metrics, indent=2) + '\n')
-        visualize.write_png(staging / 'montage.png', _montage(
-            drive_data, received, metrics, node_depth_range(config.params_file)))
+        depth_range = (node_parameter(config.params_file, 'min_depth'),
+                       node_parameter(config.params_file, 'max_depth'))
+        visualize.write_png(staging / 'montage.png', _montage(scored, depth_range))
     return metrics
+
+
+def _camera_words(drive: DriveConfig) -> str:
+    return f'{drive.width}x{drive.height}, {drive.hfov_deg:g} degrees wide'
+
+
+def _training_camera(weights: Path) -> tuple[tuple[int, int], tuple[float, float] | None]:
+    """The network input size and training focal lengths the node frames images for."""
+    section = model_section(load_checkpoint(weights), where=str(weights))
+    return section.input_size, section.focal
 
 
 @dataclass
@@ -231,16 +275,14 @@ def _last_words(node_log: deque[str]) -> str:
     return lines[-1] if lines else '(it printed nothing)'
 
 
-def node_depth_range(params_file: Path | None) -> tuple[float, float]:
-    """min_depth and max_depth the node runs with under `params_file` (its colour scale)."""
-    config = NodeConfig()
+def node_parameter(params_file: Path | None, name: str) -> float:
+    """A numeric parameter the node runs with under `params_file` (else its default)."""
     values = {}
     if params_file is not None:
         for section in (yaml.safe_load(Path(params_file).read_text()) or {}).values():
             if isinstance(section, dict):
                 values.update(section.get('ros__parameters') or {})
-    return (float(values.get('min_depth', config.min_depth)),
-            float(values.get('max_depth', config.max_depth)))
+    return float(values.get(name, getattr(NodeConfig(), name)))
 
 
 class _environment:
@@ -290,7 +332,7 @@ def _read_drive(bag: Path) -> _Drive:
     return _Drive(images, truths, np.asarray(info.k, dtype=np.float64).reshape(3, 3))
 
 
-def _score(drive: _Drive, recorder: Recorder, published: int, config: DemoConfig) -> dict:
+def _score(drive: _Drive, recorder: Recorder, published: int) -> dict:
     depths = _by_stamp(recorder, DEPTH)
     scores = Accumulator(EVALUATION)
     for stamp, received in sorted(depths.items()):
@@ -320,15 +362,35 @@ def _score(drive: _Drive, recorder: Recorder, published: int, config: DemoConfig
         'scale_ratio_median': result['scale_median'],
         'latency_image_to_depth': latency(DEPTH),
         'latency_image_to_points': latency(POINTS),
-        'sample_drive': {'seed': config.seed, 'frames': config.frames,
-                         'size': [config.width, config.height]},
     }
 
 
-def _montage(drive: _Drive, recorder: Recorder, metrics: dict,
+def _montage(scored: list[tuple[_Drive, Recorder, dict]],
              depth_range: tuple[float, float]) -> np.ndarray:
+    """The main camera's column and, beside it at half its width, the second camera's."""
+    columns = [_column(*scored[0], depth_range, (
+        'input: the sample drive (never trained on)',
+        f'depth from the node (log colours, {depth_range[0]:g}-{depth_range[1]:g} m); '
+        f'drive AbsRel {scored[0][2]["metric_depth"]["abs_rel"]:.3f}',
+        'ground truth, same colours',
+        "the node's point cloud, from 4 m above and 6 m behind the camera"))]
+    if len(scored) > 1:
+        drive, _, metrics = scored[1]
+        width, height = metrics['sample_drive']['size']
+        columns.append(_column(*scored[1], depth_range, (
+            f'second camera: {width}x{height}, {metrics["sample_drive"]["hfov_deg"]:g} deg',
+            f'its depth; AbsRel {metrics["metric_depth"]["abs_rel"]:.3f}',
+            'ground truth', 'point cloud'), scale=columns[0].shape[1] / 2 / width))
+    height = max(column.shape[0] for column in columns)
+    return np.hstack([np.pad(column, ((0, height - column.shape[0]), (0, 0), (0, 0)))
+                      for column in columns])
+
+
+def _column(drive: _Drive, recorder: Recorder, metrics: dict, depth_range: tuple[float, float],
+            titles: tuple[str, str, str, str], scale: float = 1.0) -> np.ndarray:
     """The frame in the middle of the drive: input, the node's colorized depth, the ground
-    truth in the same colours, and the node's point cloud seen from above and behind."""
+    truth in the same colours, and the node's point cloud seen from above and behind; each
+    panel resized by `scale`."""
     colorized = _by_stamp(recorder, COLORIZED)
     clouds = _by_stamp(recorder, POINTS)
     common = sorted(set(colorized) & set(clouds) & set(drive.images))
@@ -346,11 +408,8 @@ def _montage(drive: _Drive, recorder: Recorder, metrics: dict,
                         points['rgb'] & 255], 1).astype(np.uint8)
     height, width = rgb.shape[:2]
     view = visualize.render_cloud(xyz, colours, width, height, drive.K)
-    abs_rel = metrics['metric_depth']['abs_rel']
-    return visualize.montage([
-        ('input: the sample drive (never trained on)', rgb),
-        (f'depth from the node (log colours, {depth_range[0]:g}-{depth_range[1]:g} m); '
-         f'drive AbsRel {abs_rel:.3f}',
-         depth_rgb),
-        ('ground truth, same colours', truth),
-        ("the node's point cloud, from 4 m above and 6 m behind the camera", view)])
+    size = (round(width * scale), round(height * scale))
+    panels = [rgb, depth_rgb, truth, view]
+    if scale != 1.0:
+        panels = [cv2.resize(panel, size, interpolation=cv2.INTER_AREA) for panel in panels]
+    return visualize.montage(list(zip(titles, panels)))

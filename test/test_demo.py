@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 
+from hybrid_depth_core.camera import PinholeCamera
+from hybrid_depth_core.checkpoint import load_checkpoint, model_section
 from hybrid_depth_core.data.bag_writer import DEPTH_GT_TOPIC
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.header import stamp_ns
@@ -22,14 +24,27 @@ def test_demo_runs_the_node_over_ros_and_reports_what_it_published(checkpoint, t
     out = tmp_path / 'demo'
     lines = []
     metrics = run_demo(DemoConfig(out=out, weights=checkpoint, params_file=params,
-                                  frames=FRAMES, width=128, height=64, device='cpu'),
+                                  frames=FRAMES, width=128, height=64, device='cpu',
+                                  second_camera=(96, 72, 62.0)),
                        log=lines.append)
-    assert any('published 6 images' in line for line in lines), lines
+    assert sum('published 6 images' in line for line in lines) == 2, lines
     assert metrics['frames_published'] == FRAMES
     assert metrics['frames_with_depth'] + metrics['frames_dropped'] == FRAMES
     assert metrics['frames_with_depth'] >= 3
     assert metrics['latency_image_to_depth']['median_ms'] > 0
     assert json.loads((out / 'metrics.json').read_text()) == metrics
+    assert metrics['depth_scale'] == 1.0  # the params file leaves it at the default
+    # The network input the node framed each camera to: the training focal length, padded.
+    section = model_section(load_checkpoint(checkpoint), 'checkpoint')
+    for result, (width, height, fov) in ((metrics, (128, 64, 81.5)),
+                                         (metrics['second_camera'], (96, 72, 62.0))):
+        assert result['sample_drive']['size'] == [width, height]
+        camera = PinholeCamera.from_fov(width, height, fov)
+        resized = (width * section.focal[0] / camera.fx, height * section.focal[1] / camera.fy)
+        assert [0 <= m - r < 32 for m, r in zip(result['model_input'], resized)] == [True] * 2
+        assert result['frames_with_depth'] >= 3
+    assert (out / 'second_camera' / 'sample_drive').is_dir()
+    assert (out / 'second_camera' / 'node_output').is_dir()
 
     with AnyReader([out / 'node_output']) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
@@ -53,10 +68,12 @@ def test_demo_runs_the_node_over_ros_and_reports_what_it_published(checkpoint, t
     assert metrics['metric_depth']['abs_rel'] == pytest.approx(np.mean(errors), rel=1e-6)
 
     montage = cv2.imread(str(out / 'montage.png'))
-    assert montage.shape == (4 * (64 + 22), 128, 3)
+    # The main camera's column, and the second's beside it at half the width (64x48 panels).
+    assert montage.shape == (4 * (64 + 22), 128 + 64, 3)
     assert montage.std() > 10  # not blank
     assert sorted(p.name for p in out.iterdir()) == ['metrics.json', 'montage.png',
-                                                     'node_output', 'sample_drive']
+                                                     'node_output', 'sample_drive',
+                                                     'second_camera']
 
 
 def test_demo_refuses_missing_weights_before_doing_anything(tmp_path):

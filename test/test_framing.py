@@ -171,8 +171,12 @@ def test_a_camera_far_from_the_training_one_is_named_once_with_both_fields_of_vi
     assert warning.startswith('camera 1920x1080 (135x107 deg field of view) is far from the '
                               'training camera (82x29 deg at 320x96)')
     assert 'fits the network input' in warning
-    near = plan(CAMERAS['4:3'], TRAINING_SIZE, TRAINING_FOCAL)
+    near = plan(PinholeCamera(640, 192, 2 * TRAINING_FOCAL[0], 2 * TRAINING_FOCAL[1], 321.0,
+                              97.0), TRAINING_SIZE, TRAINING_FOCAL)
     assert far_from_training(near, TRAINING_SIZE, TRAINING_FOCAL) is None
+    taller = plan(CAMERAS['4:3'], TRAINING_SIZE, TRAINING_FOCAL)  # 2x the training view's height
+    assert 'against 320x96 in training' in far_from_training(taller, TRAINING_SIZE,
+                                                             TRAINING_FOCAL)
 
 
 @pytest.mark.parametrize('resolution', ['input', 'model'])

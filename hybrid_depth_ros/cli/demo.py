@@ -48,6 +48,9 @@ def add_parser(subparsers) -> None:
                         help='replay speed, 1 = recorded rate (10 Hz)')
     parser.add_argument('--device', help="auto, cpu, cuda or cuda:N (default: the parameter "
                                          "file's device, else auto)")
+    parser.add_argument('--no-second-camera', action='store_true',
+                        help='skip the second camera (the same drive seen 640x480, 62 degrees '
+                             'wide, through the same node and model)')
     parser.set_defaults(run=run)
 
 
@@ -63,16 +66,33 @@ def run(args: argparse.Namespace) -> int:
     demo = import_ros('hybrid_depth_ros.demo')
     metrics = demo.run_demo(demo.DemoConfig(
         out=args.out, weights=args.weights, params_file=args.params_file, frames=args.frames,
-        seed=args.seed, rate=args.rate, device=args.device))
+        seed=args.seed, rate=args.rate, device=args.device,
+        **({'second_camera': None} if args.no_second_camera else {})))
+    print(f'\nwrote {args.out}/: montage.png, metrics.json, sample_drive/, node_output/'
+          + (', second_camera/' if 'second_camera' in metrics else ''))
+    if metrics['depth_scale'] == 1.0:
+        print('no scale fitted: the depth is the network\'s own metres (depth_scale 1)')
+    else:
+        print(f'depth times depth_scale {metrics["depth_scale"]:g} from the params file (a '
+              f'fitted scale, not the network\'s own metres)')
+    _summary('the unseen drive', metrics)
+    if 'second_camera' in metrics:
+        second = metrics['second_camera']
+        width, height = second['sample_drive']['size']
+        _summary(f'the same drive seen by a second camera ({width}x{height}, '
+                 f'{second["sample_drive"]["hfov_deg"]:g} degrees wide)', second)
+    return 0
+
+
+def _summary(what: str, metrics: dict) -> None:
     depth, scaled = metrics['metric_depth'], metrics['median_scaled']
     latency = metrics['latency_image_to_depth']
-    print(f'\nwrote {args.out}/: montage.png, metrics.json, sample_drive/, node_output/')
-    print(f'depth on the unseen drive ({metrics["frames_with_depth"]} of '
-          f'{metrics["frames_published"]} frames, {metrics["frames_dropped"]} dropped):')
-    print(f'  metric (depth_scale from the params file): AbsRel {depth["abs_rel"]:.3f}, RMSE '
-          f'{depth["rmse"]:.2f} m, d<1.25 {depth["a1"]:.3f}')
+    width, height = metrics['model_input']
+    print(f'depth on {what} ({metrics["frames_with_depth"]} of {metrics["frames_published"]} '
+          f'frames, {metrics["frames_dropped"]} dropped; network input {width}x{height}):')
+    print(f'  metric: AbsRel {depth["abs_rel"]:.3f}, RMSE {depth["rmse"]:.2f} m, d<1.25 '
+          f'{depth["a1"]:.3f}; scale ratio to the truth {metrics["scale_ratio_median"]:.3f}')
     print(f'  median-scaled per image: AbsRel {scaled["abs_rel"]:.3f}, d<1.25 {scaled["a1"]:.3f}')
     if latency:
         print(f'  image -> depth latency over ROS 2: median {latency["median_ms"]:.0f} ms, '
               f'p90 {latency["p90_ms"]:.0f} ms')
-    return 0
