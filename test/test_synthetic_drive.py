@@ -116,3 +116,35 @@ def test_principal_point_is_not_the_image_centre():
 def test_bad_config_is_rejected_with_the_field_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DriveConfig(**kwargs)
+
+
+def test_training_windows_rooms_and_variety():
+    """Synthetic training data (issue 22): windows of a taller render with K following them,
+    room walks with their own stride, and drives whose camera height and speed vary."""
+    from hybrid_depth_core.data.samples import AugmentConfig
+    from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
+    plain = SyntheticDataset((5,), 14, 96, 64, progress=False, render_height=128)
+    rgb, depth, K = plain.drives[0]
+    t = plain.index[0][1]
+    sample = plain[0]  # no augmentation: the centred window
+    np.testing.assert_array_equal(sample['depth_gt'][0].numpy(), depth[t, 32:96])
+    assert sample[('K', 0)][1, 2].item() == pytest.approx(K[1, 2] - 32, abs=1e-4)
+    varied = SyntheticDataset((5,), 14, 96, 64, AugmentConfig(flip_probability=0), progress=False,
+                              render_height=128, variety=True, room_seeds=(2,))
+    tops = set()
+    for item in range(len(varied)):
+        drive, t = varied.index[item]
+        sample = varied[item]
+        gt = sample['depth_gt'][0].numpy()
+        full = varied.drives[drive][1][t]
+        top = next(row for row in range(65) if np.array_equal(full[row:row + 64], gt,
+                                                              equal_nan=True))
+        tops.add(top)
+        assert sample[('K', 0)][1, 2].item() == pytest.approx(
+            varied.drives[drive][2][1, 2] - top, abs=1e-4)
+    assert len(tops) > 5  # the window moves
+    street, room = varied.strides  # a walk moves centimetres a frame, a car about a metre
+    assert room > street
+    speeds = {SyntheticDataset((s,), 3, 64, 64, progress=False, variety=True,
+                               frame_stride=1).motion[0].distance(0, 1) for s in (1, 2, 3)}
+    assert len(speeds) == 3  # each drive's own speed

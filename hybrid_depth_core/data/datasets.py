@@ -21,7 +21,12 @@ class DataConfig:
     width: int = 0
     height: int = 0
     seeds: tuple[int, ...] = tuple(range(1, 17))  # synthetic: one street per seed
-    frames_per_drive: int = 60     # synthetic
+    frames_per_drive: int = 60     # synthetic (streets and rooms)
+    room_seeds: tuple[int, ...] = ()  # synthetic: also walk these rooms (issue 10's world)
+    # synthetic: render this many rows (0: height) and train on random windows of `height`
+    # rows, so that the horizon's row and the vertical view vary (data/synthetic_dataset.py)
+    render_height: int = 0
+    variety: bool = False          # synthetic: camera height and speed vary per drive
     root: str = ''                 # kitti: the raw-data root; folder: the image folder
     split: str = ''                # kitti: split file, lines '<date>/<drive>_sync <frame> l|r'
     intrinsics: str = ''           # folder, and bags without camera_info: intrinsics YAML
@@ -49,6 +54,9 @@ class DataConfig:
                               or min(self.width, self.height) < 64):
             raise ValueError(f'data.width and data.height must be multiples of 32, at least '
                              f'64 (or both 0: automatic); got {self.width}x{self.height}')
+        if self.render_height and self.render_height < max(self.height, 64):
+            raise ValueError(f'data.render_height must be 0 or at least data.height, got '
+                             f'{self.render_height}')
         if self.source == 'synthetic' and not self.seeds:
             raise ValueError('data.seeds must name at least one synthetic drive')
         stride = max(self.frame_stride, 1)
@@ -72,7 +80,8 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
         from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
         return SyntheticDataset(config.seeds, config.frames_per_drive, config.width,
                                 config.height, augment, seed, progress, config.frame_stride,
-                                turns, config.motion)
+                                turns, config.motion, config.render_height, config.variety,
+                                config.room_seeds)
     if config.source == 'kitti':
         from hybrid_depth_core.data.kitti import KittiRawDataset
         _require(config, 'root', 'split')

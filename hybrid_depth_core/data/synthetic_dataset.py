@@ -10,11 +10,21 @@ from hybrid_depth_core.data.image_motion import (MAX_MATCHING_GAP, choose_stride
                                                  stride_motions)
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.data.synthetic.room import RoomWalk, RoomWalkConfig
 
 
 class SyntheticDataset(torch.utils.data.Dataset):
-    """(t-s, t, t+s) samples (s = frame_stride) from every interior frame of every drive, with
-    GT depth, and with the exact distances the camera travelled if `motion`.
+    """(t-s, t, t+s) samples from every interior frame of every drive (street seeds) and walk
+    (room seeds, issue 10's world seen by the street's camera at 10 Hz), with GT depth, and with
+    the exact distances the camera travelled if `motion`. The stride s is `frame_stride`, or
+    chosen from the image motion for each world (a walk moves centimetres a frame, a car a
+    metre).
+
+    `render_height` > `height`: frames are rendered that tall and each sample is a window of
+    `height` rows at a random offset (centred without augmentation), K following it, so that
+    the horizon's row and the vertical view vary as they do between cameras and mountings once
+    framed at the training focal length (runtime/framing.py). `variety`: each drive's camera
+    height (0.8-2.2 m) and speed vary with its seed.
 
     Augmentation draws from (seed of the dataset, epoch, index), so it is repeatable whatever
     the number of DataLoader workers; call `set_epoch` each epoch to get new draws.
@@ -22,39 +32,51 @@ class SyntheticDataset(torch.utils.data.Dataset):
 
     def __init__(self, seeds, frames_per_drive: int, width: int, height: int,
                  augment: AugmentConfig | None = None, seed: int = 0, progress: bool = True,
-                 frame_stride: int = 0, turns: bool = False, motion: bool = True):
+                 frame_stride: int = 0, turns: bool = False, motion: bool = True,
+                 render_height: int = 0, variety: bool = False, room_seeds=()):
         self.augment, self.seed, self.epoch = augment, seed, 0
+        self.height, self.render_height = height, max(render_height, height)
         self.drives: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # rgb, depth, K
         self.motion: list[CameraMotion] | None = [] if motion else None
-        bar = tqdm(seeds, desc='rendering synthetic drives', unit='drive', disable=not progress)
-        for drive_seed in bar:
-            drive = SyntheticDrive(DriveConfig(width=width, height=height,
-                                               frames=frames_per_drive, seed=drive_seed))
+        worlds = [('street', s) for s in seeds] + [('room', s) for s in room_seeds]
+        bar = tqdm(worlds, desc='rendering synthetic drives', unit='drive',
+                   disable=not progress)
+        for world, drive_seed in bar:
+            drive = _sequence(world, drive_seed, frames_per_drive, width, self.render_height,
+                              variety)
             frames = [drive.render(i) for i in range(len(drive))]
             self.drives.append((np.stack([f.rgb for f in frames]),
                                 np.stack([f.depth for f in frames]), drive.camera.K))
             if motion:
                 self.motion.append(CameraMotion.exact(drive.poses, 'the exact poses'))
-        # measured to choose the stride, or to report a configured one
-        self.motions = (stride_motions([drive[0] for drive in self.drives],
-                                       min(MAX_MATCHING_GAP, (frames_per_drive - 1) // 2))
-                        if frame_stride == 0 or progress else {})
-        self.stride = frame_stride or choose_stride(self.motions)
-        if progress:
-            print(f'synthetic drives: frame stride {self.stride} ('
-                  f'{"chosen from the motion" if frame_stride == 0 else "as configured"}; '
-                  f'median parallax '
-                  f'{100 * self.motions.get(self.stride, float("nan")):.1f}% of the width)')
-        self.turns = ([pair_turns(rgb, [K] * len(rgb), self.stride) for rgb, _, K in self.drives]
+        groups = {world: [d for d, (w, _) in enumerate(worlds) if w == world]
+                  for world in dict.fromkeys(w for w, _ in worlds)}
+        gap = min(MAX_MATCHING_GAP, (frames_per_drive - 1) // 2)
+        self.strides = [0] * len(worlds)
+        for world, members in groups.items():
+            # measured to choose the stride, or to report a configured one
+            motions = (stride_motions([self.drives[d][0] for d in members], gap)
+                       if frame_stride == 0 or progress else {})
+            stride = frame_stride or choose_stride(motions)
+            for d in members:
+                self.strides[d] = stride
+            if progress:
+                print(f'synthetic {world}s: frame stride {stride} ('
+                      f'{"chosen from the motion" if frame_stride == 0 else "as configured"}; '
+                      f'median parallax {100 * motions.get(stride, float("nan")):.1f}% of the '
+                      f'width)')
+        self.stride = self.strides[0]  # the streets' (the validation drives use it)
+        self.turns = ([pair_turns(rgb, [K] * len(rgb), stride)
+                       for (rgb, _, K), stride in zip(self.drives, self.strides)]
                       if turns else None)  # measured when the model corrects them
-        interior = range(self.stride, frames_per_drive - self.stride)
-        self.index = [(d, t) for d in range(len(self.drives)) for t in interior]
+        self.index = [(d, t) for d, stride in enumerate(self.strides)
+                      for t in range(stride, frames_per_drive - stride)]
 
     def distances(self) -> np.ndarray:
         """The distances of the training pairs (t - s, t) and (t, t + s), metres."""
         if self.motion is None:
             return np.zeros(0)
-        return np.array([self.motion[d].distance(t, t + sign * self.stride)
+        return np.array([self.motion[d].distance(t, t + sign * self.strides[d])
                          for d, t in self.index for sign in (-1, 1)])
 
     def set_epoch(self, epoch: int) -> None:
@@ -66,12 +88,35 @@ class SyntheticDataset(torch.utils.data.Dataset):
     def __getitem__(self, item: int) -> dict:
         drive, t = self.index[item]
         rgb, depth, K = self.drives[drive]
+        stride = self.strides[drive]
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
-        frames = {sign: rgb[t + sign * self.stride] for sign in (-1, 0, 1)}
+        spare = self.render_height - self.height
+        top = int(rng.integers(0, spare + 1)) if rng is not None else spare // 2
+        rows = slice(top, top + self.height)
+        K = K.copy()
+        K[1, 2] -= top
+        frames = {sign: rgb[t + sign * stride, rows] for sign in (-1, 0, 1)}
         turns = (None if self.turns is None else
-                 {-1: self.turns[drive][t], 1: self.turns[drive][t + self.stride]})
+                 {-1: self.turns[drive][t], 1: self.turns[drive][t + stride]})
         distances = (None if self.motion is None else
-                     {sign: self.motion[drive].distance(t, t + sign * self.stride)
+                     {sign: self.motion[drive].distance(t, t + sign * stride)
                       for sign in (-1, 1)})
-        return make_sample(frames, K, rng, self.augment, depth_gt=depth[t], turns=turns,
+        return make_sample(frames, K, rng, self.augment, depth_gt=depth[t, rows], turns=turns,
                            distances=distances)
+
+
+def _sequence(world: str, seed: int, frames: int, width: int, height: int, variety: bool):
+    """A street drive or a room walk of `seed`, seen by the street's camera."""
+    if world == 'room':
+        # 10 Hz and no stops: a few centimetres a frame, every frame a training frame.
+        return RoomWalk(RoomWalkConfig(width=width, height=height, frames=frames, seed=seed,
+                                       hfov_deg=DriveConfig.hfov_deg, frame_rate=10.0,
+                                       stop_frames=(1, 1), stop_interval=(60.0, 60.0)))
+    options = {}
+    if variety:  # drawn apart from the scene's own draws, which the seed fixes
+        draw = np.random.default_rng([seed, 22])
+        low = draw.uniform(0.3, 1.0)
+        options = {'camera_height': draw.uniform(0.8, 2.2),
+                   'speed': (low, min(low * draw.uniform(1.2, 2.0), 5.0))}
+    return SyntheticDrive(DriveConfig(width=width, height=height, frames=frames, seed=seed,
+                                      **options))
