@@ -339,6 +339,8 @@ def test_latched_calibration_published_before_or_after_the_node_starts_is_used(
     after it started: the node (in this process) gets it and answers images with no other
     camera_info. The calibration comes from another participant (its own context), as from a
     driver's process: within one participant DDS would hand it to any local subscription."""
+    # Topics of each case's own: the graph may still show the other case's latched publisher.
+    camera = f'/latched_{when}'
     context, driver, domain = Context(), Context(), DOMAIN + 2  # neither the node process's
     with pytest.MonkeyPatch.context() as patch:                  # domain nor the next
         patch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -349,7 +351,7 @@ def test_latched_calibration_published_before_or_after_the_node_starts_is_used(
 
         def publish_latched():
             latched = calibration.create_publisher(
-                CameraInfo, '/latched/camera_info',
+                CameraInfo, f'{camera}/camera_info',
                 QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL))
             latched.publish(info)
@@ -358,7 +360,8 @@ def test_latched_calibration_published_before_or_after_the_node_starts_is_used(
         if when == 'before':
             publish_latched()
         node = DepthNode(context=context, cli_args=[
-            '--ros-args', '-r', 'image:=/latched/image', '-r', 'camera_info:=/latched/camera_info',
+            '--ros-args', '-r', f'image:={camera}/image',
+            '-r', f'camera_info:={camera}/camera_info',
             '-p', f'weights:={checkpoint}', '-p', 'device:=cpu', '-p', 'min_depth:=0.001',
             '-p', 'max_depth:=1000.0', '-p', 'colorized:=false', '-p', 'publish_points:=false'])
     executor = SingleThreadedExecutor(context=context)
@@ -366,13 +369,13 @@ def test_latched_calibration_published_before_or_after_the_node_starts_is_used(
         received = []
         peer.create_subscription(CameraInfo, '/depth/camera_info', received.append,
                                  qos_profile_sensor_data)
-        images = peer.create_publisher(Image, '/latched/image', 10)
+        images = peer.create_publisher(Image, f'{camera}/image', 10)
         for each in (node, peer):
             executor.add_node(each)
 
         def durabilities():
             return {info.qos_profile.durability
-                    for info in node.get_subscriptions_info_by_topic('/latched/camera_info')}
+                    for info in node.get_subscriptions_info_by_topic(f'{camera}/camera_info')}
         assert durabilities() == {DurabilityPolicy.VOLATILE} or when == 'before'
         if when == 'after':
             for _ in range(5):  # the node runs a while without calibration
