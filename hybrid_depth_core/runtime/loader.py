@@ -2,11 +2,11 @@
 empty) that exercises every topic without meaningful depth."""
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
+from hybrid_depth_core.camera import PinholeCamera
 from hybrid_depth_core.device import pick_device
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.networks import DepthModel, DepthModelConfig
@@ -46,8 +46,9 @@ def describe(predictor: DepthPredictor) -> str:
     if predictor.focal is None:
         camera = 'no training camera recorded: images resized to the input size'
     else:
-        degrees = math.degrees(2 * math.atan2(predictor.width / 2, predictor.focal[0]))
-        camera = f'training camera {degrees:.0f} deg wide'
+        training = PinholeCamera(predictor.width, predictor.height, *predictor.focal,
+                                 (predictor.width - 1) / 2, (predictor.height - 1) / 2)
+        camera = f'training camera {training.fov_deg[0]:.0f} deg wide'
     return (f'{predictor.model.config.arch} {frames} network, input {predictor.width}x'
             f'{predictor.height} ({camera}), {depth} depth, on {predictor.device} '
             f'({predictor.precision}{", compiled" if predictor.compiled else ""})')
