@@ -61,6 +61,11 @@ def _checked(value, kind, where: str):
     plain = [option for option in options if option in _ACCEPTED]
     if len(plain) != len([o for o in options if o is not type(None)]):
         return value  # a type this check does not know (tuples of choices, paths)
+    if float in plain and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-4 (no dot) as text: a number all the same
+            return float(value)
+        except ValueError:
+            pass
     for option in plain:
         if isinstance(value, _ACCEPTED[option]) and not (
                 option is not bool and isinstance(value, bool)):

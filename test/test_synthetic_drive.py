@@ -2,6 +2,7 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 
@@ -148,3 +149,39 @@ def test_training_windows_rooms_and_variety():
     speeds = {SyntheticDataset((s,), 3, 64, 64, progress=False, variety=True,
                                frame_stride=1).motion[0].distance(0, 1) for s in (1, 2, 3)}
     assert len(speeds) == 3  # each drive's own speed
+
+
+def test_window_heights_are_drawn_per_batch_and_repeat_on_resume():
+    """Issue 22: batches of taller windows (a 4:3 camera's view at the training focal length)
+    among the usual ones, every item of a batch the same height, the draw repeatable."""
+    from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset, WindowHeights
+    from hybrid_depth_core.training.trainer import EpochSampler
+    dataset = SyntheticDataset((5,), 14, 96, 64, progress=False, render_height=128,
+                               window_heights=(64, 128), frame_stride=1)
+    rgb, depth, K = dataset.drives[0]
+    tall = dataset[(0, 128)]
+    assert tuple(tall[('color', 0, 0)].shape[-2:]) == (128, 96)
+    np.testing.assert_array_equal(tall['depth_gt'][0].numpy(), depth[dataset.index[0][1]])
+    assert tall[('K', 0)][1, 2].item() == pytest.approx(K[1, 2], abs=1e-4)
+    with pytest.raises(ValueError, match='160 rows does not fit frames rendered 128'):
+        dataset[(0, 160)]
+
+    def batches(start=0):
+        sampler = EpochSampler(len(dataset), seed=4)
+        sampler.set_position(1, start)
+        return list(WindowHeights(torch.utils.data.BatchSampler(sampler, 2, drop_last=True),
+                                  (64, 128), seed=4))
+    drawn = batches()
+    heights = [{rows for _, rows in batch} for batch in drawn]
+    assert all(len(h) == 1 for h in heights) and set.union(*heights) == {64, 128}
+    assert batches(start=4) == drawn[2:]  # resumed mid-epoch: the same batches, same heights
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=drawn)
+    assert {tuple(b[('color', 0, 0)].shape[-2:]) for b in loader} == {(64, 96), (128, 96)}
+
+
+def test_window_heights_are_checked_against_the_render():
+    from hybrid_depth_core.data.datasets import DataConfig
+    with pytest.raises(ValueError, match='multiples of 32 from 64 to data.render_height'):
+        DataConfig(width=96, height=64, render_height=128, window_heights=(64, 160))
+    with pytest.raises(ValueError, match='synthetic data only'):
+        DataConfig(source='bag', width=96, height=64, window_heights=(64,))

@@ -189,6 +189,7 @@ def test_good_settings_keep_their_types():
     config = load_config(None, ['learning_rate=1', 'data.seeds=[3, 4]', 'augment.hue=0'])
     assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
     assert config.data.seeds == (3, 4) and config.augment.hue == 0.0
+    assert load_config(None, ['learning_rate=1e-4']).learning_rate == 1e-4  # YAML 1.1: text
 
 
 def test_train_refuses_an_output_inside_an_input_bag_or_unwritable_before_any_work(tmp_path):
@@ -225,3 +226,42 @@ def test_an_empty_override_is_the_empty_string_for_a_text_setting():
     assert load_config(None, ['data.cache_dir=']).data.cache_dir == ''
     with pytest.raises(UserError, match='config.learning_rate must be a number, got None'):
         load_config(None, ['learning_rate='])
+
+
+def test_init_starts_from_another_runs_networks_with_a_new_schedule(tmp_path):
+    """--init (fine-tuning, and the shipped model's taller-window stage): the networks come
+    from the checkpoint, the step count and optimiser start over, other networks are refused."""
+    first = train(load_config(None, TINY), tmp_path / 'a', max_steps=2, progress=False)
+    frozen = load_config(None, TINY + ['learning_rate=1e-12'])  # the weights stay put
+    second = train(frozen, tmp_path / 'b', max_steps=1, progress=False, init=first)
+    a, b = load_checkpoint(first), load_checkpoint(second)
+    assert b['step'] == 1
+    objective = SelfSupervisedObjective(frozen.model, frozen.loss)
+    parameters = {name for name, _ in objective.named_parameters()}
+    assert parameters
+    for key in parameters:
+        torch.testing.assert_close(b['objective'][key], a['objective'][key], msg=key)
+    fresh = train(frozen, tmp_path / 'c', max_steps=1, progress=False)
+    assert any(not torch.equal(load_checkpoint(fresh)['objective'][k], a['objective'][k])
+               for k in parameters)  # without --init the same run ends elsewhere
+    with pytest.raises(UserError, match='differ from this config.*model.arch'):
+        train(load_config(None, TINY + ['model.arch=resnet18']), tmp_path / 'd', max_steps=1,
+              progress=False, init=first)
+    with pytest.raises(UserError, match='--resume continues'):
+        train(frozen, tmp_path / 'b', max_steps=1, progress=False, init=first, resume=True)
+
+
+def test_init_from_exported_weights_names_the_missing_teacher(tmp_path):
+    from hybrid_depth_core.export import export_weights
+    config = load_config(None, TINY + ['model.multi_frame=true'])
+    first = train(config, tmp_path / 'a', max_steps=1, progress=False)
+    export_weights(first, tmp_path / 'w.pt')
+    with pytest.raises(UserError, match='lacks the teacher network'):
+        train(config, tmp_path / 'b', max_steps=1, progress=False, init=tmp_path / 'w.pt')
+
+
+def test_training_with_window_heights_takes_both_heights(tmp_path):
+    config = load_config(None, TINY + ['data.render_height=128', 'data.window_heights=[64,128]'])
+    path = train(config, tmp_path, max_steps=4, progress=False)
+    state = load_checkpoint(path)
+    assert state['step'] == 4 and state['model']['input_size'] == [96, 64]

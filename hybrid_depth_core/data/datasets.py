@@ -26,6 +26,10 @@ class DataConfig:
     # synthetic: render this many rows (0: height) and train on random windows of `height`
     # rows, so that the horizon's row and the vertical view vary (data/synthetic_dataset.py)
     render_height: int = 0
+    # synthetic: each batch's windows are this many rows, drawn per batch from the list (empty:
+    # always `height`), so that the network also sees views as tall as a 4:3 camera's once
+    # framed at the training focal length; validation and the recorded camera keep `height`
+    window_heights: tuple[int, ...] = ()
     variety: bool = False          # synthetic: camera height and speed vary per drive
     root: str = ''                 # kitti: the raw-data root; folder: the image folder
     split: str = ''                # kitti: split file, lines '<date>/<drive>_sync <frame> l|r'
@@ -57,6 +61,15 @@ class DataConfig:
         if self.render_height and self.render_height < max(self.height, 64):
             raise ValueError(f'data.render_height must be 0 or at least data.height, got '
                              f'{self.render_height}')
+        if self.window_heights:
+            tallest = max(self.render_height, self.height)
+            if self.source != 'synthetic':
+                raise ValueError(f'data.window_heights is for synthetic data only (renders to '
+                                 f'cut windows from), not data.source={self.source}')
+            if any(h % 32 or not 64 <= h <= tallest for h in self.window_heights):
+                raise ValueError(f'data.window_heights must be multiples of 32 from 64 to '
+                                 f'data.render_height ({tallest}), got '
+                                 f'{list(self.window_heights)}')
         if self.source == 'synthetic' and not self.seeds:
             raise ValueError('data.seeds must name at least one synthetic drive')
         stride = max(self.frame_stride, 1)
@@ -81,7 +94,7 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
         return SyntheticDataset(config.seeds, config.frames_per_drive, config.width,
                                 config.height, augment, seed, progress, config.frame_stride,
                                 turns, config.motion, config.render_height, config.variety,
-                                config.room_seeds)
+                                config.room_seeds, config.window_heights)
     if config.source == 'kitti':
         from hybrid_depth_core.data.kitti import KittiRawDataset
         _require(config, 'root', 'split')

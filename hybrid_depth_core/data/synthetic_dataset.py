@@ -23,8 +23,10 @@ class SyntheticDataset(torch.utils.data.Dataset):
     `render_height` > `height`: frames are rendered that tall and each sample is a window of
     `height` rows at a random offset (centred without augmentation), K following it, so that
     the horizon's row and the vertical view vary as they do between cameras and mountings once
-    framed at the training focal length (runtime/framing.py). `variety`: each drive's camera
-    height (0.8-2.2 m) and speed vary with its seed.
+    framed at the training focal length (runtime/framing.py). `window_heights`: items may be
+    asked for as (index, rows), windows of another height, which `WindowHeights` draws per batch
+    from this list. `variety`: each drive's camera height (0.8-2.2 m) and speed vary with its
+    seed.
 
     Augmentation draws from (seed of the dataset, epoch, index), so it is repeatable whatever
     the number of DataLoader workers; call `set_epoch` each epoch to get new draws.
@@ -33,9 +35,11 @@ class SyntheticDataset(torch.utils.data.Dataset):
     def __init__(self, seeds, frames_per_drive: int, width: int, height: int,
                  augment: AugmentConfig | None = None, seed: int = 0, progress: bool = True,
                  frame_stride: int = 0, turns: bool = False, motion: bool = True,
-                 render_height: int = 0, variety: bool = False, room_seeds=()):
+                 render_height: int = 0, variety: bool = False, room_seeds=(),
+                 window_heights=()):
         self.augment, self.seed, self.epoch = augment, seed, 0
-        self.height, self.render_height = height, max(render_height, height)
+        self.height = height
+        self.render_height = max(render_height, height, *window_heights)
         self.drives: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # rgb, depth, K
         self.motion: list[CameraMotion] | None = [] if motion else None
         worlds = [('street', s) for s in seeds] + [('room', s) for s in room_seeds]
@@ -85,14 +89,18 @@ class SyntheticDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, item: int) -> dict:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        item, height = item if isinstance(item, tuple) else (item, self.height)
+        if not 0 < height <= self.render_height:
+            raise ValueError(f'a window of {height} rows does not fit frames rendered '
+                             f'{self.render_height} rows tall')
         drive, t = self.index[item]
         rgb, depth, K = self.drives[drive]
         stride = self.strides[drive]
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
-        spare = self.render_height - self.height
+        spare = self.render_height - height
         top = int(rng.integers(0, spare + 1)) if rng is not None else spare // 2
-        rows = slice(top, top + self.height)
+        rows = slice(top, top + height)
         K = K.copy()
         K[1, 2] -= top
         frames = {sign: rgb[t + sign * stride, rows] for sign in (-1, 0, 1)}
@@ -103,6 +111,27 @@ class SyntheticDataset(torch.utils.data.Dataset):
                       for sign in (-1, 1)})
         return make_sample(frames, K, rng, self.augment, depth_gt=depth[t, rows], turns=turns,
                            distances=distances)
+
+
+class WindowHeights(torch.utils.data.Sampler):
+    """Batches of `batches` (a BatchSampler over an EpochSampler-like sampler with `seed`,
+    `epoch` and `start`) as (index, rows) items, one window height per batch drawn uniformly
+    from `heights` by (seed, epoch, batch of the epoch): repeatable, and resumed mid-epoch
+    alike."""
+
+    def __init__(self, batches: torch.utils.data.BatchSampler, heights, seed: int):
+        self.batches, self.heights, self.seed = batches, tuple(heights), seed
+
+    def __iter__(self):
+        sampler = self.batches.sampler
+        first = sampler.start // self.batches.batch_size
+        for number, batch in enumerate(self.batches, start=first):
+            draw = np.random.default_rng([self.seed, sampler.epoch, number, 7])
+            rows = self.heights[int(draw.integers(len(self.heights)))]
+            yield [(index, rows) for index in batch]
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def _sequence(world: str, seed: int, frames: int, width: int, height: int, variety: bool):

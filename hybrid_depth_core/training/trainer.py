@@ -22,6 +22,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from hybrid_depth_core.data.datasets import build_dataset
+from hybrid_depth_core.data.synthetic_dataset import WindowHeights
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.atomic import check_output_directory
@@ -69,10 +70,15 @@ class EpochSampler(torch.utils.data.Sampler):
 
 def train(config: TrainConfig, out: Path, max_steps: int | None = None,
           minutes: float | None = None, resume: bool = False, device: str = 'auto',
-          progress: bool = True) -> Path:
+          progress: bool = True, init: Path | None = None) -> Path:
     """Train for `max_steps` steps, `minutes` of training time, or else `config.epochs` epochs;
-    returns the final checkpoint. The config's automatic values are resolved first."""
+    returns the final checkpoint. The config's automatic values are resolved first. `init`: a
+    checkpoint whose networks this run starts from (a new schedule and optimiser: fine-tuning),
+    instead of ImageNet or random weights."""
     out = Path(out)
+    if init is not None and resume:
+        raise UserError('--init starts a new run from other weights; --resume continues this '
+                        'one: give one of them')
     checkpoint_path = out / CHECKPOINT_NAME
     if checkpoint_path.exists() and not resume:
         raise UserError(f'{checkpoint_path} exists: pass --resume to continue it, or choose '
@@ -125,6 +131,11 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
         best_path = out / BEST_NAME  # written after last.pt's best_val, if a run died between
         best = (load_checkpoint(best_path)['best_val'] if best_path.exists()
                 else state.get('best_val', math.inf))
+    elif init is not None:
+        step_of_init = _load_init(objective, init, config)
+        if progress and rank == 0:
+            print(f'starting from the networks of {init} (step {step_of_init}): a new '
+                  f'schedule and optimiser')
     else:
         heading, pairs = measure_heading(dataset)
         prior = pose_prior(heading, scale['median_distance_m'])
@@ -159,10 +170,12 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
         epoch, batch_in_epoch = divmod(step, steps_per_epoch)
         dataset.set_epoch(epoch)
         sampler.set_position(epoch, batch_in_epoch * config.batch_size)
+        batches = torch.utils.data.BatchSampler(sampler, config.batch_size, drop_last=True)
+        if config.data.window_heights:
+            batches = WindowHeights(batches, config.data.window_heights, config.seed)
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
-            num_workers=config.num_workers, pin_memory=device.type == 'cuda',
-            persistent_workers=False)
+            dataset, batch_sampler=batches, num_workers=config.num_workers,
+            pin_memory=device.type == 'cuda', persistent_workers=False)
         frozen = None  # a new epoch sets the modes again
         for batch in loader:
             time_is_up = minutes is not None and time.monotonic() - started > 60 * minutes
@@ -265,6 +278,26 @@ def collapse_warning(objective) -> str | None:
     return (f'the teacher\'s depth ended between {low:.3g} and {high:.3g} m, at the range\'s '
             f'{end}: the network learnt no depth. Check the stride and motion reported per '
             f'bag; train longer or on more varied recordings')
+
+
+def _load_init(objective, path: Path, config: TrainConfig) -> int:
+    """Load `path`'s networks into `objective`; returns the step they were trained for."""
+    state = load_checkpoint(path)
+    theirs, ours = state.get('config', {}).get('model'), to_dict(config)['model']
+    if theirs != ours:
+        differ = sorted(k for k in set(ours) | set(theirs or {})
+                        if (theirs or {}).get(k) != ours.get(k))
+        raise UserError(f'--init {path}: its networks differ from this config\'s (model.'
+                        f'{", model.".join(differ)}); train with its model section')
+    weights = state.get('objective', {})
+    missing = [k for k in objective.state_dict() if k not in weights]
+    if missing:
+        what = ('the teacher network (exported weights keep only what inference needs)'
+                if all(k.startswith('teacher.') for k in missing) else ', '.join(missing[:3]))
+        raise UserError(f'--init {path} lacks {what}: give a training checkpoint (OUT/last.pt '
+                        f'or OUT/best.pt)')
+    objective.load_state_dict(weights)  # fp16 exported weights are cast to the parameters' type
+    return int(state.get('step', 0))
 
 
 def _save(path: Path, config: TrainConfig, objective, optimizer, step: int,

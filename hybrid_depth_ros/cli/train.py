@@ -32,6 +32,10 @@ def add_parser(subparsers) -> None:
                              'minutes already trained count)')
     parser.add_argument('--resume', action='store_true',
                         help='continue OUT/last.pt exactly (same step, same learning rate)')
+    parser.add_argument('--init', type=Path, metavar='CHECKPOINT',
+                        help='start from the networks of this training checkpoint (another '
+                             'run\'s last.pt or best.pt, same model section) with a new '
+                             'schedule: fine-tuning, e.g. on your own bags')
     parser.add_argument('--device', default='auto', help='auto (default), cpu or cuda[:N]')
     bags = parser.add_argument_group('training from recorded bags (sets data.source=bag)')
     bags.add_argument('--bag', type=Path, action='append', default=[],
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bag:
         config = with_bags(config, args)
     path = train(config, args.out, max_steps=args.max_steps, minutes=args.minutes,
-                 resume=args.resume, device=args.device)
+                 resume=args.resume, device=args.device, init=args.init)
     print(f'checkpoint: {path}')
     return 0
 
