@@ -31,11 +31,15 @@ class ModelSection:
     # The training camera: (fx, fy) in pixels at input_size, the median over its images; None
     # in checkpoints written before it was recorded (inference then resizes to input_size).
     focal: tuple[float, float] | None = None
+    # The heights of the windows it also trained on (data.window_heights): views that tall at
+    # the training focal length are familiar to it.
+    window_heights: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
         return {'network': to_dict(self.network), 'input_size': list(self.input_size),
                 'metric': self.metric, 'median_distance_m': self.median_distance_m,
-                'focal_px': None if self.focal is None else list(self.focal)}
+                'focal_px': None if self.focal is None else list(self.focal),
+                'window_heights': list(self.window_heights)}
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -93,8 +97,12 @@ def model_section(state: dict, where: str) -> ModelSection:
             focal = tuple(float(v) for v in focal)
             if len(focal) != 2 or not all(0 < v < float('inf') for v in focal):
                 raise ValueError(f'focal_px must be two positive focal lengths, got {focal}')
+        heights = section.get('window_heights')
+        if heights is None:  # written before the section recorded them: the training config's
+            heights = ((state.get('config') or {}).get('data') or {}).get('window_heights', ())
+        heights = tuple(int(v) for v in heights)
         return ModelSection(from_dict(DepthModelConfig, section['network'], f'{where}: model'),
                             (width, height), bool(section['metric']),
-                            section.get('median_distance_m'), focal)
+                            section.get('median_distance_m'), focal, heights)
     except (KeyError, TypeError, ValueError) as error:
         raise UserError(f'{where}: malformed model section ({error})') from None

@@ -177,6 +177,12 @@ def test_a_camera_far_from_the_training_one_is_named_once_with_both_fields_of_vi
     taller = plan(CAMERAS['4:3'], TRAINING_SIZE, TRAINING_FOCAL)  # 2x the training view's height
     assert 'against 320x96 in training' in far_from_training(taller, TRAINING_SIZE,
                                                              TRAINING_FOCAL)
+    # ... familiar to a model that also trained on windows that tall (data.window_heights)
+    assert far_from_training(taller, TRAINING_SIZE, TRAINING_FOCAL, (96, 192)) is None
+    panorama = plan(PinholeCamera(640, 96, *TRAINING_FOCAL, 319.5, 47.5), TRAINING_SIZE,
+                    TRAINING_FOCAL)  # 2x the training view's width
+    assert 'sees it as 640x96 against 320x96 to 320x192 in training' in far_from_training(
+        panorama, TRAINING_SIZE, TRAINING_FOCAL, (96, 192))
 
 
 @pytest.mark.parametrize('resolution', ['input', 'model'])

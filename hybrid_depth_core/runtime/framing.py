@@ -128,19 +128,23 @@ def plan(camera: PinholeCamera, input_size: tuple[int, int],
 
 
 def far_from_training(framing: Framing, input_size: tuple[int, int],
-                      focal: tuple[float, float] | None) -> str | None:
+                      focal: tuple[float, float] | None, window_heights=()) -> str | None:
     """One line for a camera far from the training camera (None: close enough, or no
-    training camera recorded): the two fields of view and what the network makes of it."""
+    training camera recorded): the two fields of view and what the network makes of it.
+    `window_heights`: the other view heights it trained on, which count as familiar."""
     if focal is None:
         return None
     camera, (width, height) = framing.camera, framing.size
     training = PinholeCamera(input_size[0], input_size[1], focal[0], focal[1],
                              (input_size[0] - 1) / 2, (input_size[1] - 1) / 2)
     problems = []
-    ratios = (width / input_size[0], height / input_size[1])
-    if not all(1 / FAR_RATIO <= ratio <= FAR_RATIO for ratio in ratios):
+    heights = (input_size[1], *window_heights)
+    trained = (f'{input_size[0]}x{min(heights)} to {input_size[0]}x{max(heights)}'
+               if len(set(heights)) > 1 else f'{input_size[0]}x{input_size[1]}')
+    if not (1 / FAR_RATIO <= width / input_size[0] <= FAR_RATIO
+            and min(heights) / FAR_RATIO <= height <= max(heights) * FAR_RATIO):
         problems.append(f'at the training focal length the network sees it as {width}x{height} '
-                        f'against {input_size[0]}x{input_size[1]} in training')
+                        f'against {trained} in training')
     rows, cols = framing.seen()
     seen = ((cols.stop - cols.start) / framing.resized[0],
             (rows.stop - rows.start) / framing.resized[1])

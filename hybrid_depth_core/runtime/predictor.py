@@ -75,13 +75,14 @@ class DepthPredictor:
                  device: torch.device, precision: str = 'fp32', depth_scale: float = 1.0,
                  memory_format: torch.memory_format | None = None, compile: bool = False,
                  metric: bool = False, focal: tuple[float, float] | None = None,
-                 warn: Callable[[str], None] = _print_warning):
+                 warn: Callable[[str], None] = _print_warning, window_heights=()):
         # metric: the network learnt metres from measured motion (a checkpoint's 'scale');
         # otherwise its depth is up to a scale that depth_scale must supply.
         self.metric = metric
         # focal: the training camera's (fx, fy) at input_size; None (not recorded): images are
         # resized to input_size, aspect ratio or not.
         self.focal = None if focal is None else (float(focal[0]), float(focal[1]))
+        self.window_heights = tuple(window_heights)  # other view heights it trained on
         self.warn = warn  # says once per camera what the caller should know (a far camera)
         self._framings: dict[tuple, Framing] = {}
         self._warned: set[str] = set()
@@ -131,7 +132,8 @@ class DepthPredictor:
             raise UserError(f'{path}: the weights do not fit the network its config describes '
                             f'({one_line(error)})') from None
         return cls(model, pose, section.input_size, pick_device(device), precision, depth_scale,
-                   compile=compile, metric=section.metric, focal=section.focal, warn=warn)
+                   compile=compile, metric=section.metric, focal=section.focal, warn=warn,
+                   window_heights=section.window_heights)
 
     @property
     def multi_frame(self) -> bool:
@@ -158,7 +160,8 @@ class DepthPredictor:
             if len(self._framings) >= 16:  # a zooming camera: keep the cache small
                 self._framings.clear()
             self._framings[key] = framing
-            warning = far_from_training(framing, (self.width, self.height), self.focal)
+            warning = far_from_training(framing, (self.width, self.height), self.focal,
+                                        self.window_heights)
             if warning and warning not in self._warned:
                 self._warned.add(warning)
                 self.warn(warning)

@@ -311,7 +311,8 @@ def _model_section(config: TrainConfig, state: dict) -> dict:
     """What inference reads (checkpoint.ModelSection), from the run's config and scale."""
     scale = state['scale']
     return ModelSection(config.model, (config.data.width, config.data.height), scale['metric'],
-                        scale['median_distance_m'], state['focal_px']).to_dict()
+                        scale['median_distance_m'], state['focal_px'],
+                        config.data.window_heights).to_dict()
 
 
 def _save_if_best(out: Path, scores: dict, best: float, rank: int, writer, step: int,
