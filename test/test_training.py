@@ -136,9 +136,10 @@ def test_learning_rate_warms_up_linearly_then_steps_down():
         TrainConfig(freeze_at=15)
 
 
-def test_checkpoints_from_before_the_fractional_schedule_still_load():
+def test_checkpoints_from_before_the_fractional_schedule_still_load(tmp_path):
     from hybrid_depth_core.runtime.predictor import DepthPredictor
-    from hybrid_depth_core.config_dicts import to_dict
+    from hybrid_depth_core.config_dicts import from_dict, to_dict
+    from hybrid_depth_core.networks import DepthModel, PoseNet
     from hybrid_depth_core.training.config import checkpoint_config
     old = to_dict(TrainConfig())
     for new in ('warmup', 'lr_step_at', 'freeze_at'):
@@ -148,14 +149,23 @@ def test_checkpoints_from_before_the_fractional_schedule_still_load():
     config = checkpoint_config(old, 'old.pt')
     assert (config.lr_step_at, config.freeze_at) == (0.75, 0.5)
     assert not config.model.turn_prior  # its pose network finds the whole rotation
-    shipped = DepthPredictor.from_checkpoint(REPO / 'models' / 'hybrid_synthetic.pt',
-                                             device='cpu')  # written before the change
-    assert shipped.multi_frame and (shipped.width, shipped.height) == (192, 64)
-    assert not shipped.turn_prior and not TrainConfig().model.turn_prior
+    # A checkpoint of that time, as the shipped model until issue 22 was: no model section,
+    # and a model config from before turn_prior and pose_downsample.
+    del old['model']['pose_downsample']
+    old['model']['multi_frame'] = True
+    old['data'].update(width=192, height=64)
+    network = from_dict(DepthModelConfig, old['model'], 'old.pt')
+    weights = {f'{prefix}.{key}': value for prefix, module in (
+        ('depth', DepthModel(network)), ('pose', PoseNet(network.pose_downsample)))
+        for key, value in module.state_dict().items()}
+    save_checkpoint(tmp_path / 'old.pt', {'config': old, 'objective': weights, 'step': 1})
+    loaded = DepthPredictor.from_checkpoint(tmp_path / 'old.pt', device='cpu')
+    assert loaded.multi_frame and (loaded.width, loaded.height) == (192, 64)
+    assert not loaded.turn_prior and not TrainConfig().model.turn_prior
     # Keys its config predates take the network's defaults, the values of its time: the pose
-    # network saw full-size frames (models/README.md: model.pose_downsample=1), not the
-    # training recipe's later default of 2.
-    assert shipped.pose.downsample == 1 and TrainConfig().model.pose_downsample == 2
+    # network saw full-size frames (model.pose_downsample=1), not the training recipe's later
+    # default of 2.
+    assert loaded.pose.downsample == 1 and TrainConfig().model.pose_downsample == 2
 
 
 def test_a_nested_override_keeps_the_rest_of_the_default_model():

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from hybrid_depth_core.data.datasets import build_dataset
 from hybrid_depth_core.data.synthetic_dataset import WindowHeights
 from hybrid_depth_core.device import autocast, pick_device
-from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.atomic import check_output_directory
 from hybrid_depth_core.checkpoint import ModelSection, load_checkpoint, save_checkpoint
 from hybrid_depth_core.config_dicts import to_dict
@@ -90,6 +90,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     device = pick_device(device)
     config = resolve(config, device)
     torch.manual_seed(config.seed)
+    start = _init_state(init, config) if init is not None else None  # checked before the data
 
     dataset = build_dataset(config.data, config.augment, config.seed,
                             progress=progress and rank == 0, turns=config.model.turn_prior)
@@ -131,10 +132,14 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
         best_path = out / BEST_NAME  # written after last.pt's best_val, if a run died between
         best = (load_checkpoint(best_path)['best_val'] if best_path.exists()
                 else state.get('best_val', math.inf))
-    elif init is not None:
-        step_of_init = _load_init(objective, init, config)
+    elif start is not None:
+        try:
+            objective.load_state_dict(start['objective'])  # exported fp16 is cast to fp32
+        except RuntimeError as error:  # mis-shaped tensors
+            raise UserError(f'--init {init}: its weights do not fit this config\'s networks '
+                            f'({one_line(error)})') from None
         if progress and rank == 0:
-            print(f'starting from the networks of {init} (step {step_of_init}): a new '
+            print(f'starting from the networks of {init} (step {start.get("step", 0)}): a new '
                   f'schedule and optimiser')
     else:
         heading, pairs = measure_heading(dataset)
@@ -280,8 +285,8 @@ def collapse_warning(objective) -> str | None:
             f'bag; train longer or on more varied recordings')
 
 
-def _load_init(objective, path: Path, config: TrainConfig) -> int:
-    """Load `path`'s networks into `objective`; returns the step they were trained for."""
+def _init_state(path: Path, config: TrainConfig) -> dict:
+    """The checkpoint `path` for --init, refused unless its networks are this config's."""
     state = load_checkpoint(path)
     theirs, ours = state.get('config', {}).get('model'), to_dict(config)['model']
     if theirs != ours:
@@ -289,15 +294,12 @@ def _load_init(objective, path: Path, config: TrainConfig) -> int:
                         if (theirs or {}).get(k) != ours.get(k))
         raise UserError(f'--init {path}: its networks differ from this config\'s (model.'
                         f'{", model.".join(differ)}); train with its model section')
-    weights = state.get('objective', {})
-    missing = [k for k in objective.state_dict() if k not in weights]
-    if missing:
-        what = ('the teacher network (exported weights keep only what inference needs)'
-                if all(k.startswith('teacher.') for k in missing) else ', '.join(missing[:3]))
-        raise UserError(f'--init {path} lacks {what}: give a training checkpoint (OUT/last.pt '
-                        f'or OUT/best.pt)')
-    objective.load_state_dict(weights)  # fp16 exported weights are cast to the parameters' type
-    return int(state.get('step', 0))
+    if config.model.multi_frame and not any(k.startswith('teacher.')
+                                            for k in state.get('objective', {})):
+        raise UserError(f'--init {path} lacks the teacher network (exported weights keep only '
+                        f'what inference needs): give a training checkpoint (OUT/last.pt or '
+                        f'OUT/best.pt)')
+    return state
 
 
 def _save(path: Path, config: TrainConfig, objective, optimizer, step: int,
