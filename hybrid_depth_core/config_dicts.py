@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 
@@ -63,9 +64,11 @@ def _checked(value, kind, where: str):
         return value  # a type this check does not know (tuples of choices, paths)
     if float in plain and isinstance(value, str):
         try:  # YAML 1.1 reads 1e-4 (no dot) as text: a number all the same
-            return float(value)
+            number = float(value)
         except ValueError:
-            pass
+            number = math.nan
+        if math.isfinite(number):  # not 'nan' or 'inf', which float() also reads
+            return number
     for option in plain:
         if isinstance(value, _ACCEPTED[option]) and not (
                 option is not bool and isinstance(value, bool)):

@@ -154,8 +154,8 @@ def test_training_windows_rooms_and_variety():
 def test_window_heights_are_drawn_per_batch_and_repeat_on_resume():
     """Issue 22: batches of taller windows (a 4:3 camera's view at the training focal length)
     among the usual ones, every item of a batch the same height, the draw repeatable."""
-    from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset, WindowHeights
-    from hybrid_depth_core.training.trainer import EpochSampler
+    from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
+    from hybrid_depth_core.training.trainer import EpochSampler, WindowHeightBatches
     dataset = SyntheticDataset((5,), 14, 96, 64, progress=False, render_height=128,
                                window_heights=(64, 128), frame_stride=1)
     rgb, depth, K = dataset.drives[0]
@@ -169,8 +169,8 @@ def test_window_heights_are_drawn_per_batch_and_repeat_on_resume():
     def batches(start=0):
         sampler = EpochSampler(len(dataset), seed=4)
         sampler.set_position(1, start)
-        return list(WindowHeights(torch.utils.data.BatchSampler(sampler, 2, drop_last=True),
-                                  (64, 128), seed=4))
+        return list(WindowHeightBatches(
+            torch.utils.data.BatchSampler(sampler, 2, drop_last=True), (64, 128), seed=4))
     drawn = batches()
     heights = [{rows for _, rows in batch} for batch in drawn]
     assert all(len(h) == 1 for h in heights) and set.union(*heights) == {64, 128}
@@ -181,7 +181,8 @@ def test_window_heights_are_drawn_per_batch_and_repeat_on_resume():
 
 def test_window_heights_are_checked_against_the_render():
     from hybrid_depth_core.data.datasets import DataConfig
-    with pytest.raises(ValueError, match='multiples of 32 from 64 to data.render_height'):
-        DataConfig(width=96, height=64, render_height=128, window_heights=(64, 160))
+    for heights in ((64, 160), (64, 100)):  # taller than the render; not a multiple of 32
+        with pytest.raises(ValueError, match='multiples of 32 from 64 up to the render height'):
+            DataConfig(width=96, height=64, render_height=128, window_heights=heights)
     with pytest.raises(ValueError, match='synthetic data only'):
         DataConfig(source='bag', width=96, height=64, window_heights=(64,))

@@ -200,6 +200,8 @@ def test_good_settings_keep_their_types():
     assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
     assert config.data.seeds == (3, 4) and config.augment.hue == 0.0
     assert load_config(None, ['learning_rate=1e-4']).learning_rate == 1e-4  # YAML 1.1: text
+    with pytest.raises(UserError, match='learning_rate must be a number'):
+        load_config(None, ['learning_rate=nan'])
 
 
 def test_train_refuses_an_output_inside_an_input_bag_or_unwritable_before_any_work(tmp_path):
@@ -259,6 +261,10 @@ def test_init_starts_from_another_runs_networks_with_a_new_schedule(tmp_path):
               progress=False, init=first)
     with pytest.raises(UserError, match='--resume continues'):
         train(frozen, tmp_path / 'b', max_steps=1, progress=False, init=first, resume=True)
+    older = dict(a, config=dict(a['config'], model=dict(a['config']['model'])))
+    del older['config']['model']['turn_prior']  # a run from before the key: its default
+    save_checkpoint(tmp_path / 'older.pt', older)
+    train(frozen, tmp_path / 'e', max_steps=1, progress=False, init=tmp_path / 'older.pt')
 
 
 def test_init_from_exported_weights_names_the_missing_teacher(tmp_path):
@@ -270,8 +276,24 @@ def test_init_from_exported_weights_names_the_missing_teacher(tmp_path):
         train(config, tmp_path / 'b', max_steps=1, progress=False, init=tmp_path / 'w.pt')
 
 
-def test_training_with_window_heights_takes_both_heights(tmp_path):
+def test_training_with_window_heights_takes_both_heights(tmp_path, monkeypatch):
+    from hybrid_depth_core.runtime.predictor import DepthPredictor
+    heights = []
+    original = SyntheticDataset.__getitem__
+
+    def spy(self, item):
+        sample = original(self, item)
+        heights.append(sample[('color', 0, 0)].shape[-2])
+        return sample
+    monkeypatch.setattr(SyntheticDataset, '__getitem__', spy)
     config = load_config(None, TINY + ['data.render_height=128', 'data.window_heights=[64,128]'])
     path = train(config, tmp_path, max_steps=4, progress=False)
+    assert set(heights) == {64, 128}  # both heights trained (and validated at 64)
     state = load_checkpoint(path)
     assert state['step'] == 4 and state['model']['input_size'] == [96, 64]
+    assert state['model']['window_heights'] == [64, 128]
+    assert DepthPredictor.from_checkpoint(path, device='cpu').window_heights == (64, 128)
+    del state['model']['window_heights']  # written before the section had them: the config's
+    save_checkpoint(tmp_path / 'older.pt', state)
+    assert DepthPredictor.from_checkpoint(tmp_path / 'older.pt',
+                                          device='cpu').window_heights == (64, 128)

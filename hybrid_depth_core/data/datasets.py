@@ -67,9 +67,9 @@ class DataConfig:
                 raise ValueError(f'data.window_heights is for synthetic data only (renders to '
                                  f'cut windows from), not data.source={self.source}')
             if any(h % 32 or not 64 <= h <= tallest for h in self.window_heights):
-                raise ValueError(f'data.window_heights must be multiples of 32 from 64 to '
-                                 f'data.render_height ({tallest}), got '
-                                 f'{list(self.window_heights)}')
+                raise ValueError(f'data.window_heights must be multiples of 32 from 64 up to '
+                                 f'the render height (the larger of data.render_height and '
+                                 f'data.height: {tallest}), got {list(self.window_heights)}')
         if self.source == 'synthetic' and not self.seeds:
             raise ValueError('data.seeds must name at least one synthetic drive')
         stride = max(self.frame_stride, 1)

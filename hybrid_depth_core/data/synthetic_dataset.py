@@ -24,9 +24,9 @@ class SyntheticDataset(torch.utils.data.Dataset):
     `height` rows at a random offset (centred without augmentation), K following it, so that
     the horizon's row and the vertical view vary as they do between cameras and mountings once
     framed at the training focal length (runtime/framing.py). `window_heights`: items may be
-    asked for as (index, rows), windows of another height, which `WindowHeights` draws per batch
-    from this list. `variety`: each drive's camera height (0.8-2.2 m) and speed vary with its
-    seed.
+    asked for as (index, rows), windows of another height, which the trainer's
+    `WindowHeightBatches` draws per batch from this list. `variety`: each drive's camera
+    height (0.8-2.2 m) and speed vary with its seed.
 
     Augmentation draws from (seed of the dataset, epoch, index), so it is repeatable whatever
     the number of DataLoader workers; call `set_epoch` each epoch to get new draws.
@@ -111,27 +111,6 @@ class SyntheticDataset(torch.utils.data.Dataset):
                       for sign in (-1, 1)})
         return make_sample(frames, K, rng, self.augment, depth_gt=depth[t, rows], turns=turns,
                            distances=distances)
-
-
-class WindowHeights(torch.utils.data.Sampler):
-    """Batches of `batches` (a BatchSampler over an EpochSampler-like sampler with `seed`,
-    `epoch` and `start`) as (index, rows) items, one window height per batch drawn uniformly
-    from `heights` by (seed, epoch, batch of the epoch): repeatable, and resumed mid-epoch
-    alike."""
-
-    def __init__(self, batches: torch.utils.data.BatchSampler, heights, seed: int):
-        self.batches, self.heights, self.seed = batches, tuple(heights), seed
-
-    def __iter__(self):
-        sampler = self.batches.sampler
-        first = sampler.start // self.batches.batch_size
-        for number, batch in enumerate(self.batches, start=first):
-            draw = np.random.default_rng([self.seed, sampler.epoch, number, 7])
-            rows = self.heights[int(draw.integers(len(self.heights)))]
-            yield [(index, rows) for index in batch]
-
-    def __len__(self) -> int:
-        return len(self.batches)
 
 
 def _sequence(world: str, seed: int, frames: int, width: int, height: int, variety: bool):

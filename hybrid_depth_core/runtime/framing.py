@@ -131,7 +131,8 @@ def far_from_training(framing: Framing, input_size: tuple[int, int],
                       focal: tuple[float, float] | None, window_heights=()) -> str | None:
     """One line for a camera far from the training camera (None: close enough, or no
     training camera recorded): the two fields of view and what the network makes of it.
-    `window_heights`: the other view heights it trained on, which count as familiar."""
+    `window_heights`: other view heights it trained on; views from the shortest to the tallest
+    trained height (the input's included) count as familiar, give or take FAR_RATIO."""
     if focal is None:
         return None
     camera, (width, height) = framing.camera, framing.size

@@ -11,6 +11,7 @@ steps at which the schedule moves depend on the machine's speed).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -22,13 +23,13 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from hybrid_depth_core.data.datasets import build_dataset
-from hybrid_depth_core.data.synthetic_dataset import WindowHeights
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.atomic import check_output_directory
 from hybrid_depth_core.checkpoint import ModelSection, load_checkpoint, save_checkpoint
 from hybrid_depth_core.config_dicts import to_dict
-from hybrid_depth_core.training.config import TrainConfig, is_frozen, learning_rate
+from hybrid_depth_core.training.config import (TrainConfig, checkpoint_config, is_frozen,
+                                               learning_rate)
 from hybrid_depth_core.training.defaults import (measure_heading, pose_prior, resolve, scale_of,
                                                  training_focal)
 from hybrid_depth_core.training.validation import build_validation_set, validate
@@ -66,6 +67,30 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self._indices())
+
+
+# Keeps the per-batch height draw apart from the items' own (seed, epoch, item) draws.
+HEIGHT_DRAW = 7
+
+
+class WindowHeightBatches(torch.utils.data.Sampler):
+    """The batches of a BatchSampler over an EpochSampler, as (index, rows) items: one window
+    height per batch, drawn uniformly from `heights` by (seed, epoch, batch of the epoch), so
+    that every rank draws alike and a run resumed mid-epoch draws what it would have."""
+
+    def __init__(self, batches: torch.utils.data.BatchSampler, heights, seed: int):
+        self.batches, self.heights, self.seed = batches, tuple(heights), seed
+
+    def __iter__(self):
+        sampler = self.batches.sampler
+        first = sampler.start // self.batches.batch_size
+        for number, batch in enumerate(self.batches, start=first):
+            draw = np.random.default_rng([self.seed, sampler.epoch, number, HEIGHT_DRAW])
+            rows = self.heights[int(draw.integers(len(self.heights)))]
+            yield [(index, rows) for index in batch]
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def train(config: TrainConfig, out: Path, max_steps: int | None = None,
@@ -111,7 +136,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
               'depth up to scale: no measured motion to learn metres from (data.motion, '
               'loss.velocity)')
     objective = SelfSupervisedObjective(config.model, config.loss).to(device)
-    if config.pretrained:
+    if config.pretrained and start is None:  # --init brings its own weights
         source = True if config.pretrained == 'download' else config.pretrained
         for model in (objective.depth, objective.pose, objective.teacher):
             if model is not None:
@@ -177,7 +202,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
         sampler.set_position(epoch, batch_in_epoch * config.batch_size)
         batches = torch.utils.data.BatchSampler(sampler, config.batch_size, drop_last=True)
         if config.data.window_heights:
-            batches = WindowHeights(batches, config.data.window_heights, config.seed)
+            batches = WindowHeightBatches(batches, config.data.window_heights, config.seed)
         loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=batches, num_workers=config.num_workers,
             pin_memory=device.type == 'cuda', persistent_workers=False)
@@ -288,12 +313,15 @@ def collapse_warning(objective) -> str | None:
 def _init_state(path: Path, config: TrainConfig) -> dict:
     """The checkpoint `path` for --init, refused unless its networks are this config's."""
     state = load_checkpoint(path)
-    theirs, ours = state.get('config', {}).get('model'), to_dict(config)['model']
-    if theirs != ours:
-        differ = sorted(k for k in set(ours) | set(theirs or {})
-                        if (theirs or {}).get(k) != ours.get(k))
+    if not isinstance(state.get('config'), dict):
+        raise UserError(f'--init {path}: no training config in it, so its networks cannot be '
+                        f'checked against this run\'s')
+    theirs = checkpoint_config(state['config'], f'--init {path}').model  # older layouts too
+    differ = [f.name for f in dataclasses.fields(theirs)
+              if getattr(theirs, f.name) != getattr(config.model, f.name)]
+    if differ:
         raise UserError(f'--init {path}: its networks differ from this config\'s (model.'
-                        f'{", model.".join(differ)}); train with its model section')
+                        f'{", model.".join(differ)}); train with its model: settings')
     if config.model.multi_frame and not any(k.startswith('teacher.')
                                             for k in state.get('objective', {})):
         raise UserError(f'--init {path} lacks the teacher network (exported weights keep only '

@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
                         help='continue OUT/last.pt exactly (same step, same learning rate)')
     parser.add_argument('--init', type=Path, metavar='CHECKPOINT',
                         help='start from the networks of this training checkpoint (another '
-                             'run\'s last.pt or best.pt, same model section) with a new '
+                             'run\'s last.pt or best.pt, the same model: settings) with a new '
                              'schedule: fine-tuning, e.g. on your own bags')
     parser.add_argument('--device', default='auto', help='auto (default), cpu or cuda[:N]')
     bags = parser.add_argument_group('training from recorded bags (sets data.source=bag)')
