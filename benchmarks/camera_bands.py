@@ -23,8 +23,8 @@ PROTOCOL = Protocol(max_depth=80.0)
 
 
 def score(predictor: DepthPredictor, drive: SyntheticDrive, frames: int, rows: int | None):
-    """The whole view's and each quarter's scores over the drive's frames, of a central band
-    `rows` tall (None: the whole image)."""
+    """The network input size, and the whole view's and each quarter's scores over the drive's
+    frames, of a central band `rows` tall (None: the whole image)."""
     predictor.reset()
     whole, quarters = Accumulator(PROTOCOL), [Accumulator(PROTOCOL) for _ in range(4)]
     for index in range(frames):
@@ -35,14 +35,15 @@ def score(predictor: DepthPredictor, drive: SyntheticDrive, frames: int, rows: i
             rgb, gt = np.ascontiguousarray(rgb[top:top + rows]), gt[top:top + rows]
             K[1, 2] -= top
         predicted = predictor.stream(rgb, K)
+        size = predictor.framing(rgb.shape[1], rgb.shape[0], K).size
         if index < 2 or not whole.add(predicted, gt):
             continue
         ratio, height = whole.ratios[-1], gt.shape[0]
         for quarter, accumulator in enumerate(quarters):  # each at the whole image's ratio
             band = slice(quarter * height // 4, (quarter + 1) * height // 4)
             accumulator.add(predicted[band] * ratio, gt[band])
-    return whole.summary(), [q.summary()['unscaled']['abs_rel'] if q.per_image else np.nan
-                             for q in quarters]
+    by_quarter = [q.summary()['unscaled']['abs_rel'] if q.per_image else np.nan for q in quarters]
+    return size, whole.summary(), by_quarter
 
 
 def main() -> None:
@@ -67,11 +68,7 @@ def main() -> None:
           'median-scaled AbsRel by quarter of the rows, top to bottom |')
     print('|---|---|---|---|---|---|')
     for name, drive, band in views:
-        height = drive.camera.height if band is None else band
-        K = drive.camera.K.copy()
-        K[1, 2] -= (drive.camera.height - height) // 2
-        size = predictor.framing(drive.camera.width, height, K).size
-        summary, quarters = score(predictor, drive, args.frames, band)
+        size, summary, quarters = score(predictor, drive, args.frames, band)
         print(f'| {name} | {size[0]}x{size[1]} | {summary["median_scaled"]["abs_rel"]:.3f} | '
               f'{summary["unscaled"]["abs_rel"]:.3f} | {summary["scale_median"]:.3f} | '
               + ', '.join(f'{q:.3f}' for q in quarters) + ' |')
