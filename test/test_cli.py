@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from rosbags.highlevel import AnyReader
 
+from hybrid_depth_ros.cli import parse_arguments
+
 # The console script next to this interpreter (the venv's), else `python -m`.
 _SCRIPT = Path(sys.executable).with_name('hybrid-depth')
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, '-m', 'hybrid_depth_ros.cli']
@@ -185,3 +187,17 @@ def test_an_error_is_the_last_line_even_with_a_progress_bar_open(monkeypatch, ca
     lines = [line for line in capsys.readouterr().err.replace('\r', '\n').splitlines() if line]
     assert lines[-1] == 'hybrid-depth profile: error: input.bag: damaged at frame 3'
     assert any('working' in line and '3/10' in line for line in lines[:-1])
+
+
+def test_overrides_may_stand_among_the_options_and_other_strays_are_refused(capsys):
+    args = parse_arguments(['train', '--config', 'c.yaml', 'data.width=192', '--out', 'o',
+                            'data.height=64', '--minutes', '5', 'data.width=320'])
+    assert (str(args.out), args.minutes) == ('o', 5.0)
+    assert args.overrides == ['data.width=192', 'data.height=64', 'data.width=320']  # in order
+    for stray in (['--out', 'o', 'a=1', '--bogus'], ['a=1', '--out', 'o', 'extra']):
+        with pytest.raises(SystemExit):
+            parse_arguments(['train', *stray])
+        assert f'unrecognized arguments: {stray[-1]}' in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a command without overrides takes none
+        parse_arguments(['export', '--checkpoint', 'c.pt', '--weights', 'w.pt', 'a=1'])
+    assert 'unrecognized arguments: a=1' in capsys.readouterr().err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_depth_ros.cli import build_parser
+from hybrid_depth_ros.cli import parse_arguments
 
 README = Path(__file__).resolve().parents[1] / 'README.md'
 
@@ -38,5 +38,5 @@ def test_the_readme_shows_the_commands_of_each_section():
 def test_readme_command_parses(command):
     written_in = re.sub(r'\[([^\]]*)\]', r'\1', command)
     argv = [word.split('|')[0] for word in shlex.split(written_in)][1:]
-    args = build_parser().parse_args(argv)  # argparse exits (a test error) on a bad option
+    args = parse_arguments(argv)  # argparse exits (a test error) on a bad option
     assert args.command == argv[0]

@@ -34,8 +34,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with a command's KEY=VALUE overrides allowed anywhere among its
+    options: argparse alone takes only the first run of them and calls the rest unrecognized."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, 'overrides') and all(
+            '=' in word and not word.startswith('-') for word in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f'unrecognized arguments: {" ".join(extra)}')
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.run(args) or 0
