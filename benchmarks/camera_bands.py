@@ -35,7 +35,8 @@ def score(predictor: DepthPredictor, drive: SyntheticDrive, frames: int, rows: i
             rgb, gt = np.ascontiguousarray(rgb[top:top + rows]), gt[top:top + rows]
             K[1, 2] -= top
         predicted = predictor.stream(rgb, K)
-        size = predictor.framing(rgb.shape[1], rgb.shape[0], K).size
+        if index == 0:  # every frame of the view is framed alike
+            size = predictor.framing(rgb.shape[1], rgb.shape[0], K).size
         if index < 2 or not whole.add(predicted, gt):
             continue
         ratio, height = whole.ratios[-1], gt.shape[0]
