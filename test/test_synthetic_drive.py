@@ -144,6 +144,12 @@ def test_training_windows_rooms_and_variety():
         assert sample[('K', 0)][1, 2].item() == pytest.approx(
             varied.drives[drive][2][1, 2] - top, abs=1e-4)
     assert len(tops) > 5  # the window moves
+    level = SyntheticDataset((5,), 14, 96, 64, AugmentConfig(flip_probability=0),
+                             progress=False, render_height=128, centred_windows=True)
+    for item in range(len(level)):  # augmented, yet every window about the middle row
+        t = level.index[item][1]
+        np.testing.assert_array_equal(level[item]['depth_gt'][0].numpy(),
+                                      level.drives[0][1][t, 32:96])
     street, room = varied.strides  # a walk moves centimetres a frame, a car about a metre
     assert room > street
     speeds = {SyntheticDataset((s,), 3, 64, 64, progress=False, variety=True,

@@ -30,6 +30,9 @@ class DataConfig:
     # always `height`), so that the network also sees views as tall as a 4:3 camera's once
     # framed at the training focal length; validation and the recorded camera keep `height`
     window_heights: tuple[int, ...] = ()
+    # synthetic: cut every window (training too) about the render's middle row, as a level
+    # camera with a centred principal point sees; False: at a random row, as a pitched one
+    centred_windows: bool = False
     variety: bool = False          # synthetic: camera height and speed vary per drive
     root: str = ''                 # kitti: the raw-data root; folder: the image folder
     split: str = ''                # kitti: split file, lines '<date>/<drive>_sync <frame> l|r'
@@ -94,7 +97,8 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
         return SyntheticDataset(config.seeds, config.frames_per_drive, config.width,
                                 config.height, augment, seed, progress, config.frame_stride,
                                 turns, config.motion, config.render_height, config.variety,
-                                config.room_seeds, config.window_heights)
+                                config.room_seeds, config.window_heights,
+                                config.centred_windows)
     if config.source == 'kitti':
         from hybrid_depth_core.data.kitti import KittiRawDataset
         _require(config, 'root', 'split')

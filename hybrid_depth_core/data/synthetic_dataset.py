@@ -25,7 +25,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
     the horizon's row and the vertical view vary as they do between cameras and mountings once
     framed at the training focal length (runtime/framing.py). `window_heights`: items may be
     asked for as (index, rows), windows of another height, which the trainer's
-    `WindowHeightBatches` draws per batch from this list. `variety`: each drive's camera
+    `WindowHeightBatches` draws per batch from this list. `centred_windows`: every window is
+    centred, augmented or not (the horizon stays at mid-height). `variety`: each drive's camera
     height (0.8-2.2 m) and speed vary with its seed.
 
     Augmentation draws from (seed of the dataset, epoch, index), so it is repeatable whatever
@@ -36,8 +37,9 @@ class SyntheticDataset(torch.utils.data.Dataset):
                  augment: AugmentConfig | None = None, seed: int = 0, progress: bool = True,
                  frame_stride: int = 0, turns: bool = False, motion: bool = True,
                  render_height: int = 0, variety: bool = False, room_seeds=(),
-                 window_heights=()):
+                 window_heights=(), centred_windows: bool = False):
         self.augment, self.seed, self.epoch = augment, seed, 0
+        self.centred_windows = centred_windows
         self.height = height
         self.render_height = max(render_height, height, *window_heights)
         self.drives: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # rgb, depth, K
@@ -99,7 +101,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
         stride = self.strides[drive]
         rng = np.random.default_rng([self.seed, self.epoch, item]) if self.augment else None
         spare = self.render_height - height
-        top = int(rng.integers(0, spare + 1)) if rng is not None else spare // 2
+        top = (spare // 2 if rng is None or self.centred_windows
+               else int(rng.integers(0, spare + 1)))
         rows = slice(top, top + height)
         K = K.copy()
         K[1, 2] -= top
