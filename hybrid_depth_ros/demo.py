@@ -74,7 +74,7 @@ class DemoConfig:
     weights: Path
     params_file: Path | None = None
     frames: int = 50
-    seed: int = 0          # the sample drive: not among the model's training seeds (1-16)
+    seed: int = 0          # the sample drive: not a training street of the shipped model (1-40)
     width: int = 640
     height: int = 192
     rate: float = 1.0      # replay speed

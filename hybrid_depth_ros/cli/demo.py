@@ -43,7 +43,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--frames', type=int_at_least(3), default=50,
                         help='frames of the sample drive (default 50, at 10 Hz)')
     parser.add_argument('--seed', type=int_at_least(0), default=0,
-                        help='sample drive seed (default 0; the model trained on 1-16)')
+                        help='sample drive seed (default 0; the shipped model trained on '
+                             'streets 1-40)')
     parser.add_argument('--rate', type=float_above(0), default=1.0,
                         help='replay speed, 1 = recorded rate (10 Hz)')
     parser.add_argument('--device', help="auto, cpu, cuda or cuda:N (default: the parameter "
