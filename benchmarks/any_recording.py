@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from hybrid_depth_core.data.bag_writer import DEPTH_GT_TOPIC
-from hybrid_depth_core.evaluation.drivers import evaluate_bag
+from hybrid_depth_core.evaluation.bag_evaluation import evaluate_bag
 from hybrid_depth_core.evaluation.metrics import METRICS
 from hybrid_depth_core.networks import DepthModel
 from hybrid_depth_core.runtime.predictor import DepthPredictor

@@ -131,8 +131,9 @@ def rectifier(K: np.ndarray, distortion, model: str, width: int, height: int,
               K_new: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
     """The map from a raw image of `width` x `height` (intrinsics K, distortion coefficients of
     `model`, rectifying rotation R) to the rectified image of K_new (default: K), or None when
-    there is nothing to do (no distortion, R = I, K_new = K). ValueError names an unsupported
-    model or a wrong coefficient count."""
+    there is nothing to do (no distortion, R = I, K_new = K). Called as `map(image)`, or
+    `map(depth, nearest=True)` for depth on the raw image's pixel grid. ValueError names an
+    unsupported model or a wrong coefficient count."""
     K = np.asarray(K, np.float64)
     K_new = K if K_new is None else np.asarray(K_new, np.float64)
     R = np.eye(3) if R is None else np.asarray(R, np.float64)
@@ -164,5 +165,8 @@ def _rectify_maps(K, D, R, K_new, model, width, height):
     return cv2.initUndistortRectifyMap(K, D, R, K_new, (width, height), cv2.CV_32FC1)
 
 
-def _remap(rgb: np.ndarray, maps) -> np.ndarray:
-    return cv2.remap(rgb, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+def _remap(image: np.ndarray, maps, nearest: bool = False) -> np.ndarray:
+    """Bilinear for images; nearest (`nearest`) for depth registered to them, where mixing
+    a foreground and a background depth would invent a surface between them."""
+    return cv2.remap(image, maps[0], maps[1], cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT)

@@ -46,7 +46,8 @@ from hybrid_depth_core.data.storage import bag_file_writer
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.builders import TYPESTORE
-from hybrid_depth_core.messages.images import depth_to_metres, image_to_rgb
+from hybrid_depth_core.messages.depth import depth_to_metres
+from hybrid_depth_core.messages.images import image_to_rgb
 from hybrid_depth_core.messages.outputs import CLOUD_DTYPE, colorize
 from hybrid_depth_core.runtime.node_config import (COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
                                                    POINTS_TOPIC, NodeConfig)

@@ -11,7 +11,7 @@ from hybrid_depth_core.checkpoint import load_checkpoint, model_section
 from hybrid_depth_core.data.bag_writer import DEPTH_GT_TOPIC
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.header import stamp_ns
-from hybrid_depth_core.messages.images import depth_to_metres
+from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_ros.demo import DemoConfig, run_demo
 
 FRAMES = 6

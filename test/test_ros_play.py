@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 import rclpy
@@ -18,7 +19,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from hybrid_depth_core.data.bag_writer import write_drive_bag
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.messages import builders as msgs
 from hybrid_depth_ros.play import play
+from recorded_bags import grey_image, write_bag
 
 DOMAIN = random.SystemRandom().randint(1, 100)
 FRAMES = 5
@@ -102,6 +105,25 @@ def test_command_line_replays_at_the_recorded_rate_scaled(bag, ros):
     # Never faster than scheduled; slower only by scheduling noise on a busy machine.
     assert recorded * 0.9 <= arrivals[-1] - arrivals[0] <= recorded + 1.5
     assert received['infos'] == []  # --topics left it out
+
+
+def test_a_grey_camera_is_replayed_as_recorded(ros, tmp_path):
+    """mono8, as KITTI's and many machine-vision cameras record: the node downstream takes it
+    (test_real_recordings)."""
+    player, received = ros
+    for messages in received.values():
+        messages.clear()
+    frames = [DRIVE.render(i) for i in range(3)]
+    bag = write_bag(tmp_path / 'grey', [
+        ('/camera/image_raw', 'sensor_msgs/msg/Image',
+         grey_image(f.rgb, msgs.header(f.stamp_ns, 'camera')), f.stamp_ns) for f in frames])
+    summary = play(bag, player, rate=5.0, delay=10.0, log=lambda line: None)
+    assert dict(summary.published) == {'/camera/image_raw': 3}
+    assert wait_until(lambda: len(received['images']) == 3, timeout=10)
+    for (_, message), frame in zip(received['images'], frames):
+        assert message.encoding == 'mono8' and message.step == 32
+        np.testing.assert_array_equal(np.frombuffer(bytes(message.data), np.uint8).reshape(16, 32),
+                                      cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY))
 
 
 def test_bad_bags_and_topics_are_user_errors(bag, ros, tmp_path):

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from rosbags.highlevel import AnyReader
-from rosbags.rosbag2 import StoragePlugin, Writer
 
 from hybrid_depth_core.data import bag_dataset
 from hybrid_depth_core.data.bag_dataset import (BagDataset, BagSource, Recording, build_triplets,
@@ -23,14 +22,15 @@ from hybrid_depth_core.data.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC
 from hybrid_depth_core.data.image_motion import pair_turns
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.evaluation.drivers import evaluate_bag
+from hybrid_depth_core.evaluation.bag_evaluation import evaluate_bag
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.messages import builders as msgs
-from hybrid_depth_core.messages.images import depth_to_metres
+from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.networks import DepthModel, DepthModelConfig, PoseNet
 from hybrid_depth_core.runtime.predictor import DepthPredictor
 from hybrid_depth_core.runtime.bag_inference import infer_bag
 from hybrid_depth_core.runtime.node_config import NodeConfig
+from recorded_bags import write_bag
 
 WIDTH, HEIGHT, FRAMES = 128, 64, 6
 TRAIN_SIZE = (64, 64)
@@ -56,19 +56,6 @@ def predictor():
     torch.manual_seed(0)
     model = DepthModel(DepthModelConfig(arch='resnet18', multi_frame=True))
     return DepthPredictor(model.eval(), PoseNet().eval(), TRAIN_SIZE, torch.device('cpu'))
-
-
-def write_bag(path: Path, messages, storage: str = 'mcap') -> Path:
-    """A bag of (topic, msgtype, message, time ns) in the given order."""
-    with Writer(path, version=9, storage_plugin=StoragePlugin[storage.upper()]) as writer:
-        connections = {}
-        for topic, msgtype, message, time_ns in messages:
-            if topic not in connections:
-                connections[topic] = writer.add_connection(topic, msgtype,
-                                                           typestore=msgs.TYPESTORE)
-            writer.write(connections[topic], time_ns,
-                         msgs.TYPESTORE.serialize_cdr(message, msgtype))
-    return path
 
 
 def camera_messages(frames, K, images=None, info=True):
@@ -302,7 +289,7 @@ def test_bad_bags_give_one_clear_error_and_leave_no_output(tmp_path, bags, drive
         (BagSource(corrupt), 'damaged|not a readable'),
         (BagSource(bags[('mcap', False)], image_topic='/camera/nope'),
          "no image topic '/camera/nope'.*image_raw"),
-        (BagSource(two_images), '2 image topics.*--image-topic'),
+        (BagSource(two_images), '2 camera image topics.*--image-topic'),
         (BagSource(two_frames), 'has 2 readable images.*at least 3'),
         (BagSource(resized), 'change size mid-bag'),
         (BagSource(ros1), 'ROS 1 bag.*rosbags-convert'),

@@ -26,6 +26,7 @@ from hybrid_depth_core.data.image_motion import (MAX_MATCHING_GAP, choose_stride
                                                  pair_turns, stride_motions)
 from hybrid_depth_core.data.bag_reader import Bag
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample
+from hybrid_depth_core.data.time_span import TimeSpan
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.messages.camera_info import camera_from_info
@@ -46,6 +47,7 @@ class BagSource:
     intrinsics: str = ''          # YAML used when the bag has no camera_info
     allow_partial: bool = False
     motion: MotionOptions = MotionOptions(enabled=False)
+    span: TimeSpan = TimeSpan()   # the part of the recording to use
 
 
 @dataclass
@@ -117,6 +119,15 @@ def load_recording(source: BagSource, width: int, height: int, cache_dir: Path |
     with new_file(path) as file:  # readers see the whole file or none
         np.savez(file, rgb=recording.rgb, stamps_ns=recording.stamps_ns, K=recording.K)
     return recording
+
+
+def _within(recording: Recording, source: BagSource) -> Recording:
+    """The part of `recording` that `source.span` holds (the cache keeps the whole bag)."""
+    chosen = source.span.mask(recording.stamps_ns)
+    if chosen.sum() < 3:
+        raise UserError(f'bag {source.path}: {source.span.describe(recording.stamps_ns)}; '
+                        f'training needs at least 3')
+    return Recording(recording.rgb[chosen], recording.stamps_ns[chosen], recording.K[chosen])
 
 
 def load_motion(source: BagSource, stamps_ns: np.ndarray) -> tuple[CameraMotion | None, str]:
@@ -219,6 +230,10 @@ class BagDataset(torch.utils.data.Dataset):
         self.motion = []  # per recording, CameraMotion or None
         for source in sources:
             recording = load_recording(source, width, height, cache_dir, progress)
+            if not source.span.whole:
+                if progress:
+                    print(f'{source.path}: {source.span.describe(recording.stamps_ns)}')
+                recording = _within(recording, source)
             triplets = build_triplets(recording, stride, static_threshold, val_fraction, turns)
             motion, motion_report = (load_motion(source, recording.stamps_ns)
                                      if source.motion.enabled else (None, ''))

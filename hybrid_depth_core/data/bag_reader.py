@@ -22,6 +22,7 @@ from rosbags.typesys import Stores, get_typestore
 from hybrid_depth_core.data.bag_recovery import recover_mcap, recover_sqlite3
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.messages.header import stamp_ns
+from hybrid_depth_core.messages.depth import is_depth_message
 from hybrid_depth_core.messages.images import (ENCODINGS, BadMessage, compressed_to_rgb,
                                                image_to_rgb)
 
@@ -90,6 +91,7 @@ class Bag:
         self.path = Path(path)
         self.allow_partial = allow_partial
         self.damage: str | None = None  # set when allow_partial stopped reading early
+        self._first: dict[str, object] = {}  # topic -> its first message, deserialised
         if not self.path.exists():
             raise UserError(f'bag {self.path} does not exist')
         if self.path.suffix == '.bag':
@@ -129,29 +131,56 @@ class Bag:
         return sum(c.msgcount for c in self.reader.connections if c.topic == topic)
 
     def _image_topic(self, requested: str | None) -> tuple[str, str]:
-        images = self.topics_of(IMAGE_DECODERS)
-        if not requested:  # depth images are sensor_msgs/Image too: not camera images
-            images = {topic: msgtype for topic, msgtype in images.items()
-                      if msgtype != 'sensor_msgs/msg/Image'
-                      or self._first_encoding(topic) in ENCODINGS}
         if requested:
+            images = self.topics_of(IMAGE_DECODERS)
             if requested not in images:
                 raise UserError(f'bag {self.path} has no image topic {requested!r}; image topics '
                                 f'in it: {_listing(images)}')
+            first = self.first_message(requested)
+            if first is not None and is_depth_message(first):
+                raise UserError(f'bag {self.path}: {requested} holds depth images, not a '
+                                f'camera\'s; camera image topics in it: '
+                                f'{_listing(self._camera_topics())}')
             return requested, images[requested]
-        if len(images) != 1:
-            raise UserError(f'bag {self.path} has {len(images)} image topics '
-                            f'({_listing(images)}); choose one with --image-topic')
-        return next(iter(images.items()))
+        cameras = self._camera_topics()
+        if len(cameras) != 1:
+            raise UserError(f'bag {self.path} has {len(cameras)} camera image topics '
+                            f'({_listing(cameras)}); choose one with --image-topic')
+        return next(iter(cameras.items()))
 
-    def _first_encoding(self, topic: str) -> str | None:
-        connections = [c for c in self.reader.connections if c.topic == topic]
-        try:
-            for connection, _, raw in self.reader.messages(connections=connections):
-                return self.reader.deserialize(raw, connection.msgtype).encoding
-        except Exception as error:  # rosbags raises many types for damaged input
-            self._damaged(error)
-        return None
+    def _camera_topics(self) -> dict[str, str]:
+        """The image topics that can be the camera: not depth, and (raw images) in an encoding
+        the decoder knows."""
+        cameras = {}
+        for topic, msgtype in self.topics_of(IMAGE_DECODERS).items():
+            first = self.first_message(topic)
+            if first is not None and is_depth_message(first):
+                continue
+            if msgtype == 'sensor_msgs/msg/Image' and getattr(first, 'encoding', None) \
+                    not in ENCODINGS:
+                continue
+            cameras[topic] = msgtype
+        return cameras
+
+    def depth_topics(self) -> dict[str, str]:
+        """The Image and CompressedImage topics that carry depth (by their first message's
+        encoding or format: messages/depth.py), topic -> message type."""
+        return {topic: msgtype for topic, msgtype in self.topics_of(IMAGE_DECODERS).items()
+                if (first := self.first_message(topic)) is not None and is_depth_message(first)}
+
+    def first_message(self, topic: str):
+        """The first message on `topic`, deserialised (read once); None if it has none (or,
+        with allow_partial, if the bag is damaged before it)."""
+        if topic not in self._first:
+            self._first[topic] = None
+            connections = [c for c in self.reader.connections if c.topic == topic]
+            try:
+                for connection, _, raw in self.reader.messages(connections=connections):
+                    self._first[topic] = self.reader.deserialize(raw, connection.msgtype)
+                    break
+            except Exception as error:  # rosbags raises many types for damaged input
+                self._damaged(error)
+        return self._first[topic]
 
     def _damaged(self, error: Exception) -> None:
         """Record the damage `error` describes; unless allow_partial, stop with it."""
@@ -199,23 +228,33 @@ class Bag:
                 track.add(stamp_ns(item.message, item.time_ns), item.message)
         return track
 
+    def image_stamps(self) -> np.ndarray:
+        """(N,) int64 header stamps of every image, in recording order (nothing decoded)."""
+        return np.array([stamp_ns(item.message, item.time_ns)
+                         for item in self.messages([self.image_topic])], np.int64)
+
     def images(self, skipped: SkippedImages | None = None
                ) -> Iterator[tuple[int, np.ndarray, object]]:
         """(stamp ns, decoded (H, W, 3) uint8 RGB, the message) per image, in recording order.
         An undecodable image stops with an error naming the bag, the stamp and the problem, or,
         given `skipped`, is counted there and left out."""
-        decode = IMAGE_DECODERS[self.image_type]
         for item in self.messages([self.image_topic]):
+            rgb = self.decode(item, skipped)
+            if rgb is not None:
+                yield stamp_ns(item.message, item.time_ns), rgb, item.message
+
+    def decode(self, item: Message, skipped: SkippedImages | None = None) -> np.ndarray | None:
+        """One image message -> (H, W, 3) uint8 RGB (a grey camera's one channel in all three);
+        undecodable: a UserError, or, given `skipped`, counted there and None."""
+        try:
+            return IMAGE_DECODERS[self.image_type](item.message)
+        except BadMessage as error:
             stamp = stamp_ns(item.message, item.time_ns)
-            try:
-                rgb = decode(item.message)
-            except BadMessage as error:
-                problem = f'image at {stamp / 1e9:.3f} s on {self.image_topic}: {error}'
-                if skipped is None:
-                    raise UserError(f'bag {self.path}: {problem}') from None
-                skipped.add(problem)
-                continue
-            yield stamp, rgb, item.message
+            problem = f'image at {stamp / 1e9:.3f} s on {self.image_topic}: {error}'
+            if skipped is None:
+                raise UserError(f'bag {self.path}: {problem}') from None
+            skipped.add(problem)
+            return None
 
 
 class SkippedImages:

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from hybrid_depth_core.data.samples import AugmentConfig
+from hybrid_depth_core.data.time_span import TimeSpan
 from hybrid_depth_core.errors import UserError
 
 DATA_SOURCES = ('synthetic', 'kitti', 'folder', 'bag')
@@ -45,6 +46,9 @@ class DataConfig:
     frame_stride: int = 0
     static_threshold: float = 1.0  # bag: frames closer than this (grey levels) are skipped
     val_fraction: float = 0.1      # bag: the last part of each bag (by time) held out
+    # bag: train on this part of each recording only (data/time_span.py: START:END, fractions
+    # or seconds with an s), e.g. ':0.67', leaving '0.67:' for `evaluate --span`
+    span: str = ''
     cache_dir: str = '~/.cache/hybrid-depth/frames'  # bag: decoded frames; '' = no cache
     allow_partial_bags: bool = False  # bag: train on what a damaged bag holds before damage
     # The camera's measured motion, which teaches metric scale (loss.velocity): a bag's TF
@@ -79,6 +83,7 @@ class DataConfig:
         if self.source == 'synthetic' and self.frames_per_drive < 2 * stride + 1:
             raise ValueError(f'data.frames_per_drive must be at least 2 * data.frame_stride + 1 '
                              f'= {2 * stride + 1}, got {self.frames_per_drive}')
+        TimeSpan(self.span)  # a ValueError naming the span
         if self.frame_stride < 0 or not 0 <= self.val_fraction < 1:
             raise ValueError(f'need data.frame_stride >= 0 (0: automatic) and 0 <= '
                              f'data.val_fraction < 1, got {self.frame_stride} and '
@@ -110,7 +115,8 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
         _require(config, 'bags')
         motion = MotionOptions(config.motion, config.motion_topic, config.motion_frame)
         sources = [BagSource(Path(bag), config.image_topic, config.camera_info_topic,
-                             config.intrinsics, config.allow_partial_bags, motion)
+                             config.intrinsics, config.allow_partial_bags, motion,
+                             TimeSpan(config.span))
                    for bag in config.bags]
         cache = Path(config.cache_dir).expanduser() if config.cache_dir else None
         return BagDataset(sources, config.width, config.height, augment, seed,

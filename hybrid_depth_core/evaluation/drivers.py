@@ -1,7 +1,7 @@
 """Evaluation drivers: run a predictor over a dataset's frames in order (synthetic drives,
-recorded bags, KITTI's Eigen split) and score them with `metrics`. They sit above `data` and
-the runtime (they read datasets and choose keyframes as the node does); the metrics below them
-are pure."""
+KITTI's Eigen split; recorded bags in bag_evaluation.py) and score them with `metrics`. They
+sit above `data` and the runtime (they read datasets and choose keyframes as the node does);
+the metrics below them are pure."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,15 +10,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hybrid_depth_core.data.bag_reader import Bag, SkippedImages
 from hybrid_depth_core.data.kitti import KittiRawDataset, image_path, read_rgb, read_velodyne
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.evaluation.metrics import KITTI_EIGEN, Accumulator, Protocol
-from hybrid_depth_core.messages.camera_info import camera_from_info
-from hybrid_depth_core.messages.images import BadMessage, depth_to_metres
-from hybrid_depth_core.runtime.predictor import Keyframes, continues_sequence
-from hybrid_depth_core.messages.header import stamp_ns
+from hybrid_depth_core.runtime.predictor import Keyframes
 
 
 class KeyframeRun:
@@ -80,69 +76,6 @@ def evaluate_synthetic(predict, seeds, frames: int, width: int, height: int,
             bar.update(1)
     bar.close()
     return run.summary(accumulator)
-
-
-def evaluate_bag(predict, bag_path, gt_topic: str, image_topic: str | None = None,
-                 camera_info_topic: str | None = None, protocol: Protocol = Protocol(),
-                 progress: bool = True, keyframes: bool = True,
-                 allow_partial: bool = False) -> dict:
-    """Evaluate `predict(rgb, K, previous, turn) -> depth` on a recorded bag against its depth
-    topic (32FC1 metres or 16UC1 millimetres, registered to the camera image), frame by frame
-    in recording order; each image is matched to the depth image with the same header stamp.
-    `previous` is the frame's keyframe (the most recent earlier frame with enough image motion)
-    or None and `turn` the camera's rotation from it, as in the node (KeyframeRun;
-    keyframes=False: always None), with the node's sequence breaks (predictor.
-    continues_sequence); the result counts the images that had one (keyframe_images) and their
-    median keyframe age. Undecodable images are left out and counted (skipped_images; skipped,
-    one line or None), up to SkippedImages' limit."""
-    accumulator, run = Accumulator(protocol), KeyframeRun(predict, keyframes)
-    with Bag(bag_path, image_topic, camera_info_topic, allow_partial) as bag:
-        depth_topics = bag.topics_of({'sensor_msgs/msg/Image'})
-        if gt_topic not in depth_topics or gt_topic == bag.image_topic:
-            raise UserError(f'bag {bag.path} has no depth topic {gt_topic!r}; Image topics in '
-                            f'it: {", ".join(sorted(depth_topics)) or "none"}')
-        truth = {}
-        for item in bag.messages([gt_topic]):
-            try:
-                truth[stamp_ns(item.message, item.time_ns)] = depth_to_metres(item.message)
-            except BadMessage as error:
-                raise UserError(f'bag {bag.path}: {gt_topic}: {error}') from None
-        infos = bag.camera_infos()
-        if not len(infos):
-            raise UserError(f'bag {bag.path} has no camera_info for {bag.image_topic}; name it '
-                            f'with --camera-info-topic')
-        skipped = SkippedImages(bag.path, bag.message_count(bag.image_topic))
-        bar = tqdm(bag.images(skipped), total=bag.message_count(bag.image_topic), unit='frame',
-                   desc=f'evaluating {bag.path.name}', disable=not progress)
-        previous_stamp = None
-        for stamp, rgb, _ in bar:
-            try:
-                camera, rectifier = camera_from_info(infos.nearest(stamp), rgb.shape[1],
-                                                     rgb.shape[0])
-            except BadMessage as error:
-                raise UserError(f'bag {bag.path}: camera_info: {error}') from None
-            if rectifier is not None:
-                raise UserError(f'bag {bag.path}: the camera_info describes distortion; '
-                                f'evaluation needs rectified images and depth registered to '
-                                f'them (record image_rect)')
-            if not continues_sequence(previous_stamp, stamp):
-                run.reset()
-            previous_stamp = stamp
-            depth, age = run(rgb, camera.K)
-            gt = truth.get(stamp)
-            if gt is None:
-                continue
-            if gt.shape != depth.shape:
-                raise UserError(f'bag {bag.path}: {gt_topic} is {gt.shape[1]}x{gt.shape[0]} but '
-                                f'the images are {depth.shape[1]}x{depth.shape[0]}')
-            if accumulator.add(depth, gt):
-                run.ages.append(age)
-    if not accumulator.per_image:
-        raise UserError(f'bag {bag_path}: no image has a {gt_topic} message with the same stamp '
-                        f'and valid depth')
-    result = run.summary(accumulator)
-    result.update(skipped_images=skipped.count, skipped=skipped.report())
-    return result
 
 
 def evaluate_kitti(predict, root: Path, split: Path, progress: bool = True) -> dict:

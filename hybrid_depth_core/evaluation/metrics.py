@@ -114,3 +114,38 @@ def format_table(result: dict[str, float]) -> str:
     header = ' '.join(f'{name:>9}' for name in METRICS)
     values = ' '.join(f'{result[name]:9.4f}' for name in METRICS)
     return f'{header}\n{values}'
+
+
+class ConstantBaseline:
+    """A constant depth scored on the same ground truth: the reference that says what an AbsRel
+    is worth on a dataset. Median-scaled, it is each image's GT median everywhere. Unscaled, it
+    is one depth in metres for the whole dataset, the median of the images' GT medians, known
+    only at the end: so it is scored on up to SAMPLES evenly spaced valid pixels kept per image
+    (docs/benchmarks.md compares that with all pixels)."""
+
+    SAMPLES = 16384
+
+    def __init__(self, protocol: Protocol):
+        self.protocol = protocol
+        self.scaled = Accumulator(protocol)
+        self.samples: list[np.ndarray] = []
+        self.medians: list[float] = []
+
+    def add(self, gt: np.ndarray) -> None:
+        mask = valid_mask(gt, self.protocol)
+        if not mask.any():
+            return
+        self.scaled.add(np.ones_like(gt), gt)
+        truth = gt[mask]
+        self.medians.append(float(np.median(truth)))
+        step = max(1, len(truth) // self.SAMPLES)
+        self.samples.append(truth[::step].astype(np.float32))
+
+    def summary(self) -> dict:
+        """{'median_scaled': metrics, 'unscaled': metrics, 'depth': the unscaled constant}."""
+        depth = float(np.median(self.medians))
+        unscaled = Accumulator(replace(self.protocol, garg_crop=False))
+        for sample in self.samples:
+            unscaled.add(np.full_like(sample, depth), sample)
+        return {'median_scaled': self.scaled.summary()['median_scaled'],
+                'unscaled': unscaled.summary()['unscaled'], 'depth': depth}

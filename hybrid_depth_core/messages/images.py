@@ -113,26 +113,3 @@ def compressed_to_rgb(msg) -> np.ndarray:
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-
-
-# Depth encodings (REP 118): float metres, or integer millimetres with 0 = no depth.
-DEPTH_ENCODINGS = {'32FC1': ('f4', 1.0), '16UC1': ('u2', 1e-3), 'mono16': ('u2', 1e-3)}
-
-
-def depth_to_metres(msg) -> np.ndarray:
-    """A depth sensor_msgs/Image (32FC1 metres, or 16UC1 millimetres) -> (H, W) float32 metres,
-    NaN where there is no depth (NaN, Inf, or 0)."""
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if msg.encoding not in DEPTH_ENCODINGS:
-        raise BadMessage(f'depth image encoding {msg.encoding!r} is not one of '
-                         f'{", ".join(DEPTH_ENCODINGS)}')
-    kind, to_metres = DEPTH_ENCODINGS[msg.encoding]
-    row_bytes = width * int(kind[1])
-    data = as_bytes(msg.data)
-    if height <= 0 or width <= 0 or step < row_bytes or data.size != step * height:
-        raise BadMessage(f'depth image of {width}x{height}, step {step}, has {data.size} bytes')
-    order = '>' if msg.is_bigendian else '<'
-    rows = np.ascontiguousarray(data.reshape(height, step)[:, :row_bytes])
-    depth = rows.view(f'{order}{kind}').astype(np.float32) * np.float32(to_metres)
-    depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
-    return depth

@@ -46,6 +46,10 @@ def add_parser(subparsers) -> None:
                       help='intrinsics YAML for bags without camera_info')
     bags.add_argument('--allow-partial-bags', action='store_true',
                       help='train on the part of a damaged bag that could be read')
+    bags.add_argument('--span', metavar='START:END',
+                      help='train on this part of each bag only: fractions of the recording '
+                           '(:0.67, the first two thirds) or seconds from its first image '
+                           '(10s:60s); leaves the rest for evaluate --span (data.span)')
     motion = parser.add_argument_group(
         'metric scale from the camera\'s measured motion (the velocity loss, loss.velocity)')
     motion.add_argument('--no-motion', action='store_true',
@@ -95,7 +99,7 @@ def with_bags(config, args: argparse.Namespace):
     """The config with data.source=bag and the bag options of the command line."""
     chosen = {'image_topic': args.image_topic, 'camera_info_topic': args.camera_info_topic,
               'intrinsics': args.intrinsics and str(args.intrinsics),
-              'allow_partial_bags': args.allow_partial_bags or None}
+              'allow_partial_bags': args.allow_partial_bags or None, 'span': args.span}
     return with_data(config, source='bag', bags=tuple(str(bag) for bag in args.bag),
                      **{k: v for k, v in chosen.items() if v is not None})
 
