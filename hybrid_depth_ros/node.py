@@ -37,8 +37,8 @@ from hybrid_depth_core.runtime.node_config import (CAMERA_INFO_TOPIC, COLORIZED_
                                                    NODE_NAME, PARAMETERS, POINTS_TOPIC, NodeConfig)
 from hybrid_depth_core.runtime.loader import describe, load_predictor
 from hybrid_depth_core.runtime.pipeline import DepthPipeline, NoCameraInfo, Outputs
-from hybrid_depth_core.runtime.frame_handoff import (CalibrationStore, LatestSlot, Stats,
-                                                     Throttle)
+from hybrid_depth_core.runtime.frame_handoff import (CalibrationStore, FailureLimit,
+                                                     LatestSlot, Stats, Throttle)
 
 # Best effort matches reliable and best-effort publishers alike; depth 1 because only the
 # newest image is ever used.
@@ -126,8 +126,8 @@ class DepthNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         log = self.get_logger()
         self.config = config = declare_parameters(self)
-        if not config.weights:
-            log.warning('weights is empty: running a RANDOMLY INITIALISED network. Its depth '
+        if not config.weights and config.random_weights:
+            log.warning('random_weights: running a RANDOMLY INITIALISED network. Its depth '
                         'is meaningless; use it only to test topics and RViz. Set '
                         'weights:=/path/to/last.pt for real depth.')
         threads = torch_threads(config.num_threads)
@@ -141,6 +141,8 @@ class DepthNode(Node):
         self._slot, self._infos = LatestSlot(), CalibrationStore()
         self._stats = Stats(multi_frame=predictor.multi_frame and not config.single_frame)
         self._throttle = Throttle(ERROR_PERIOD_S)
+        self._failures = FailureLimit(config.max_failures)
+        self.fatal: str | None = None  # why inference cannot go on: main() exits with it
         self._served_first = self._warned_no_info = self._warned_zero_stamp = False
         self._busy_since: float | None = None  # monotonic start of the frame in inference
 
@@ -264,13 +266,24 @@ class DepthNode(Node):
                 self.get_logger().warning(str(error))
         except BadMessage as error:
             self._report(f'bad input: {error}')
-        except Exception as error:  # never let one frame end the node
+        except Exception as error:  # one frame does not end the node; failing ones do
             if self.context.ok():
                 self._report(f'frame failed: {type(error).__name__}: {error}')
+                self._fail(error)
         else:
+            self._failures.succeeded()
             self._stats.served(time.monotonic() - received, outputs.used_previous)
         finally:
             self._busy_since = None
+
+    def _fail(self, error: Exception) -> None:
+        """Count a failed frame; past max_failures (or on a device error) end the node: spin
+        returns in main(), which exits non-zero with `fatal`."""
+        fatal = self._failures.failed(error)
+        if fatal is not None and self.fatal is None:
+            self.fatal = fatal
+            self._stop.set()
+            self.context.try_shutdown()
 
     def _publish(self, outputs: Outputs) -> None:
         self._outputs[DEPTH_INFO_TOPIC].publish(CameraInfo(**outputs.camera_info))
@@ -321,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'{NODE_NAME}: error: {error}', file=sys.stderr)
         code = 1
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        pass  # (also how a node whose inference keeps failing ends: below)
     except Exception:
         if rclpy.ok():
             raise
@@ -333,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
                 _leave_without(node, code if sys.exc_info()[0] is None else 1)
             node.destroy_node()
         rclpy.try_shutdown()
+    if node is not None and node.fatal:
+        print(f'{NODE_NAME}: error: {node.fatal}', file=sys.stderr)
+        code = 1
     return code
 
 

@@ -43,9 +43,11 @@ def compressed_depth(depth_m: np.ndarray, header, encoding: str = '16UC1',
                      depth_max: float = 10.0, quantization: float = 100.0):
     """What image_transport's compressedDepth plugin publishes (PNG): a 12-byte header (format
     INV_DEPTH = 0, quantisation A and B), then a 16-bit PNG of millimetres (16UC1) or of the
-    quantised inverse depth q = A / d + B (32FC1), 0 where there is no depth."""
+    quantised inverse depth q = A / d + B (32FC1), 0 where there is no depth or it is beyond
+    `depth_max` (the plugin's parameter, 10 m by default)."""
     if encoding == '16UC1':
-        stored = np.nan_to_num(np.round(depth_m * 1000), nan=0).clip(0, 65535).astype(np.uint16)
+        mm = np.nan_to_num(np.round(depth_m * 1000), nan=0)
+        stored = np.where(mm > depth_max * 1000, 0, mm).clip(0, 65535).astype(np.uint16)
         params = (0.0, 0.0)
     else:
         quant_a = quantization * (quantization + 1.0)

@@ -138,8 +138,9 @@ def test_k_follows_the_pixels_there_and_back(name, focal):
     for ray in (normalised_x, normalised_y):
         forward = framing.network_image(ray(camera).astype(np.float32))
         np.testing.assert_allclose(forward[inner], ray(network)[inner], atol=tolerance)
-        back = framing.camera_depth(ray(network).astype(np.float32))
-        np.testing.assert_allclose(back[interior], ray(camera)[interior], atol=tolerance)
+        # (10 m further: a depth, positive and with no edges, that goes back bilinearly)
+        back = framing.camera_depth(10 + ray(network).astype(np.float32))
+        np.testing.assert_allclose(back[interior], 10 + ray(camera)[interior], atol=tolerance)
     # Exactly the camera pixels whose centres fall outside the network's window have no depth.
     expected = ((v >= -0.5) & (v <= height - 0.5))[:, None] & ((u >= -0.5) & (u <= width - 0.5))
     np.testing.assert_array_equal(np.isfinite(back), expected)

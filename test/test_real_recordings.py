@@ -24,7 +24,6 @@ from hybrid_depth_core.evaluation.bag_evaluation import (evaluate_bag, half_fram
                                                          pair_by_stamp)
 from hybrid_depth_core.evaluation.road import RoadCheck, flat_road_depth, road_region
 from hybrid_depth_core.messages import builders as msgs
-from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.depth import depth_to_metres, is_depth_message
 from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_core.networks import DepthModel, DepthModelConfig, PoseNet
@@ -74,7 +73,8 @@ def camera_bag(path, drive, frames, image=msgs.rgb_image, depth_topics=(DEPTH_PN
         depth = frame.depth if depth_of is None else depth_of(frame)
         for topic in depth_topics:
             depth_header = msgs.header(stamp, 'camera')
-            message = (compressed_depth(depth, depth_header) if topic == DEPTH_PNG
+            message = (compressed_depth(depth, depth_header, depth_max=100.0)
+                       if topic == DEPTH_PNG
                        else millimetre_image(depth, depth_header))
             msgtype = ('sensor_msgs/msg/CompressedImage' if topic == DEPTH_PNG
                        else 'sensor_msgs/msg/Image')
@@ -97,7 +97,7 @@ def oracle(frames, scale=1.0):
 
 def test_compressed_depth_16uc1_round_trip_keeps_every_millimetre():
     rng = np.random.default_rng(0)
-    mm = rng.integers(0, 12000, (48, 64)).astype(np.uint16)
+    mm = rng.integers(0, 10000, (48, 64)).astype(np.uint16)  # under the plugin's 10 m
     mm[5, 7] = 0
     message = compressed_depth(mm / 1000.0, msgs.header(1, 'camera'))
     assert is_depth_message(message)
@@ -105,6 +105,11 @@ def test_compressed_depth_16uc1_round_trip_keeps_every_millimetre():
     assert np.isnan(metres[5, 7])
     valid = mm > 0
     np.testing.assert_array_equal(np.round(metres[valid] * 1000).astype(np.uint16), mm[valid])
+    # the same PNG under other spellings of the format that drivers write
+    for format_ in ('16UC1; compressedDepth', 'mono16; compressedDepth png',
+                    '16UC1; compresseddepth png'):
+        other = type(message)(header=message.header, format=format_, data=message.data)
+        np.testing.assert_array_equal(depth_to_metres(other), metres)
 
 
 def test_compressed_depth_32fc1_decodes_the_quantised_inverse_depth():
@@ -120,7 +125,7 @@ def test_compressed_depth_that_cannot_be_read_says_why():
     good = compressed_depth(np.ones((4, 4)), msgs.header(1, 'camera'))
     for format_, data, problem in [
             ('16UC1; compressedDepth rvl', good.data, "'rvl' is not supported"),
-            ('8UC3; compressedDepth png', good.data, "'8UC3' is not 16UC1"),
+            ('8UC3; compressedDepth png', good.data, "'8UC3' is not one of 16UC1"),
             ('16UC1; compressedDepth png', good.data[:12], 'no image after'),
             ('16UC1; compressedDepth png', np.concatenate([good.data[:12], [1, 2, 3]]),
              'not a one-channel 16-bit PNG')]:
@@ -158,20 +163,49 @@ def test_compressed_depth_is_ground_truth_in_evaluate(tmp_path, drive):
         evaluate_bag(oracle(frames), bag, IMAGE, progress=False)
 
 
+def test_a_mono16_depth_topic_named_as_ground_truth_is_read_as_millimetres(tmp_path, drive):
+    """mono16 is also a camera encoding, so it is never taken for depth by itself; named with
+    --gt-depth-topic, it is millimetres as 16UC1 is."""
+    camera, frames = drive
+
+    def mono16(depth, header):
+        message = millimetre_image(depth, header)
+        message.encoding = 'mono16'
+        return message
+    messages = []
+    for frame in frames:
+        header = msgs.header(frame.stamp_ns, 'camera')
+        messages += [(IMAGE, 'sensor_msgs/msg/Image', msgs.rgb_image(frame.rgb, header),
+                      frame.stamp_ns),
+                     (INFO, 'sensor_msgs/msg/CameraInfo',
+                      msgs.camera_info(camera.camera.K, WIDTH, HEIGHT, header), frame.stamp_ns),
+                     ('/depth', 'sensor_msgs/msg/Image', mono16(frame.depth, header),
+                      frame.stamp_ns)]
+    bag = write_bag(tmp_path / 'mono16', messages)
+    result = evaluate_bag(oracle(frames), bag, '/depth', image_topic=IMAGE, progress=False)
+    assert result['images'] == FRAMES and result['abs_rel'] < 2e-3
+
+
 # ground truth on a distorted grid
 
 def test_ground_truth_on_the_raw_grid_is_rectified_by_nearest_neighbour(tmp_path, drive):
-    """A step edge (2 m left of the principal point, 5 m right of it, in the rectified image)
-    recorded on a strongly distorted raw grid stays a step after rectification: only 2 and 5,
-    and where the truth says so to the pixel, but for the pixels along the edge."""
+    """A step edge (2 m left of a column 25 pixels right of the principal point, 5 m right of
+    it, in the rectified image) recorded on a strongly distorted raw grid: evaluate scores
+    against it rectified with the images' maps by nearest neighbour, so a prediction that is
+    that exactly scores 0 (rectified bilinearly, or not at all, it would not), and it stays a
+    step, 2 and 5 m and nothing between, off the true edge only next to it."""
     camera, frames = drive
     K = np.array([[70.0, 0, 47.5], [0, 70.0, 31.5], [0, 0, 1]])
     D = np.array([-0.3, 0.09, 0.0, 0.0, 0.0])
-    step = np.where(np.arange(WIDTH)[None, :] < K[0, 2], 2.0, 5.0) * np.ones((HEIGHT, 1))
+    edge = K[0, 2] + 25
+    step = np.where(np.arange(WIDTH)[None, :] < edge, 2.0, 5.0) * np.ones((HEIGHT, 1))
     ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
     raw = np.stack([xs.ravel(), ys.ravel()], -1)[:, None, :]
     rectified = cv2.undistortPoints(raw, K, D, P=K).reshape(HEIGHT, WIDTH, 2)
-    raw_truth = np.where(rectified[..., 0] < K[0, 2], 2.0, 5.0)
+    raw_truth = np.where(rectified[..., 0] < edge, 2.0, 5.0)
+    assert (raw_truth != step).sum() > HEIGHT  # the raw grid's edge is bent away from it
+    maps = cv2.initUndistortRectifyMap(K, D, None, K, (WIDTH, HEIGHT), cv2.CV_32FC1)
+    expected = cv2.remap(raw_truth, *maps, cv2.INTER_NEAREST).astype(np.float32)
 
     def info(header):
         message = msgs.camera_info(K, WIDTH, HEIGHT, header)
@@ -182,22 +216,13 @@ def test_ground_truth_on_the_raw_grid_is_rectified_by_nearest_neighbour(tmp_path
 
     def predict(rgb, K_rect, previous=None, turn=None):
         np.testing.assert_allclose(K_rect, K)  # the rectified camera's
-        return step.astype(np.float32)
+        return expected
     result = evaluate_bag(predict, bag, DEPTH_PNG, progress=False, keyframes=False)
-    assert result['images'] == 3
-    # nearest neighbour leaves no depth between 2 and 5 m: every pixel is right, but at the edge
-    assert result['unscaled']['a1'] > 1 - 2 * HEIGHT / (WIDTH * HEIGHT)
-    with Bag(bag) as opened:
-        first = next(opened.messages([DEPTH_PNG])).message
-        _, maps = camera_from_info(opened.camera_infos().nearest(0), WIDTH, HEIGHT)
-    truth = maps(depth_to_metres(first), nearest=True)
-    values = set(np.unique(truth[truth > 0]).round(3))
-    assert values == {2.0, 5.0}
-    edge = np.abs(truth - step) > 0
-    assert edge[truth > 0].sum() <= 2 * HEIGHT  # off only next to the edge
-    # bilinear would have mixed them
-    linear = maps(depth_to_metres(first))
-    assert ((linear > 2.01) & (linear < 4.99)).any()
+    assert result['images'] == 3 and result['unscaled']['rmse'] < 1e-6
+    assert set(np.unique(expected).round(3)) == {2.0, 5.0}
+    assert (expected != step).sum() <= 2 * HEIGHT  # off only next to the edge
+    linear = cv2.remap(raw_truth, *maps, cv2.INTER_LINEAR)
+    assert ((linear > 2.01) & (linear < 4.99)).any()  # what bilinear would have made of it
 
 
 # stamps
@@ -210,8 +235,19 @@ def test_depth_is_paired_with_the_nearest_image_within_half_a_frame():
     assert tolerance == 16_666_666
     pairing = pair_by_stamp(images, [*depth, images[-1] + 20_000_000], tolerance)
     assert pairing.pairs == {int(i): int(d) for i, d in zip(images[::4], depth)}
-    assert pairing.depth_images == 4  # the last is 20 ms from any image: left out
-    assert '3 of the 4 depth images paired' in pairing.describe()
+    assert pairing.depth_images == 3  # the last is 20 ms past the last image: outside
+    assert '3 of the 3 depth images in the span paired' in pairing.describe()
+
+
+def test_depth_pairs_with_the_nearer_of_two_close_images_even_outside_the_span():
+    images = np.array([0, 10, 40, 50]) * 1_000_000
+    pairing = pair_by_stamp(images, [6_000_000, 44_000_000], 20_000_000)
+    assert pairing.pairs == {10_000_000: 6_000_000, 40_000_000: 44_000_000}
+    # the span holds the first two images only: the depth at 44 ms is nearer an image outside
+    # it (40 ms) and is not given to one inside (10 ms, 34 ms away)
+    chosen = np.array([True, True, False, False])
+    pairing = pair_by_stamp(images, [6_000_000, 44_000_000], 40_000_000, chosen)
+    assert pairing.pairs == {10_000_000: 6_000_000}
 
 
 def test_evaluate_pairs_depth_stamped_a_few_ms_off(tmp_path, drive):
@@ -238,6 +274,12 @@ def test_span_syntax_and_a_split_that_shares_and_misses_no_image():
     assert TimeSpan('0:1').whole and TimeSpan('').whole
     assert TimeSpan('1.5s:').mask(stamps).sum() == 15
     assert 'span 0.67:: 10 of 30 images' in TimeSpan('0.67:').describe(stamps)
+    # seconds up to the last image's: the last image goes to the part that runs to the end
+    head, tail = TimeSpan(':2.9s').mask(stamps), TimeSpan('2.9s:').mask(stamps)
+    assert head.sum() == 29 and tail.sum() == 1 and not (head & tail).any()
+    assert TimeSpan(':100s').mask(stamps).all()
+    one = stamps[:1]  # a recording of one image belongs to the part that runs to the end
+    assert not TimeSpan(':0.67').mask(one).any() and TimeSpan('0.67:').mask(one).all()
     for bad in ('0.5', '0.2:1.5', 'a:b', '0.8:0.2', '-1s:'):
         with pytest.raises(ValueError, match='span'):
             TimeSpan(bad)
@@ -400,7 +442,8 @@ def test_kitti_training_reads_its_span(tmp_path):
     with AnyReader([KITTI]) as reader:
         assert sum(c.msgcount for c in reader.connections
                    if c.topic.endswith('compressed')) == 160
-        stamps = Bag(KITTI).image_stamps()
+    with Bag(KITTI) as bag:
+        stamps = bag.image_stamps()
     tail = TimeSpan('0.9:')
     dataset = BagDataset([BagSource(KITTI, span=tail)], 128, 64, stride=1, val_fraction=0.0,
                          progress=False)
@@ -421,8 +464,8 @@ def test_evaluate_command_reports_the_span_the_pairs_and_the_constant(tmp_path, 
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert 'span 0.5:: 5 of 9 images' in result.stdout
-    assert ('ground truth: 5 of the 9 depth images paired with an image within 50.0 ms; '
-            'median offset 4.0 ms') in result.stdout
+    assert ('ground truth: 5 of the 5 depth images in the span paired with an image within '
+            '50.0 ms; median offset 4.0 ms') in result.stdout
     assert 'for reference, a constant depth on the same pixels: AbsRel' in result.stdout
     scores = json.loads((tmp_path / 'scores.json').read_text())
     assert scores['images'] == 5 and scores['constant']['unscaled']['abs_rel'] > 0
@@ -431,6 +474,7 @@ def test_evaluate_command_reports_the_span_the_pairs_and_the_constant(tmp_path, 
                           capture_output=True, text=True, timeout=300)
     assert road.returncode == 0, road.stderr
     assert 'road check (1.65 m above a flat road' in road.stdout and 'abs_rel' not in road.stdout
+    assert f'note: depth on {DEPTH_PNG} not scored' in road.stdout
     for bad, problem in ((['--span', '0.5'], 'span'), (['--span', '0.51s:0.59s'], 'no image'),
                          (['--gt-depth-topic', IMAGE], 'no depth topic')):
         failed = subprocess.run(command + ['evaluate', '--checkpoint', str(checkpoint), '--bag',

@@ -280,7 +280,7 @@ def test_unset_r_and_p_mean_identity_and_k():
 @pytest.mark.parametrize('changes, size, problem', [
     ({'k': np.zeros(9)}, (128, 64), 'k is all zero: the camera is uncalibrated'),
     ({'k': np.r_[np.nan, K.reshape(-1)[1:]]}, (128, 64), 'NaN or infinite'),
-    ({}, (100, 64), 'camera_info is 128x64 but the image is 100x64'),
+    ({}, (100, 64), 'camera_info describes a 128x64 image but the image is 100x64'),
     ({'k': -K.reshape(-1)}, (128, 64), 'focal lengths must be positive'),
     ({'k': np.ones(4)}, (128, 64), 'needs 9 k'),
     ({'d': np.ones(3), 'distortion_model': 'fancy'}, (128, 64),
@@ -293,3 +293,39 @@ def test_unset_r_and_p_mean_identity_and_k():
 def test_bad_camera_info_names_the_problem(changes, size, problem):
     with pytest.raises(BadMessage, match=problem):
         camera_from_info(info(K, 128, 64, **changes), *size)
+
+
+@pytest.mark.parametrize('binning, roi, size, principal', [
+    ((2, 2), (0, 0, 0, 0), (64, 32), ((63.2 - 0) / 2, (31.7 - 0) / 2)),
+    ((1, 1), (20, 10, 80, 40), (80, 40), (63.2 - 20, 31.7 - 10)),
+    ((2, 1), (20, 10, 80, 40), (40, 40), ((63.2 - 20) / 2, 31.7 - 10)),
+])
+def test_binning_and_region_of_interest_as_rep_104_and_image_geometry(binning, roi, size,
+                                                                      principal):
+    """A 128x64 sensor read out through a region of interest and binned: the image is the ROI's
+    size over the binning, and its camera is the sensor's with the principal point moved by the
+    offset, then focal lengths and principal point divided by the binning (image_geometry's
+    PinholeCameraModel). A distorted one is rectified with the same reduced camera."""
+    message = info(K, 128, 64, binning_x=binning[0], binning_y=binning[1])
+    message.roi.x_offset, message.roi.y_offset, message.roi.width, message.roi.height = roi
+    camera, rectifier = camera_from_info(message, *size)
+    assert rectifier is None and (camera.width, camera.height) == size
+    np.testing.assert_allclose([camera.fx, camera.fy, camera.cx, camera.cy],
+                               [100.0 / binning[0], 110.0 / binning[1], *principal])
+    with pytest.raises(BadMessage, match=f'describes a {size[0]}x{size[1]} image.*binned'):
+        camera_from_info(message, 128, 64)  # the full sensor's size is not this image's
+    # Distorted: a point the raw reduced image shows at the reduced raw camera's projection
+    # lands, rectified, where the reduced pinhole camera projects it.
+    message.d = [-0.2, 0.05, 0.0, 0.0, 0.0]
+    camera, rectifier = camera_from_info(message, *size)
+    reduced_K = camera.K
+    point = np.array([[0.15, 0.08, 1.0]])
+    raw, _ = cv2.projectPoints(point, np.zeros(3), np.zeros(3), reduced_K,
+                               np.array(message.d))
+    u, v = raw.reshape(2)
+    ys, xs = np.mgrid[0:size[1], 0:size[0]]
+    blob = np.exp(-((xs - u) ** 2 + (ys - v) ** 2) / (2 * 1.5 ** 2)).astype(np.float32)
+    rectified = rectifier(np.repeat(blob[..., None], 3, axis=2))[..., 0]
+    peak = np.unravel_index(np.argmax(rectified), rectified.shape)
+    expected = camera.project(point)[0]
+    assert abs(peak[1] - expected[0]) <= 1 and abs(peak[0] - expected[1]) <= 1

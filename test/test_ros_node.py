@@ -250,7 +250,8 @@ MALFORMED = [
     ({'image_height': 0, 'image_width': 0, 'image_step': 0, 'image_data': b''}, 'zero size'),
     ({'info_k': [0.0] * 9}, 'k is all zero'),
     ({'info_k': [float('nan')] * 9}, 'NaN or infinite'),
-    ({'info_width': 100}, f'camera_info is 100x{HEIGHT} but the image is {WIDTH}x{HEIGHT}'),
+    ({'info_width': 100}, f'camera_info describes a 100x{HEIGHT} image but the image is '
+                          f'{WIDTH}x{HEIGHT}'),
 ]
 
 
@@ -330,6 +331,15 @@ def test_weights_that_do_not_fit_stop_the_node_with_one_line(checkpoint, tmp_pat
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and 'do not fit the network' in lines[0], result.stderr
+
+
+def test_without_weights_the_node_refuses_to_start_with_one_line():
+    result = subprocess.run([sys.executable, '-m', 'hybrid_depth_ros.node'], env=ENV,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'parameter weights is empty' in lines[0], result.stderr
+    assert 'random_weights:=true' in lines[0]
 
 
 @pytest.mark.parametrize('when', ['before', 'after'])
@@ -414,7 +424,7 @@ def test_compressed_transport_follows_the_image_remapping_in_process(torch_threa
         rclpy.init(context=context, domain_id=domain)
         node = DepthNode(context=context, cli_args=[
             '--ros-args', '-r', 'image:=/cam/image_raw', '-r', 'camera_info:=/cam/camera_info',
-            '-p', 'image_transport:=compressed',
+            '-p', 'image_transport:=compressed', '-p', 'random_weights:=true',
             '-p', 'device:=cpu', '-p', 'min_depth:=0.001', '-p', 'colorized:=false',
             '-p', 'publish_points:=false'])
         peer = rclpy.create_node('compressed_peer', context=context)

@@ -2,7 +2,7 @@
 each): num_threads sets torch's CPU threads before the model loads; the outputs' QoS follows
 ROS 2's qos_overrides parameters, and bad overrides are one-line errors; stop() says whether
 the inference thread ended, and a node whose thread is stuck in a frame still exits at once,
-with exit code 0 and a line naming the thread.
+with exit code 0 and a line naming the thread; a node whose frames keep failing exits 1.
 
 Run as a script, this file is that stuck node (see the end)."""
 import os
@@ -51,6 +51,17 @@ class StuckPipeline:
         print(STUCK, flush=True)
         StuckPipeline.release.wait()
         raise BadMessage('released')
+
+
+class FailingPipeline:
+    """process() fails on every frame: a model that broke after start."""
+    error: Exception = RuntimeError('stand-in: inference failed')
+
+    def __init__(self, predictor, config):
+        pass
+
+    def process(self, image, info, received_ns=None):
+        raise FailingPipeline.error
 
 
 def use_stand_ins(patch):
@@ -183,16 +194,42 @@ def test_a_node_whose_inference_thread_is_stuck_still_exits_at_once():
     assert 'Traceback' not in output, output
 
 
+@pytest.mark.parametrize('failure, expected', [
+    ('failing', 'inference failed on 5 frames in a row (max_failures), the last with '
+                'RuntimeError: stand-in: inference failed'),
+    ('device-error', 'inference failed with a device error, which does not recover: '
+                     'AcceleratorError: CUDA error: an illegal memory access (stand-in)')])
+def test_a_node_whose_inference_keeps_failing_exits_non_zero(failure, expected):
+    """So that `respawn` or a supervisor acts: after max_failures frames in a row, or at once on
+    a device error."""
+    result = subprocess.run([sys.executable, __file__, failure], env=ENV, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f'hybrid_depth: error: {expected}', result.stderr
+    frames_failed = result.stderr.count('frame failed')  # logged, throttled to one a 5 s
+    assert 1 <= frames_failed <= 2 and 'Traceback' not in result.stderr
+
+
 if __name__ == '__main__':
-    # The stuck node: main() as users run it, with the stand-in model whose frame never ends,
-    # given one image as it starts, and a 1 s stop timeout.
+    # main() as users run it, with a stand-in model: `failing` / `device-error`, fed an image
+    # every 10 ms, whose frames fail (max_failures 5); with no argument, the stuck node, whose
+    # frame never ends, given one image as it starts, and a 1 s stop timeout.
     use_stand_ins(pytest.MonkeyPatch())
     node_module.STOP_TIMEOUT_S = 1.0
+    failing = sys.argv[1:]
 
     class FedNode(DepthNode):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self._on_image(Image())
+            if failing:
+                self.create_timer(0.01, lambda: self._on_image(Image()))
 
+    if failing:
+        node_module.DepthPipeline = FailingPipeline
+        if failing == ['device-error']:
+            FailingPipeline.error = torch.AcceleratorError(
+                'CUDA error: an illegal memory access (stand-in)')
     node_module.DepthNode = FedNode
-    sys.exit(node_module.main([]))
+    sys.exit(node_module.main(['--ros-args', '-p', 'max_failures:=5'] if failing else []))

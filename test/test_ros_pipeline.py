@@ -6,6 +6,7 @@ import threading
 import time
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -180,12 +181,39 @@ def test_depth_scale_and_range_mask_the_depth_and_the_cloud(drive, small_predict
     assert np.isnan(np.frombuffer(far.points['data'], np.float32).reshape(-1, 8)[:, :3]).all()
 
 
+def test_no_point_between_the_two_sides_of_a_depth_edge(drive, networks):
+    """A step edge, 2 m then 8 m, as a network gives it (blurred over a few of its pixels):
+    with the edge filter, the cloud (at the camera's resolution, 1.5x the network's) has no
+    point between the two depths; without it, the network's own ramp stays, but going back to
+    the camera's resolution adds no depth it did not give (nearest neighbour at edges)."""
+    drive, frames = drive
+    image, info = messages(drive, frames[0])
+    ramp = np.where(np.arange(64) < 32, 2.0, 8.0) * np.ones((64, 1))
+    ramp = cv2.GaussianBlur(ramp, (0, 0), 1.5).astype(np.float32)
+    given = set(np.round(ramp.ravel(), 4))
+    for edge_filter in (0.1, 0.0):
+        predictor = DepthPredictor(networks[False][0], None, (64, 64), torch.device('cpu'),
+                                   edge_filter=edge_filter)
+        predictor.step = lambda *args, **kwargs: (torch.from_numpy(ramp)[None, None], None)
+        out = DepthPipeline(predictor, CONFIG).process(image, info)
+        points = np.frombuffer(out.points['data'], np.float32).reshape(HEIGHT, WIDTH, 8)
+        z = points[..., 2][np.isfinite(points[..., 2])]
+        between = (z > 2.0 * 1.05) & (z < 8.0 / 1.05)
+        if edge_filter:
+            assert not between.any() and z.size > 0.8 * WIDTH * HEIGHT
+        else:
+            assert between.any()  # the network's ramp
+            assert set(np.round(z[between], 4)) <= given  # and nothing bilinear made of it
+
+
 def test_load_predictor_random_init_and_start_up_errors():
-    predictor = load_predictor(NodeConfig())
+    with pytest.raises(UserError, match='parameter weights is empty.*random_weights:=true'):
+        load_predictor(NodeConfig())  # phantom obstacles only when asked for
+    predictor = load_predictor(NodeConfig(random_weights=True))
     assert (predictor.width, predictor.height) == RANDOM_INPUT_SIZE
     assert not predictor.multi_frame
     with pytest.raises(UserError, match='fp16 autocast needs a CUDA device'):
-        load_predictor(NodeConfig(device='cpu', precision='fp16'))
+        load_predictor(NodeConfig(device='cpu', precision='fp16', random_weights=True))
     with pytest.raises(UserError, match='does not exist'):
         load_predictor(NodeConfig(weights='/nonexistent/last.pt'))
 

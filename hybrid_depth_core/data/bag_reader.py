@@ -149,12 +149,12 @@ class Bag:
         return next(iter(cameras.items()))
 
     def _camera_topics(self) -> dict[str, str]:
-        """The image topics that can be the camera: not depth, and (raw images) in an encoding
-        the decoder knows."""
+        """The image topics that can be the camera: with messages, not depth, and (raw images)
+        in an encoding the decoder knows."""
         cameras = {}
         for topic, msgtype in self.topics_of(IMAGE_DECODERS).items():
             first = self.first_message(topic)
-            if first is not None and is_depth_message(first):
+            if first is None or is_depth_message(first):  # no messages, or depth
                 continue
             if msgtype == 'sensor_msgs/msg/Image' and getattr(first, 'encoding', None) \
                     not in ENCODINGS:

@@ -3,8 +3,8 @@
 Written START:END. Each side is a fraction of the recording (0.67) or seconds from its first
 image with an `s` suffix (12.5s); an empty side is the recording's start or end. The recording
 runs from its first to its last image stamp, and a part holds the images with START <= t < END,
-the last image included when END is the recording's end: so `:0.67` and `0.67:` split a bag
-into two parts that share no image and miss none.
+and the last image too when END is the recording's end (1, or left empty): so `:0.67` and
+`0.67:` (or `:10s` and `10s:`) split a bag into two parts that share no image and miss none.
 """
 from __future__ import annotations
 
@@ -48,9 +48,10 @@ class TimeSpan:
         seconds = (stamps - first) / 1e9
         duration = (last - first) / 1e9
         (start, start_s), (end, end_s) = self.bounds
+        to_the_end = not end_s and end == 1.0  # END is the recording's end: its last image too
         start = start if start_s else start * duration
         end = end if end_s else end * duration
-        return (seconds >= start) & ((seconds < end) | ((end >= duration) & (seconds <= end)))
+        return (seconds >= start) & ((seconds < end) | (to_the_end & (seconds <= end)))
 
     def describe(self, stamps_ns) -> str:
         """'span A:B: N of M images, x-y s of the recording's z s'."""

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from hybrid_depth_core.data.bag_reader import Bag, SkippedImages
+from hybrid_depth_core.data.bag_reader import IMAGE_DECODERS, Bag, SkippedImages
 from hybrid_depth_core.data.time_span import TimeSpan
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.evaluation import road as road_check
 from hybrid_depth_core.evaluation.drivers import KeyframeRun
 from hybrid_depth_core.evaluation.metrics import Accumulator, ConstantBaseline, Protocol
 from hybrid_depth_core.messages.camera_info import camera_from_info
-from hybrid_depth_core.messages.depth import depth_to_metres
+from hybrid_depth_core.messages.depth import DEPTH_ENCODINGS, depth_to_metres
 from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_core.runtime.predictor import continues_sequence
@@ -34,7 +34,7 @@ class Pairing:
     """Depth images paired with images by stamp."""
 
     pairs: dict[int, int]  # image stamp -> depth stamp
-    depth_images: int      # on the topic, in all
+    depth_images: int      # on the topic, within the images' span (+- the tolerance)
     tolerance_ns: int
 
     def offsets_ms(self) -> np.ndarray:
@@ -43,26 +43,36 @@ class Pairing:
     def describe(self) -> str:
         offsets = self.offsets_ms()
         median = f'; median offset {np.median(offsets):.1f} ms' if len(offsets) else ''
-        return (f'{len(self.pairs)} of the {self.depth_images} depth images paired with an '
-                f'image within {self.tolerance_ns / 1e6:.1f} ms{median}')
+        return (f'{len(self.pairs)} of the {self.depth_images} depth images in the span paired '
+                f'with an image within {self.tolerance_ns / 1e6:.1f} ms{median}')
 
 
-def pair_by_stamp(image_stamps, depth_stamps, tolerance_ns: int) -> Pairing:
-    """Each depth image with the nearest image (of `image_stamps`) within `tolerance_ns`; an
-    image nearest to two depth images keeps the closer."""
-    images = np.sort(np.asarray(image_stamps, np.int64))
+def pair_by_stamp(image_stamps, depth_stamps, tolerance_ns: int, chosen=None) -> Pairing:
+    """Each depth image with the nearest image (of all `image_stamps`) within `tolerance_ns`;
+    an image nearest to two depth images keeps the closer. Only pairs whose image is `chosen`
+    (a boolean mask over image_stamps; default all) are kept, and only the depth images
+    between the first and the last chosen image (+- the tolerance) are counted."""
+    stamps = np.asarray(image_stamps, np.int64)
+    chosen = np.ones(len(stamps), bool) if chosen is None else np.asarray(chosen, bool)
+    order = np.argsort(stamps, kind='stable')
+    images, keep = stamps[order], chosen[order]
     pairs: dict[int, int] = {}
-    for depth in np.asarray(depth_stamps, np.int64):
+    counted = 0
+    low = int(stamps[chosen].min()) - tolerance_ns if chosen.any() else 0
+    high = int(stamps[chosen].max()) + tolerance_ns if chosen.any() else -1
+    for depth in (int(d) for d in np.asarray(depth_stamps, np.int64)):
+        counted += int(low <= depth <= high)
         if not len(images):
-            break
+            continue
         index = int(np.searchsorted(images, depth))
         candidates = [i for i in (index - 1, index) if 0 <= i < len(images)]
-        nearest = int(images[min(candidates, key=lambda i: abs(int(images[i]) - int(depth)))])
-        offset = abs(nearest - int(depth))
-        if offset <= tolerance_ns and (nearest not in pairs
-                                       or offset < abs(pairs[nearest] - nearest)):
-            pairs[nearest] = int(depth)
-    return Pairing(pairs, len(depth_stamps), int(tolerance_ns))
+        nearest = min(candidates, key=lambda i: abs(int(images[i]) - depth))
+        image = int(images[nearest])
+        offset = abs(image - depth)
+        if keep[nearest] and offset <= tolerance_ns and (
+                image not in pairs or offset < abs(pairs[image] - image)):
+            pairs[image] = depth
+    return Pairing(pairs, counted, int(tolerance_ns))
 
 
 def half_frame_period_ns(stamps) -> int:
@@ -96,6 +106,7 @@ def evaluate_bag(predict, bag_path, gt_topic: str | None = None,
                             f'with --camera-info-topic')
         if gt_topic is None and road is None:
             gt_topic = _only_depth_topic(bag)
+        unscored = sorted(bag.depth_topics()) if gt_topic is None else []
         stamps = bag.image_stamps()
         chosen = span.mask(stamps)
         if not chosen.any():
@@ -103,7 +114,7 @@ def evaluate_bag(predict, bag_path, gt_topic: str | None = None,
         selected = set(stamps[chosen].tolist())
         pairing = None
         if gt_topic is not None:
-            pairing = _pair(bag, gt_topic, stamps[chosen], tolerance_s, stamps)
+            pairing = _pair(bag, gt_topic, stamps, chosen, tolerance_s)
         by_depth = {depth: image for image, depth in (pairing.pairs if pairing else {}).items()}
         waiting_truth: dict[int, object] = {}  # image stamp -> its depth message, come first
         waiting_depth: dict[int, tuple] = {}   # image stamp -> (prediction, maps, age)
@@ -112,7 +123,8 @@ def evaluate_bag(predict, bag_path, gt_topic: str | None = None,
             truth = _truth(bag, gt_topic, message, maps, prediction.shape)
             if accumulator.add(prediction, truth):
                 run.ages.append(age)
-                constant.add(truth)
+                # the pixels the model was scored on: none where it gave no depth
+                constant.add(np.where(np.isfinite(prediction), truth, np.nan))
 
         skipped = SkippedImages(bag.path, len(stamps))
         bar = tqdm(total=len(selected), unit='frame', desc=f'evaluating {bag.path.name}',
@@ -132,6 +144,7 @@ def evaluate_bag(predict, bag_path, gt_topic: str | None = None,
             bar.update(1)
             rgb = bag.decode(item, skipped)
             if rgb is None:
+                waiting_truth.pop(stamp, None)
                 continue
             try:
                 camera, maps = camera_from_info(infos.nearest(stamp), rgb.shape[1],
@@ -150,8 +163,12 @@ def evaluate_bag(predict, bag_path, gt_topic: str | None = None,
                 else:
                     waiting_depth[stamp] = (depth, maps, age)
         bar.close()
-    return _result(bag_path, gt_topic, run, accumulator, constant, pairing, road, ratios, span,
-                   stamps, skipped)
+    result = _result(bag_path, gt_topic, run, accumulator, constant, pairing, road, ratios, span,
+                     stamps, skipped)
+    if unscored:
+        result['note'] = (f'depth on {", ".join(unscored)} not scored: name it with '
+                          f'--gt-depth-topic to score it too')
+    return result
 
 
 def _only_depth_topic(bag: Bag) -> str:
@@ -164,17 +181,19 @@ def _only_depth_topic(bag: Bag) -> str:
     return next(iter(depth_topics))
 
 
-def _pair(bag: Bag, gt_topic: str, chosen_stamps, tolerance_s: float | None,
-          stamps) -> Pairing:
+def _pair(bag: Bag, gt_topic: str, stamps, chosen, tolerance_s: float | None) -> Pairing:
     depth_topics = bag.depth_topics()
-    if gt_topic not in depth_topics:
+    first = bag.first_message(gt_topic) if gt_topic in bag.topics_of(IMAGE_DECODERS) else None
+    named = (gt_topic != bag.image_topic and first is not None
+             and getattr(first, 'encoding', None) in DEPTH_ENCODINGS)  # mono16 too, if named
+    if gt_topic not in depth_topics and not named:
         raise UserError(f'bag {bag.path} has no depth topic {gt_topic!r}; depth topics in it '
                         f'(16UC1 or 32FC1 images, compressedDepth): '
                         f'{", ".join(sorted(depth_topics)) or "none"}')
     depth_stamps = [stamp_ns(item.message, item.time_ns) for item in bag.messages([gt_topic])]
     tolerance = (half_frame_period_ns(stamps) if tolerance_s is None
                  else int(round(tolerance_s * 1e9)))
-    return pair_by_stamp(chosen_stamps, depth_stamps, tolerance)
+    return pair_by_stamp(stamps, depth_stamps, tolerance, chosen)
 
 
 def _truth(bag: Bag, gt_topic: str, message, maps, shape) -> np.ndarray:

@@ -123,7 +123,7 @@ class ConstantBaseline:
     only at the end: so it is scored on up to SAMPLES evenly spaced valid pixels kept per image
     (docs/benchmarks.md compares that with all pixels)."""
 
-    SAMPLES = 16384
+    SAMPLES = 2048
 
     def __init__(self, protocol: Protocol):
         self.protocol = protocol

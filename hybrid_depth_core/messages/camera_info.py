@@ -43,14 +43,12 @@ def camera_from_info(info, width: int, height: int,
     if not K.any():
         raise BadMessage('camera_info k is all zero: the camera is uncalibrated (calibrate it, '
                          'or set the fallback_fov parameter)')
-    if (int(info.width), int(info.height)) != (width, height):
-        raise BadMessage(f'camera_info is {info.width}x{info.height} but the image is '
-                         f'{width}x{height}')
     K, R, P = K.reshape(3, 3), R.reshape(3, 3), P.reshape(3, 4)
     if not R.any():
         R = np.eye(3)  # some drivers leave r unset; it means "no rectifying rotation"
     if not P.any():
         P = np.hstack([K, np.zeros((3, 1))])  # p unset: the raw image is the rectified one
+    K, P = _binned_and_cropped(info, K, P, width, height)
     if min(K[0, 0], K[1, 1], P[0, 0], P[1, 1]) <= 0:
         raise BadMessage(f'camera_info focal lengths must be positive, got k fx={K[0, 0]} '
                          f'fy={K[1, 1]}, p fx={P[0, 0]} fy={P[1, 1]}')
@@ -63,3 +61,37 @@ def camera_from_info(info, width: int, height: int,
         raise BadMessage(f'{error} (or publish rectified images and set rectify false)') from None
     except ValueError as error:  # a coefficient count that does not fit the model
         raise BadMessage(str(error)) from None
+
+
+def _binned_and_cropped(info, K: np.ndarray, P: np.ndarray, width: int,
+                        height: int) -> tuple[np.ndarray, np.ndarray]:
+    """K and P of the image the camera sent: calibrated at the full sensor (`info.width` x
+    `info.height`), read out through a region of interest and binned (REP 104). As
+    image_geometry's PinholeCameraModel: the ROI moves the principal point by its offset, then
+    binning divides fx, cx (the skew, Tx) by binning_x and fy, cy (Ty) by binning_y; the image is
+    the ROI's size (the full sensor's when the ROI is all zero) divided by the binning.
+    Distortion acts on normalised coordinates, which this does not change."""
+    bin_x, bin_y = max(1, int(info.binning_x)), max(1, int(info.binning_y))
+    roi = getattr(info, 'roi', None)
+    x, y, roi_width, roi_height = ((int(roi.x_offset), int(roi.y_offset), int(roi.width),
+                                    int(roi.height)) if roi is not None else (0, 0, 0, 0))
+    if not (x or y or roi_width or roi_height):
+        roi_width, roi_height = int(info.width), int(info.height)
+    expected = (roi_width // bin_x, roi_height // bin_y)
+    if expected != (width, height):
+        how = ''
+        if (bin_x, bin_y) != (1, 1) or (roi_width, roi_height) != (info.width, info.height):
+            how = (f' (its {roi_width}x{roi_height} region of interest at {x}, {y}, binned '
+                   f'{bin_x}x{bin_y}, of a {info.width}x{info.height} sensor)')
+        raise BadMessage(f'camera_info describes a {expected[0]}x{expected[1]} image{how} but '
+                         f'the image is {width}x{height}')
+    K, P = K.copy(), P.copy()
+    K[0, 2] -= x
+    K[1, 2] -= y
+    P[0, 2] -= x
+    P[1, 2] -= y
+    K[0, [0, 1, 2]] /= bin_x
+    K[1, [1, 2]] /= bin_y
+    P[0, [0, 1, 2, 3]] /= bin_x
+    P[1, [1, 2, 3]] /= bin_y
+    return K, P

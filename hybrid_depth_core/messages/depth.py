@@ -10,6 +10,8 @@ q = A / d + B, decoded as d = A / (q - B), q = 0 meaning none.
 """
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 
@@ -21,6 +23,8 @@ COMPRESSED_DEPTH_HEADER = np.dtype([('format', '<i4'), ('quant_a', '<f4'), ('qua
 # Encodings that only a depth image has (mono16 is also a camera's): a topic whose images are
 # in one of these is never taken for the camera.
 DEPTH_ONLY_ENCODINGS = ('32FC1', '16UC1')
+# What the compressedDepth plugin encodes: one channel of 32-bit float or 16-bit integer.
+COMPRESSED_DEPTH_ENCODINGS = ('16UC1', 'mono16', '32FC1')
 
 
 def is_depth_message(message) -> bool:
@@ -61,12 +65,14 @@ def _raw_depth(msg) -> np.ndarray:
 def compressed_depth_to_metres(msg) -> np.ndarray:
     """image_transport's compressedDepth (PNG) -> (H, W) float32 metres (0 where none)."""
     encoding, _, rest = msg.format.partition(';')
-    encoding, method = encoding.strip(), rest.replace('compressedDepth', '').strip() or 'png'
     if 'compresseddepth' not in rest.replace(' ', '').lower():
         raise BadMessage(f'format {msg.format!r} is not a compressedDepth image '
                          f'("16UC1; compressedDepth png" or "32FC1; compressedDepth png")')
-    if encoding not in DEPTH_ONLY_ENCODINGS:
-        raise BadMessage(f'compressedDepth encoding {encoding!r} is not 16UC1 or 32FC1')
+    encoding = encoding.strip()
+    method = re.sub('compressed ?depth', '', rest, flags=re.IGNORECASE).strip() or 'png'
+    if encoding not in COMPRESSED_DEPTH_ENCODINGS:
+        raise BadMessage(f'compressedDepth encoding {encoding!r} is not one of '
+                         f'{", ".join(COMPRESSED_DEPTH_ENCODINGS)}')
     if method != 'png':
         raise BadMessage(f'compressedDepth compression {method!r} is not supported (only png; '
                          f'set the recorder\'s compressedDepth format to png)')
@@ -80,7 +86,7 @@ def compressed_depth_to_metres(msg) -> np.ndarray:
     if image is None or image.dtype != np.uint16 or image.ndim != 2:
         raise BadMessage(f'compressedDepth image: the data after the header is not a '
                          f'one-channel 16-bit PNG ({data.size} bytes)')
-    if encoding == '16UC1':
+    if encoding != '32FC1':  # 16 bits: millimetres
         return image.astype(np.float32) * np.float32(1e-3)
     quant_a, quant_b = float(header['quant_a']), float(header['quant_b'])
     if quant_a == 0:

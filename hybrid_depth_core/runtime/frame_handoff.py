@@ -1,10 +1,13 @@
 """Plumbing between the subscription callbacks and the inference thread, without ROS: a slot
 that keeps only the newest frame, the recent calibrations by stamp, counters for the
-once-a-second log line, and a throttle so that one bad input stream cannot flood the log."""
+once-a-second log line, a throttle so that one bad input stream cannot flood the log, and the
+rule for when failing frames mean the node must end."""
 from __future__ import annotations
 
 import threading
 import time
+
+import torch
 
 
 class LatestSlot:
@@ -41,16 +44,26 @@ class CalibrationStore:
     """The last `size` camera_info messages, by header stamp (ns). get(stamp) pairs an image
     with the calibration of its own stamp when that has arrived (cameras that change ROI or
     zoom per frame), else with the newest one (a camera that publishes it once, latched, or
-    with other stamps). A camera that stamps its calibration like its images may send the image
-    first (image_transport's CameraPublisher does): once such a pair has been seen, get() waits
-    up to `wait_s` for the image's own calibration when only older ones have arrived.
-    Thread-safe: subscription callbacks put, the inference thread gets."""
+    slower than its images, or with other stamps). A camera that stamps its calibration like
+    its images may send the image first (image_transport's CameraPublisher does): get() waits
+    up to `wait_s` for the image's own calibration only while the calibration is arriving
+    with the images, that is when each of the last FOLLOWING images got its own in time
+    (before its get(), or at most `wait_s` after it). A latched calibration, or one at 1 Hz,
+    never does that for two images in a row, so it never costs a wait, and neither does one
+    that arrives later than `wait_s`. Thread-safe: subscription callbacks put, the inference
+    thread gets."""
+
+    FOLLOWING = 2
 
     def __init__(self, size: int = 30, wait_s: float = 0.05):
         self._condition = threading.Condition()
         self._size, self._wait_s = size, wait_s
         self._by_stamp: dict[int, object] = {}  # in arrival order: the last is the newest
-        self._paired = False  # a calibration with an image's own stamp has been found
+        self._streak = 0  # consecutive images whose own calibration came in time
+        # The last image asked for: its stamp, whether its calibration was there, when asked,
+        # and how long after that its calibration arrived (None: not yet).
+        self._last: tuple[int, bool, float] | None = None
+        self._late_by: float | None = None
 
     def put(self, stamp_ns: int, info) -> None:
         with self._condition:
@@ -58,16 +71,24 @@ class CalibrationStore:
             self._by_stamp[stamp_ns] = info
             if len(self._by_stamp) > self._size:
                 del self._by_stamp[next(iter(self._by_stamp))]
+            if self._last is not None and self._last[:2] == (stamp_ns, False) \
+                    and self._late_by is None:
+                self._late_by = time.monotonic() - self._last[2]
             self._condition.notify_all()
 
     def get(self, stamp_ns: int):
         """The calibration stamped `stamp_ns`, else the newest; None before any arrived."""
         with self._condition:
-            if self._paired and stamp_ns not in self._by_stamp and self._by_stamp \
-                    and max(self._by_stamp) < stamp_ns:
+            if self._last is not None:
+                in_time = self._last[1] or (self._late_by is not None
+                                            and self._late_by <= self._wait_s)
+                self._streak = self._streak + 1 if in_time else 0
+            asked = time.monotonic()
+            if self._streak >= self.FOLLOWING and stamp_ns not in self._by_stamp \
+                    and self._by_stamp and max(self._by_stamp) < stamp_ns:
                 self._condition.wait_for(lambda: stamp_ns in self._by_stamp, self._wait_s)
             info = self._by_stamp.get(stamp_ns)
-            self._paired |= info is not None
+            self._last, self._late_by = (stamp_ns, info is not None, asked), None
             if info is None and self._by_stamp:
                 info = next(reversed(self._by_stamp.values()))
             return info
@@ -139,3 +160,29 @@ class Throttle:
                 self._last = {k: t for k, t in self._last.items() if now - t < self.period_s}
             self._last[key] = now
             return True
+
+
+class FailureLimit:
+    """When inference failures stop the node, so that `respawn` or a supervisor acts instead of
+    a node that stays up publishing nothing: after `limit` consecutive frames failed, or at once
+    on a device error (torch.AcceleratorError: a CUDA context after an illegal access or a
+    device-side assert stays broken for the life of the process). A frame served resets the
+    count; bad input is not an inference failure and is not counted here."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.consecutive = 0
+
+    def succeeded(self) -> None:
+        self.consecutive = 0
+
+    def failed(self, error: BaseException) -> str | None:
+        """Count one failed frame; the line to exit with when the node must end, else None."""
+        self.consecutive += 1
+        cause = f'{type(error).__name__}: {error}'.splitlines()[0]
+        if isinstance(error, torch.AcceleratorError):
+            return f'inference failed with a device error, which does not recover: {cause}'
+        if self.consecutive >= self.limit:
+            return (f'inference failed on {self.consecutive} frames in a row (max_failures), '
+                    f'the last with {cause}')
+        return None

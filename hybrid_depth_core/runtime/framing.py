@@ -31,6 +31,9 @@ MAX_PIXELS_RATIO = 4.0  # bounds the network input's cost for a wide or high-res
 # than this factor in width or height is far from anything the network saw (a 4:3 camera
 # through the shipped 3:1 model, 2x taller: docs/benchmarks.md).
 FAR_RATIO = 1.5
+# Neighbouring pixels of the network's depth more than this far apart (relative to the nearer)
+# are on two sides of an edge: the depth goes back to the camera by nearest neighbour there.
+EDGE_JUMP = 0.1
 
 
 @dataclass(frozen=True)
@@ -82,20 +85,38 @@ class Framing:
 
     def camera_depth(self, depth: np.ndarray) -> np.ndarray:
         """The network's depth (h, w) -> the camera's resolution (H, W), NaN where the camera's
-        pixel was cropped away."""
+        pixel was cropped away. Bilinear, but nearest neighbour wherever the network's depth
+        jumps by more than EDGE_JUMP between neighbours (depth_edges): bilinear there would
+        put points between a foreground edge and the background."""
         width, height = self.camera.width, self.camera.height
-        if self.window == (0, 0) and self.resized == self.size:  # resize only
-            return cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
         rows, cols = self.seen()
-        seen = np.ascontiguousarray(depth[rows, cols])
+        if self.window == (0, 0) and self.resized == self.size:  # resize only
+            out = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+        else:
+            out = self._warp(np.ascontiguousarray(depth[rows, cols]), cv2.INTER_LINEAR)
+        edges = depth_edges(depth, EDGE_JUMP)
+        if edges.any():
+            edges = cv2.dilate(edges.astype(np.uint8), np.ones((3, 3), np.uint8))[rows, cols]
+            near = self._warp(np.ascontiguousarray(depth[rows, cols]), cv2.INTER_NEAREST)
+            mask = self._warp(np.ascontiguousarray(edges), cv2.INTER_NEAREST) > 0
+            out[mask] = near[mask]
+        return out
+
+    def _warp(self, seen: np.ndarray, interpolation: int) -> np.ndarray:
+        """The seen part of the network's output (its `seen()` rows and columns) at the
+        camera's resolution, NaN where the camera's pixel was cropped away."""
+        width, height = self.camera.width, self.camera.height
+        rows, cols = self.seen()
         # Camera pixel u sits at (u + 0.5) sx - 0.5 in the resized image (pixel centres, as
         # cv2.resize), and at that minus the seen part's offset in `seen`.
         sx, sy = self.resized[0] / width, self.resized[1] / height
         ox, oy = self.window[0] + cols.start, self.window[1] + rows.start
         to_seen = np.array([[sx, 0, 0.5 * sx - 0.5 - ox], [0, sy, 0.5 * sy - 0.5 - oy]])
         out = cv2.warpAffine(seen, to_seen, (width, height),
-                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             flags=interpolation | cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_REPLICATE)
+        if out.dtype.kind != 'f':
+            return out
         u = (np.arange(width) + 0.5) * sx - 0.5 - ox
         v = (np.arange(height) + 0.5) * sy - 0.5 - oy
         out[:, (u < -0.5) | (u > seen.shape[1] - 0.5)] = np.nan
@@ -107,6 +128,24 @@ class Framing:
         (x, y), (width, height) = self.window, self.size
         return (slice(max(0, -y), min(height, self.resized[1] - y)),
                 slice(max(0, -x), min(width, self.resized[0] - x)))
+
+
+def depth_edges(depth: np.ndarray, jump: float) -> np.ndarray:
+    """(h, w) bool: pixels whose depth differs from one of its four neighbours by more than
+    `jump` times the nearer of the two: the two sides of a depth discontinuity, and the pixels
+    of a blurred edge between them (flying pixels). Invalid depth (NaN, <= 0) is no edge."""
+    edges = np.zeros(depth.shape, bool)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        for axis in (0, 1):
+            a, b = (np.delete(depth, -1, axis), np.delete(depth, 0, axis))
+            nearer = np.minimum(a, b)
+            step = (np.abs(a - b) > jump * nearer) & (nearer > 0)  # False where either is NaN
+            head = [slice(None)] * 2
+            head[axis] = slice(0, -1)
+            edges[tuple(head)] |= step
+            head[axis] = slice(1, None)
+            edges[tuple(head)] |= step
+    return edges
 
 
 def plan(camera: PinholeCamera, input_size: tuple[int, int],

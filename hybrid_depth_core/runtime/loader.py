@@ -1,5 +1,5 @@
-"""The network behind the node: a trained checkpoint, or a randomly initialised one (weights
-empty) that exercises every topic without meaningful depth."""
+"""The network behind the node: a trained checkpoint, or, asked for explicitly (random_weights),
+a randomly initialised one that exercises every topic without meaningful depth."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -22,16 +22,22 @@ def load_predictor(config: NodeConfig, warn: Callable[[str], None] | None = None
     `compile` compiles before the first image rather than on it. `warn` receives what the
     predictor has to say (a camera far from the training one; default: stderr)."""
     options = {} if warn is None else {'warn': warn}
+    if not config.weights and not config.random_weights:
+        raise UserError('parameter weights is empty: give the checkpoint to run (weights:='
+                        '/path/to/last.pt); a random network publishes phantom obstacles, so it '
+                        'runs only when asked for with random_weights:=true')
     if config.weights:
         predictor = DepthPredictor.from_checkpoint(config.weights, config.device,
                                                    config.precision, config.depth_scale,
-                                                   compile=config.compile, **options)
+                                                   compile=config.compile,
+                                                   edge_filter=config.edge_filter, **options)
     else:
         torch.manual_seed(0)  # the same random network every run
         model = DepthModel(DepthModelConfig(arch='hybrid', multi_frame=False))
         predictor = DepthPredictor(model, None, RANDOM_INPUT_SIZE, pick_device(config.device),
                                    config.precision, config.depth_scale,
-                                   compile=config.compile, **options)
+                                   compile=config.compile, edge_filter=config.edge_filter,
+                                   **options)
     try:
         predictor.warm_up(multi_frame=not config.single_frame)
     except RuntimeError as error:  # CUDA out of memory, unsupported dtype on this device...

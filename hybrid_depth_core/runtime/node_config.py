@@ -40,8 +40,11 @@ def _param(default, description: str, choices: tuple[str, ...] = (), minimum=Non
 @dataclass(frozen=True)
 class NodeConfig:
     weights: str = _param(
-        '', 'checkpoint (.pt) written by hybrid-depth train; empty = a randomly initialised '
-        'network, for testing the plumbing only')
+        '', 'checkpoint (.pt) written by hybrid-depth train; required (the node refuses to '
+        'start without one, unless random_weights)')
+    random_weights: bool = _param(
+        False, 'with weights empty, run a randomly initialised network instead of refusing to '
+        'start: meaningless depth and points, for testing topics and RViz only')
     device: str = _param(
         'auto', 'inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N')
     precision: str = _param('fp32', 'autocast precision: fp32, bf16, or fp16 (CUDA only)',
@@ -72,6 +75,10 @@ class NodeConfig:
         1.0, 'factor applied to the network depth: 1 for a metric checkpoint (trained with '
         'measured motion); a relative one is up to scale (e.g. the median scale ratio '
         'hybrid-depth evaluate reports)', minimum=0.0001, maximum=10000.0)
+    edge_filter: float = _param(
+        0.1, 'drop depth and points (NaN) where the network\'s depth jumps by more than this '
+        'fraction between neighbouring pixels: the flying pixels between a foreground edge and '
+        'the background; 0 = keep them', minimum=0.0, maximum=100.0)
     cloud_stride: int = _param(
         1, 'keep every n-th pixel of every n-th row in depth/points (1 = every pixel)', minimum=1,
         maximum=64)
@@ -80,6 +87,10 @@ class NodeConfig:
     single_frame: bool = _param(
         False, 'never match against an earlier frame (keyframe), even with a multi-frame '
         'checkpoint')
+    max_failures: int = _param(
+        50, 'consecutive frames whose inference fails before the node exits with an error, so '
+        'that respawn or a supervisor acts; a device error (CUDA) exits at once',
+        minimum=1, maximum=100000)
     fallback_fov: float = _param(
         0.0, 'horizontal field of view (degrees) assumed while no valid camera_info arrives; '
         '0 = off (wait for camera_info)', minimum=0.0, maximum=170.0)

@@ -18,7 +18,7 @@ from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.geometry import invert_transform
 from hybrid_depth_core.networks import DepthModel, PoseNet, disp_to_depth
-from hybrid_depth_core.runtime.framing import Framing, far_from_training, plan
+from hybrid_depth_core.runtime.framing import Framing, depth_edges, far_from_training, plan
 
 # Multi-frame inference matches a frame against a keyframe of the same sequence: a gap longer
 # than this between consecutive frames starts a new sequence (older frames differ too much for
@@ -75,7 +75,8 @@ class DepthPredictor:
                  device: torch.device, precision: str = 'fp32', depth_scale: float = 1.0,
                  memory_format: torch.memory_format | None = None, compile: bool = False,
                  metric: bool = False, focal: tuple[float, float] | None = None,
-                 warn: Callable[[str], None] = _print_warning, window_heights=()):
+                 warn: Callable[[str], None] = _print_warning, window_heights=(),
+                 edge_filter: float = 0.0):
         # metric: the network learnt metres from measured motion (a checkpoint's 'scale');
         # otherwise its depth is up to a scale that depth_scale must supply.
         self.metric = metric
@@ -83,6 +84,10 @@ class DepthPredictor:
         # resized to input_size, aspect ratio or not.
         self.focal = None if focal is None else (float(focal[0]), float(focal[1]))
         self.window_heights = tuple(window_heights)  # other view heights it trained on
+        # > 0: the network's depth is dropped (NaN) where it jumps by more than this fraction
+        # between neighbouring pixels (framing.depth_edges): flying pixels, kept out of what
+        # the node publishes; 0 (evaluation): every pixel is kept
+        self.edge_filter = float(edge_filter)
         self.warn = warn  # says once per camera what the caller should know (a far camera)
         self._framings: dict[tuple, Framing] = {}
         self._warned: set[str] = set()
@@ -118,7 +123,8 @@ class DepthPredictor:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = 'auto', precision: str = 'fp32',
                         depth_scale: float = 1.0, compile: bool = False,
-                        warn: Callable[[str], None] = _print_warning) -> DepthPredictor:
+                        warn: Callable[[str], None] = _print_warning,
+                        edge_filter: float = 0.0) -> DepthPredictor:
         state = load_checkpoint(path)
         section = model_section(state, where=str(path))
         weights = state.get('objective', {})
@@ -133,7 +139,7 @@ class DepthPredictor:
                             f'({one_line(error)})') from None
         return cls(model, pose, section.input_size, pick_device(device), precision, depth_scale,
                    compile=compile, metric=section.metric, focal=section.focal, warn=warn,
-                   window_heights=section.window_heights)
+                   window_heights=section.window_heights, edge_filter=edge_filter)
 
     @property
     def multi_frame(self) -> bool:
@@ -258,6 +264,8 @@ class DepthPredictor:
             turn = torch.from_numpy(np.asarray(turn, np.float32))[None].to(self.device)
         depth, features = self.step(image, K_model, previous, turn)
         depth = (depth[0, 0].cpu().numpy() * self.depth_scale).astype(np.float32)
+        if self.edge_filter > 0:
+            depth[depth_edges(depth, self.edge_filter)] = np.nan
         depth = (framing.camera_depth(depth) if resolution == 'input'
                  else framing.network_depth(depth))
         return depth, StreamFrame(image, features, (height, width))

@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         print_metrics(result, predictor)
     if 'road' in result:
         print_road(result['road'])
+    if result.get('note'):
+        print(f'note: {result["note"]}')
     if result.get('skipped'):
         print(f'warning: {result["skipped"]}')
     result['metric_checkpoint'] = predictor.metric

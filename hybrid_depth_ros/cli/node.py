@@ -23,8 +23,9 @@ def add_parser(subparsers) -> None:
                     'shortcuts for ROS arguments; anything after -- is passed to ROS as is, '
                     'e.g. -- --ros-args -p cloud_stride:=4.')
     parser.add_argument('--weights', type=Path,
-                        help='checkpoint from hybrid-depth train (default: the parameter, '
-                             'empty = random network for plumbing tests)')
+                        help='checkpoint from hybrid-depth train (default: the parameter; '
+                             'required: a random network only with -- --ros-args -p '
+                             'random_weights:=true)')
     parser.add_argument('--params-file', type=Path, help='ROS parameter YAML file')
     parser.add_argument('--device', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--image', help='remap the image topic (e.g. /camera/image_raw)')

@@ -40,7 +40,8 @@ def add_parser(subparsers) -> None:
     bags = parser.add_argument_group('training from recorded bags (sets data.source=bag)')
     bags.add_argument('--bag', type=Path, action='append', default=[],
                       help='a rosbag2 directory or file (sqlite3 or MCAP); repeat for more')
-    bags.add_argument('--image-topic', help="default: the bag's only image topic")
+    bags.add_argument('--image-topic', help="default: the bag's only camera image topic (depth "
+                                            "topics are never the camera)")
     bags.add_argument('--camera-info-topic', help="default: the image topic's camera_info")
     bags.add_argument('--intrinsics', type=Path,
                       help='intrinsics YAML for bags without camera_info')
@@ -89,6 +90,11 @@ def run(args: argparse.Namespace) -> int:
         config = with_data(config, **{k: v for k, v in motion.items() if v is not None})
     if args.bag:
         config = with_bags(config, args)
+    if args.span is not None:  # for --bag, or for the bags a config names
+        if config.data.source != 'bag':
+            raise UserError(f'--span takes a part of each recorded bag; data.source is '
+                            f'{config.data.source} (give --bag)')
+        config = with_data(config, span=args.span)
     path = train(config, args.out, max_steps=args.max_steps, minutes=args.minutes,
                  resume=args.resume, device=args.device, init=args.init)
     print(f'checkpoint: {path}')
@@ -99,7 +105,7 @@ def with_bags(config, args: argparse.Namespace):
     """The config with data.source=bag and the bag options of the command line."""
     chosen = {'image_topic': args.image_topic, 'camera_info_topic': args.camera_info_topic,
               'intrinsics': args.intrinsics and str(args.intrinsics),
-              'allow_partial_bags': args.allow_partial_bags or None, 'span': args.span}
+              'allow_partial_bags': args.allow_partial_bags or None}
     return with_data(config, source='bag', bags=tuple(str(bag) for bag in args.bag),
                      **{k: v for k, v in chosen.items() if v is not None})
 
