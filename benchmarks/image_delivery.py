@@ -80,23 +80,27 @@ def subscriber(qos_name: str, compressed: bool, seconds: float) -> None:
 
 
 def run_case(width: int, height: int, rate: float, seconds: float, compressed: bool,
-             qos: str, profile: Path | None) -> dict:
+             qos: str, profile: Path | None, side: str = 'both') -> dict:
     env = {**os.environ, 'ROS_DOMAIN_ID': str(random.SystemRandom().randint(1, 100)),
            'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
     env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
     env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
+    with_profile = dict(env)
     if profile is not None:
-        env['FASTRTPS_DEFAULT_PROFILES_FILE'] = str(profile.resolve())
+        with_profile['FASTRTPS_DEFAULT_PROFILES_FILE'] = str(profile.resolve())
+    camera_env = with_profile if side in ('both', 'camera') else env
+    subscriber_env = with_profile if side in ('both', 'subscriber') else env
     me = [sys.executable, __file__]
     listener = subprocess.Popen(me + ['--role', 'subscriber', '--qos', qos,
                                       '--seconds', str(seconds + 8)]
                                 + (['--compressed'] if compressed else []),
-                                env=env, stdout=subprocess.PIPE, text=True)
+                                env=subscriber_env, stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)
     sender = subprocess.run(me + ['--role', 'camera', '--sizes', f'{width}x{height}',
                                   '--rate', str(rate), '--seconds', str(seconds)]
                             + (['--compressed'] if compressed else []),
-                            env=env, capture_output=True, text=True, timeout=seconds + 60)
+                            env=camera_env, capture_output=True, text=True,
+                            timeout=seconds + 60)
     out, _ = listener.communicate(timeout=60)  # it ends by itself, after the camera
     sent = json.loads(sender.stdout.strip().splitlines()[-1])['sent']
     lines = [line for line in (out or '').splitlines() if line.startswith('{')]
@@ -113,7 +117,9 @@ def main():
     parser.add_argument('--qos', nargs='+', default=['best_effort:1'],
                         help='subscriber QoS, RELIABILITY:DEPTH (best_effort or reliable)')
     parser.add_argument('--compressed', action='store_true')
-    parser.add_argument('--profile', type=Path, help='a Fast DDS XML profile for both sides')
+    parser.add_argument('--profile', type=Path, help='a Fast DDS XML profile')
+    parser.add_argument('--profile-side', choices=('both', 'camera', 'subscriber'),
+                        default='both', help='which process gets --profile')
     args = parser.parse_args()
     if args.role == 'camera':
         width, height = map(int, args.sizes[0].split('x'))
@@ -121,7 +127,8 @@ def main():
     if args.role == 'subscriber':
         return subscriber(args.qos[0], args.compressed, args.seconds)
     transport = 'JPEG CompressedImage' if args.compressed else 'rgb8 Image'
-    setting = f'profile {args.profile}' if args.profile else 'default middleware settings'
+    setting = (f'profile {args.profile} ({args.profile_side})' if args.profile
+               else 'default middleware settings')
     print(f'{transport}, {args.rate:g} Hz for {args.seconds:g} s, {setting}')
     print('| camera | subscriber QoS | published | reached the callback | share |')
     print('|---|---|---|---|---|')
@@ -129,7 +136,7 @@ def main():
         width, height = map(int, size.split('x'))
         for qos in args.qos:
             result = run_case(width, height, args.rate, args.seconds, args.compressed, qos,
-                              args.profile)
+                              args.profile, args.profile_side)
             share = (f'{100 * result["received"] / result["sent"]:.1f}%'
                      if result['received'] is not None else 'n/a')
             print(f'| {size} | {qos} | {result["sent"]} | {result["received"]} | {share} |',

@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 import yaml
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -45,6 +46,7 @@ from hybrid_depth_core.data.bag_reader import Bag
 from hybrid_depth_core.data.storage import bag_file_writer
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.evaluation.metrics import valid_mask
 from hybrid_depth_core.messages.builders import TYPESTORE
 from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.messages.images import image_to_rgb
@@ -53,7 +55,9 @@ from hybrid_depth_core.runtime.node_config import (COLORIZED_TOPIC, DEPTH_INFO_T
                                                    POINTS_TOPIC, NodeConfig)
 from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_core.runtime.framing import plan
+from hybrid_depth_ros.node import DIAGNOSTICS_TOPIC
 from hybrid_depth_ros.play import play
+from hybrid_depth_ros.shipped_files import with_large_images_profile
 
 NAMESPACE = '/camera'
 DEPTH, COLORIZED, POINTS = (f'{NAMESPACE}/{topic}'
@@ -65,6 +69,7 @@ OUTPUTS = {DEPTH: ('sensor_msgs/msg/Image', Image),
 NODE_START_TIMEOUT_S = 180.0  # includes building the fused kernel on a first run
 DRAIN_TIMEOUT_S = 10.0        # after the replay, the longest the node gets to finish
 QUIET_S = 2.0                 # ... and it is done once nothing new arrived for this long
+NODE_REPORT_S = 2.5           # the node reports its counts on /diagnostics once a second
 EVALUATION = Protocol(max_depth=80.0, median_scaling=False)
 SECOND_CAMERA = 'second_camera'  # its metrics' key and its recordings' directory
 
@@ -88,6 +93,10 @@ class DemoConfig:
 def run_demo(config: DemoConfig, log=print) -> dict:
     """Write config.out (a new directory, complete or not at all) and return the metrics: the
     main camera's at the top level, the second camera's under 'second_camera'."""
+    # The player (this process) and the node publish camera-sized messages: over shared memory
+    # with a segment that holds them (config/fastdds_large_images.xml). Fast DDS reads it when
+    # the process's first participant is made, so for the whole process, from here on.
+    os.environ.update(with_large_images_profile(os.environ))
     if not config.weights.is_file():
         raise UserError(f'model weights {config.weights} do not exist')
     cameras = [(DriveConfig(width=config.width, height=config.height, frames=config.frames,
@@ -163,10 +172,21 @@ class Recorder:
     def __init__(self, node):
         self.messages: deque[_Received] = deque()
         self.image_arrivals: dict[int, float] = {}
+        # The node's own counts, from its /diagnostics: images that reached its callback, and
+        # those it skipped because a newer one came first (the newest status).
+        self.node_counts: dict[str, str] = {}
+        self.node_counts_at = 0.0  # when they arrived (time.monotonic() in this process)
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         for topic, (msgtype, kind) in OUTPUTS.items():
             node.create_subscription(kind, topic, self._store(topic, msgtype), qos, raw=True)
         node.create_subscription(Image, IMAGE_TOPIC, self._on_image, qos, raw=True)
+        node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, message) -> None:
+        for status in message.status:
+            if status.name.startswith(f'{NAMESPACE}/'):
+                self.node_counts = {kv.key: kv.value for kv in status.values}
+                self.node_counts_at = time.monotonic()
 
     def _store(self, topic: str, msgtype: str):
         def callback(raw: bytes) -> None:
@@ -254,6 +274,10 @@ def run_node_on_bag(weights: Path, bag: Path, params_file: Path | None = None,
                 break
             time.sleep(0.1)
         time.sleep(0.5)  # the points and colorized image of the last frame
+        # the node's counts cover the whole replay in a status sent after it
+        replayed, deadline = time.monotonic(), time.monotonic() + NODE_REPORT_S
+        while recorder.node_counts_at < replayed and time.monotonic() < deadline:
+            time.sleep(0.1)
         executor.shutdown()
         if process.poll() is not None:
             raise UserError(f'the depth node exited during the replay: {_last_words(node_log)}')
@@ -336,14 +360,17 @@ def _read_drive(bag: Path) -> _Drive:
 def _score(drive: _Drive, recorder: Recorder, published: int) -> dict:
     depths = _by_stamp(recorder, DEPTH)
     scores = Accumulator(EVALUATION)
+    truth_pixels = covered = 0
     for stamp, received in sorted(depths.items()):
         if stamp not in drive.truths:
             continue
         prediction = depth_to_metres(TYPESTORE.deserialize_cdr(received.raw,
                                                                'sensor_msgs/msg/Image'))
-        # NaN where the node vouches for no depth (outside min_depth-max_depth): scored as
-        # the far end of the evaluated range.
-        prediction = np.nan_to_num(prediction, nan=EVALUATION.max_depth)
+        # NaN where the node vouches for no depth (outside min_depth-max_depth, or dropped as
+        # a flying pixel by edge_filter): left out of the scores, and counted in the coverage.
+        truth = valid_mask(drive.truths[stamp], EVALUATION)
+        truth_pixels += int(truth.sum())
+        covered += int((truth & np.isfinite(prediction)).sum())
         scores.add(prediction, drive.truths[stamp])
     if not scores.per_image:
         raise UserError(f'the node published no depth for any of the {published} images')
@@ -354,10 +381,18 @@ def _score(drive: _Drive, recorder: Recorder, published: int) -> dict:
                 'p90_ms': float(np.percentile(values, 90))} if len(values) else None
 
     result = scores.summary()
+    counts = recorder.node_counts
     return {
         'frames_published': published,
+        # what the node's /diagnostics counted: images that reached its subscription callback,
+        # and of those, the ones it left because a newer image came while it was busy
+        'frames_reached_node': int(counts['images received']) if counts else None,
+        'frames_skipped_by_node': (int(counts['images skipped (a newer one came first)'])
+                                   if counts else None),
         'frames_with_depth': len(depths),
         'frames_dropped': published - len(depths),
+        # of the pixels with ground truth (under the 80 m cap), the share with depth published
+        'depth_coverage': covered / max(truth_pixels, 1),
         'metric_depth': result['unscaled'],
         'median_scaled': result['median_scaled'],
         'scale_ratio_median': result['scale_median'],

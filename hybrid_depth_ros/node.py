@@ -3,8 +3,10 @@ and a point cloud out.
 
 Subscription callbacks only store the newest image (and the recent camera_info messages, by
 stamp); one inference thread takes the image, pairs it with its calibration, runs the pipeline
-and publishes, so a model slower than the camera drops frames (counted) instead of queuing them.
-Bad input is logged (throttled, naming the problem) and skipped.
+and publishes, so a model slower than the camera skips frames (counted) instead of queuing
+them. Bad input is logged (throttled, naming the problem) and skipped; inference that keeps
+failing ends the node with an error (max_failures). Once a second: a log line and a status on
+/diagnostics.
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverridingOptions
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from std_msgs.msg import Header
 
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.header import stamp_ns
@@ -36,15 +40,11 @@ from hybrid_depth_core.runtime.node_config import (CAMERA_INFO_TOPIC, COLORIZED_
                                                    DEPTH_INFO_TOPIC, DEPTH_TOPIC, IMAGE_TOPIC,
                                                    NODE_NAME, PARAMETERS, POINTS_TOPIC, NodeConfig)
 from hybrid_depth_core.runtime.loader import describe, load_predictor
+from hybrid_depth_core.runtime.node_health import health
 from hybrid_depth_core.runtime.pipeline import DepthPipeline, NoCameraInfo, Outputs
 from hybrid_depth_core.runtime.frame_handoff import (CalibrationStore, FailureLimit,
                                                      LatestSlot, Stats, Throttle)
 
-# Best effort matches reliable and best-effort publishers alike; depth 1 because only the
-# newest image is ever used.
-IMAGE_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
-                       reliability=ReliabilityPolicy.BEST_EFFORT,
-                       durability=DurabilityPolicy.VOLATILE)
 # camera_info: a few deep, so that a calibration is not overwritten in the queue by the next
 # one before the executor stores it for pairing by stamp.
 INFO_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
@@ -60,6 +60,7 @@ LATCHED_INFO_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                               reliability=ReliabilityPolicy.RELIABLE,
                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ERROR_PERIOD_S = 5.0  # the same problem is logged again at most this often
+DIAGNOSTICS_TOPIC = '/diagnostics'  # absolute, as diagnostic_updater publishes
 # How long shutting down waits for the inference thread: within ros2 launch's default 5 s
 # between SIGINT and SIGTERM.
 STOP_TIMEOUT_S = 3.0
@@ -90,6 +91,15 @@ def declare_parameters(node: Node) -> NodeConfig:
             reason = str(error).removesuffix(f': {param.name}')
             raise UserError(f'parameter {param.name}: {reason}') from None
     return NodeConfig.from_values(values)
+
+
+def input_qos() -> QoSProfile:
+    """The image subscription's default QoS: best effort matches reliable and best-effort
+    publishers alike; depth 1 because only the newest image is ever used. A new profile per
+    subscription: rclpy writes the qos_overrides parameters into the profile it is given."""
+    return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                      reliability=ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
 
 
 def output_qos() -> QoSProfile:
@@ -138,6 +148,7 @@ class DepthNode(Node):
         if warning:
             log.warning(warning)
         self._pipeline = DepthPipeline(predictor, config)
+        self._device = str(predictor.device)
         self._slot, self._infos = LatestSlot(), CalibrationStore()
         self._stats = Stats(multi_frame=predictor.multi_frame and not config.single_frame)
         self._throttle = Throttle(ERROR_PERIOD_S)
@@ -156,12 +167,18 @@ class DepthNode(Node):
             image_topic, image_type = image_topic + '/compressed', CompressedImage
         else:
             image_type = Image
-        self.create_subscription(image_type, image_topic, self._on_image, IMAGE_QOS)
+        self._overridable(lambda options: self.create_subscription(
+            image_type, image_topic, self._on_image, input_qos(),
+            qos_overriding_options=options), image_topic)
         self.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, self._on_info, INFO_QOS)
         self._latched_info = None
         self._latch_watch = self.create_timer(LATCH_CHECK_S, self._watch_for_latched_info)
         self._watch_for_latched_info()
-        self.create_timer(1.0, self._log_stats)
+        self._input_topic = image_topic
+        self._waiting: str | None = None  # what the node waits for (a camera_info)
+        self._bad_input: str | None = None  # the last bad input's problem
+        self._diagnostics = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self.create_timer(1.0, self._report_health)
 
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._serve, name='hybrid_depth_inference',
@@ -175,11 +192,14 @@ class DepthNode(Node):
     def _create_output(self, kind, topic: str):
         """A publisher with output_qos(), overridable by ROS 2's standard parameters
         qos_overrides.<resolved topic>.publisher.{reliability,depth,history}."""
+        return self._overridable(lambda options: self.create_publisher(
+            kind, topic, output_qos(), qos_overriding_options=options), topic)
+
+    def _overridable(self, create, topic: str):
+        """create(qos_overriding_options) with ROS 2's standard qos_overrides parameters for
+        the endpoint (.publisher. or .subscription.), their errors as one line."""
         try:
-            return self.create_publisher(
-                kind, topic, output_qos(),
-                qos_overriding_options=QoSOverridingOptions.with_default_policies(
-                    callback=_valid_depth))
+            return create(QoSOverridingOptions.with_default_policies(callback=_valid_depth))
         except ParameterException as error:  # a value of the wrong type; the text names it
             raise UserError(str(error).rsplit(': ', 1)[0]) from None
         except InvalidQosOverridesError as error:
@@ -217,8 +237,9 @@ class DepthNode(Node):
             self.get_logger().warning(
                 'the camera driver sends header.stamp 0: frames are timed by their arrival '
                 'for matching against earlier frames; published headers keep stamp 0')
+        self._stats.received()
         if self._slot.put((msg, time.monotonic(), received_ns)):
-            self._stats.dropped()
+            self._stats.skipped()
 
     def _on_info(self, msg: CameraInfo) -> None:
         self._infos.put(stamp_ns(msg), msg)
@@ -256,22 +277,27 @@ class DepthNode(Node):
         self._busy_since = time.monotonic()
         try:
             info = self._infos.get(stamp_ns(image))
+            if info is not None:
+                self._waiting = None
             outputs = self._pipeline.process(image, info, received_ns)
             if not self.context.ok():
                 return  # shutting down: the publishers are going away
             self._publish(outputs)
         except NoCameraInfo as error:
+            self._waiting = str(error)
             if not self._warned_no_info:
                 self._warned_no_info = True
                 self.get_logger().warning(str(error))
         except BadMessage as error:
+            self._bad_input = str(error)
             self._report(f'bad input: {error}')
         except Exception as error:  # one frame does not end the node; failing ones do
             if self.context.ok():
-                self._report(f'frame failed: {type(error).__name__}: {error}')
+                self._report(f'frame failed: {type(error).__name__}: {error}', bad_input=False)
                 self._fail(error)
         else:
             self._failures.succeeded()
+            self._waiting = None
             self._stats.served(time.monotonic() - received, outputs.used_previous)
         finally:
             self._busy_since = None
@@ -282,6 +308,7 @@ class DepthNode(Node):
         fatal = self._failures.failed(error)
         if fatal is not None and self.fatal is None:
             self.fatal = fatal
+            self.get_logger().fatal(f'{fatal}; exiting')
             self._stop.set()
             self.context.try_shutdown()
 
@@ -298,25 +325,45 @@ class DepthNode(Node):
             self.get_logger().info(f'first depth image published: {depth["width"]}x'
                                    f'{depth["height"]} in frame {depth["header"].frame_id!r}')
 
-    def _report(self, message: str) -> None:
-        self._stats.bad()
+    def _report(self, message: str, bad_input: bool = True) -> None:
+        (self._stats.bad if bad_input else self._stats.failed)()
         if self._throttle.ready(message):
             self.get_logger().error(message)
 
-    def _log_stats(self) -> None:
-        line = self._stats.report()
+    def _report_health(self) -> None:
+        """Once a second: the log line and /diagnostics."""
+        interval = self._stats.take_interval()
+        line = interval.line(self._stats.multi_frame)
         if line is not None:
             self.get_logger().info(line)
+        last, device = self._stats.last_received, self._device
+        state = health(interval, dict(self._stats.totals),
+                       None if last is None else time.monotonic() - last,
+                       self._failures.last_cause, self._waiting, device, self._input_topic,
+                       self._bad_input)
+        status = DiagnosticStatus(
+            level=bytes([state.level]), name=f'{self.get_fully_qualified_name()}: depth',
+            message=state.message, hardware_id=device,
+            values=[KeyValue(key=key, value=value) for key, value in state.values.items()])
+        stamp = self.get_clock().now().to_msg()
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=stamp), status=[status]))
 
 
 def _image(fields: dict) -> Image:
-    # array.array: rclpy's setter takes it without checking every byte in Python.
-    return Image(**{**fields, 'data': array.array('B', fields['data'])})
+    return Image(**{**fields, 'data': _byte_array(fields['data'])})
 
 
 def _cloud(fields: dict) -> PointCloud2:
     return PointCloud2(**{**fields, 'fields': [PointField(**f) for f in fields['fields']],
-                          'data': array.array('B', fields['data'])})
+                          'data': _byte_array(fields['data'])})
+
+
+def _byte_array(data) -> array.array:
+    """bytes or a memoryview as array.array('B'), copied once: rclpy's setter takes that
+    without checking every byte in Python (and would iterate a memoryview)."""
+    values = array.array('B')
+    values.frombytes(data)
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -138,7 +138,8 @@ def test_makefile_setup_does_nothing_the_second_time():
 
 WITHOUT_ROS = '''
 import sys
-ROS = ('rclpy', 'rcl_interfaces', 'sensor_msgs', 'std_msgs', 'builtin_interfaces')
+ROS = ('rclpy', 'rcl_interfaces', 'sensor_msgs', 'std_msgs', 'builtin_interfaces',
+       'diagnostic_msgs')
 
 
 class NoRos:

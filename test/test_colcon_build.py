@@ -43,7 +43,8 @@ def test_install_tree_has_the_ros_layout(workspace):
     share = prefix / 'share' / PACKAGE
     assert (share / 'package.xml').read_text() == (REPO / 'package.xml').read_text()
     for installed in ('launch/depth.launch.py', 'config/depth_node.yaml', 'config/demo.yaml',
-                      'rviz/depth.rviz', 'models/hybrid_synthetic.pt', 'models/README.md'):
+                      'config/fastdds_large_images.xml', 'rviz/depth.rviz',
+                      'models/hybrid_synthetic.pt', 'models/README.md'):
         assert (share / installed).is_file(), installed
     # The fused matching kernel's source is built on first use: it must be installed.
     assert list(prefix.rglob('hybrid_depth_core/networks/plane_sweep.cpp')), 'plane_sweep.cpp'
@@ -60,7 +61,7 @@ def test_setup_bash_sets_the_environment_and_the_installed_command_runs(workspac
     script = (f'source {ws}/install/setup.bash && echo "$AMENT_PREFIX_PATH" && '
               f'{sys.executable} -S {prefix}/lib/{PACKAGE}/hybrid-depth --version && '
               f'{sys.executable} -S -c "import hybrid_depth_ros.cli as c; print(c.__file__)" && '
-              f'{sys.executable} -S -c "from hybrid_depth_ros.cli.demo import shipped; '
+              f'{sys.executable} -S -c "from hybrid_depth_ros.shipped_files import shipped; '
               f'print(shipped(\'models/hybrid_synthetic.pt\'))"')
     env = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'HOME': str(ws)}
     result = subprocess.run(['bash', '-c', script], env=env, cwd=ws, capture_output=True,

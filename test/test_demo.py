@@ -30,6 +30,10 @@ def test_demo_runs_the_node_over_ros_and_reports_what_it_published(checkpoint, t
     assert sum('published 6 images' in line for line in lines) == 2, lines
     assert metrics['frames_published'] == FRAMES
     assert metrics['frames_with_depth'] + metrics['frames_dropped'] == FRAMES
+    # every image reached the node (the shipped middleware profile); it served or skipped
+    # each of them for a newer one (or, the first, had no camera_info yet)
+    assert metrics['frames_reached_node'] == FRAMES
+    assert metrics['frames_with_depth'] + metrics['frames_skipped_by_node'] <= FRAMES
     assert metrics['frames_with_depth'] >= 3
     assert metrics['latency_image_to_depth']['median_ms'] > 0
     assert json.loads((out / 'metrics.json').read_text()) == metrics
@@ -54,18 +58,22 @@ def test_demo_runs_the_node_over_ros_and_reports_what_it_published(checkpoint, t
     assert counts['/camera/depth/points'] >= 1 and counts['/camera/depth/colorized'] >= 1
     assert (depth[0].width, depth[0].height, depth[0].encoding) == (128, 64, '32FC1')
     # The reported AbsRel is the recorded depth's against the drive's ground truth, computed
-    # here again by the textbook formula (NaN = no depth, scored at the 80 m cap).
+    # here again by the textbook formula, over the pixels with depth (NaN = none: counted in
+    # the coverage instead).
     with AnyReader([out / 'sample_drive']) as reader:
         truth = {stamp_ns(m): depth_to_metres(m) for m in (
             reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(
                 connections=[c for c in reader.connections if c.topic == DEPTH_GT_TOPIC]))}
-    errors = []
+    errors, covered, pixels = [], 0, 0
     for message in depth:
         gt, predicted = truth[stamp_ns(message)], depth_to_metres(message)
         valid = np.isfinite(gt) & (gt > 1e-3) & (gt < 80)
-        predicted = np.clip(np.nan_to_num(predicted[valid], nan=80.0), 1e-3, 80)
-        errors.append(np.mean(np.abs(predicted - gt[valid]) / gt[valid]))
+        scored = valid & np.isfinite(predicted)
+        pixels, covered = pixels + valid.sum(), covered + scored.sum()
+        predicted = np.clip(predicted[scored], 1e-3, 80)
+        errors.append(np.mean(np.abs(predicted - gt[scored]) / gt[scored]))
     assert metrics['metric_depth']['abs_rel'] == pytest.approx(np.mean(errors), rel=1e-6)
+    assert metrics['depth_coverage'] == pytest.approx(covered / pixels)
 
     montage = cv2.imread(str(out / 'montage.png'))
     # The main camera's column, and the second's beside it at half the width (64x48 panels).

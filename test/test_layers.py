@@ -10,7 +10,8 @@ import hybrid_depth_core
 
 CORE = Path(hybrid_depth_core.__file__).parent
 ROS_MODULES = ('rclpy', 'rosidl_runtime_py', 'sensor_msgs', 'std_msgs', 'geometry_msgs',
-               'builtin_interfaces', 'launch', 'launch_ros', 'rmw_implementation')
+               'diagnostic_msgs', 'builtin_interfaces', 'launch', 'launch_ros',
+               'rmw_implementation')
 
 
 def core_sources() -> dict[str, str]:

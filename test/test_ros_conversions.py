@@ -312,7 +312,11 @@ def test_binning_and_region_of_interest_as_rep_104_and_image_geometry(binning, r
     assert rectifier is None and (camera.width, camera.height) == size
     np.testing.assert_allclose([camera.fx, camera.fy, camera.cx, camera.cy],
                                [100.0 / binning[0], 110.0 / binning[1], *principal])
-    with pytest.raises(BadMessage, match=f'describes a {size[0]}x{size[1]} image.*binned'):
+    how = ', '.join(([f'its {roi[2]}x{roi[3]} region of interest at {roi[0]}, {roi[1]}']
+                     if any(roi) else []) + ([f'binned {binning[0]}x{binning[1]}']
+                                             if binning != (1, 1) else []))
+    with pytest.raises(BadMessage, match=f'describes a {size[0]}x{size[1]} image \\({how}, '
+                                         f'of a 128x64 sensor\\) but the image is 128x64'):
         camera_from_info(message, 128, 64)  # the full sensor's size is not this image's
     # Distorted: a point the raw reduced image shows at the reduced raw camera's projection
     # lands, rectified, where the reduced pinhole camera projects it.

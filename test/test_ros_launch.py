@@ -1,6 +1,7 @@
-"""launch/depth.launch.py and rviz/depth.rviz: every launch argument reaches a real node
-parameter, remapping or RViz option; the RViz config shows the node's topics in the camera
-frame; setup.py installs both. launch_ros is not installable here, so one test runs the launch
+"""launch/depth.launch.py, launch/two_cameras.launch.py and rviz/depth.rviz: every launch
+argument reaches a real node parameter, remapping, environment or RViz option; two cameras get
+a namespace each; the RViz config shows the node's topics in the camera frame; setup.py
+installs them. launch_ros is not installable here, so one test runs the launch
 file against stand-ins that record what it builds, and one loads it through launch_ros where
 that is importable."""
 import importlib.util
@@ -18,7 +19,9 @@ from hybrid_depth_core.runtime import node_config as config
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / 'launch' / 'depth.launch.py'
-ARGUMENTS = {'params_file', 'weights', 'device', 'image', 'camera_info', 'rviz', 'fixed_frame'}
+ARGUMENTS = {'params_file', 'weights', 'device', 'image', 'camera_info', 'rviz', 'fixed_frame',
+             'namespace', 'node_name', 'use_sim_time', 'dds_profile'}
+TWO_CAMERAS = REPO / 'launch' / 'two_cameras.launch.py'
 
 
 class Recorded:
@@ -36,8 +39,10 @@ class LaunchConfiguration(Recorded):
 def stand_in_modules():
     modules = {}
     contents = {'launch': ['LaunchDescription'],
-                'launch.actions': ['DeclareLaunchArgument', 'OpaqueFunction'],
+                'launch.actions': ['DeclareLaunchArgument', 'OpaqueFunction', 'GroupAction',
+                                   'IncludeLaunchDescription'],
                 'launch.conditions': ['IfCondition'],
+                'launch.launch_description_sources': ['PythonLaunchDescriptionSource'],
                 'launch.substitutions': ['PathJoinSubstitution'],
                 'launch_ros': [], 'launch_ros.actions': ['Node'],
                 'launch_ros.substitutions': ['FindPackageShare']}
@@ -46,11 +51,25 @@ def stand_in_modules():
         for cls in classes:
             setattr(module, cls, type(cls, (Recorded,), {}))
     modules['launch.substitutions'].LaunchConfiguration = LaunchConfiguration
+    modules['launch.substitutions'].EnvironmentVariable = type('EnvironmentVariable',
+                                                               (Recorded,), {})
     return modules
 
 
-def load_launch_file():
-    spec = importlib.util.spec_from_file_location('depth_launch', LAUNCH_FILE)
+class Context(dict):
+    """A launch context's configurations that remembers which ones were read."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read = set()
+
+    def __getitem__(self, name):
+        self.read.add(name)
+        return super().__getitem__(name)
+
+
+def load_launch_file(path=LAUNCH_FILE):
+    spec = importlib.util.spec_from_file_location(path.stem.replace('.', '_'), path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -81,32 +100,73 @@ def test_launch_file_wiring_against_stand_in_launch_classes(monkeypatch):
     assert set(declared) == ARGUMENTS
     assert all(kwargs['description'] for kwargs in declared.values())
     opaque = next(e for e in entities if type(e).__name__ == 'OpaqueFunction')
-    rviz = next(e for e in entities if type(e).__name__ == 'Node')
 
-    context = {name: f'<{name}>' for name in declared}
+    context = Context({name: f'<{name}>' for name in declared})
+    context.update(use_sim_time='True', rviz='false', namespace='/front/')
     node, = opaque.kwargs['function'](context)
-    assert (node.kwargs['package'], node.kwargs['executable'], node.kwargs['name']) == (
-        'hybrid_depth_ros', 'depth_node', config.NODE_NAME)
+    assert (node.kwargs['package'], node.kwargs['executable']) == ('hybrid_depth_ros',
+                                                                   'depth_node')
+    assert configurations(node.kwargs['name']) == {'node_name'}
+    assert node.kwargs['namespace'] == 'front'
+    assert declared['node_name']['default_value'] == config.NODE_NAME
     params_file, overrides = node.kwargs['parameters']
     assert configurations(params_file) == {'params_file'}
     parameter_names = {p.name for p in config.PARAMETERS}
-    assert overrides == {name: f'<{name}>' for name in launch.PARAMETER_ARGUMENTS}
-    assert set(overrides) <= parameter_names
+    assert overrides == {**{name: f'<{name}>' for name in launch.PARAMETER_ARGUMENTS},
+                         'use_sim_time': True}
+    assert set(overrides) - {'use_sim_time'} <= parameter_names
+    assert node.kwargs['additional_env'] == {'FASTRTPS_DEFAULT_PROFILES_FILE': '<dds_profile>'}
+    # the profile: the user's own if set, else the shipped one
+    profile = declared['dds_profile']['default_value']
+    assert profile.args[0] == 'FASTRTPS_DEFAULT_PROFILES_FILE'
+    assert profile.kwargs['default_value'].args[0][1:] == ['config', 'fastdds_large_images.xml']
     remappings = {source: configurations(target) for source, target in node.kwargs['remappings']}
     assert remappings == {config.IMAGE_TOPIC: {'image'},
                           config.CAMERA_INFO_TOPIC: {'camera_info'}}
-    # Unset weights/device do not override what the parameter file says.
-    node, = opaque.kwargs['function']({**context, 'weights': '', 'device': ''})
+    used = configurations(node) | context.read
+    # Unset weights/device/use_sim_time do not override what the parameter file says; an empty
+    # profile leaves the middleware's own settings.
+    node, = opaque.kwargs['function'](Context({**context, 'weights': '', 'device': '',
+                                               'use_sim_time': '', 'dds_profile': ''}))
     assert len(node.kwargs['parameters']) == 1
+    assert node.kwargs['additional_env'] is None
 
+    # RViz, only when asked for, showing this node's outputs in its namespace
+    rviz_context = Context({**context, 'rviz': 'true'})
+    node, rviz = opaque.kwargs['function'](rviz_context)
+    used |= configurations(rviz) | rviz_context.read
     assert (rviz.kwargs['package'], rviz.kwargs['executable']) == ('rviz2', 'rviz2')
-    assert configurations(rviz.kwargs['condition']) == {'rviz'}
     flag_d, config_path, flag_f, fixed_frame = rviz.kwargs['arguments']
     assert (flag_d, flag_f) == ('-d', '-f') and configurations(fixed_frame) == {'fixed_frame'}
     assert config_path.args[0][1:] == ['rviz', 'depth.rviz']  # share/<package>/rviz/...
-    used = (configurations(node) | set(launch.PARAMETER_ARGUMENTS) | configurations(rviz))
+    assert dict(rviz.kwargs['remappings']) == {'/depth/colorized': '/front/depth/colorized',
+                                               '/depth/points': '/front/depth/points'}
+    _, rviz = opaque.kwargs['function'](Context({**context, 'rviz': 'true', 'namespace': ''}))
+    assert rviz.kwargs['remappings'] == []
     assert used == ARGUMENTS  # no argument that does nothing
     assert declared['fixed_frame']['default_value'] == CAMERA_FRAME
+
+
+def test_two_cameras_include_the_depth_launch_file_once_per_namespace(monkeypatch):
+    for name, module in stand_in_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    launch = load_launch_file(TWO_CAMERAS)
+    entities = launch.generate_launch_description().args[0]
+    declared = {e.args[0] for e in entities if type(e).__name__ == 'DeclareLaunchArgument'}
+    groups = [e for e in entities if type(e).__name__ == 'GroupAction']
+    assert len(groups) == 2 and all(g.kwargs['scoped'] for g in groups)
+    namespaces = []
+    for group, camera in zip(groups, launch.CAMERAS):
+        include, = group.args[0]
+        source, = include.args
+        assert source.args[0].args[0][1:] == ['launch', 'depth.launch.py']
+        forwarded = dict(include.kwargs['launch_arguments'])
+        namespaces.append(forwarded['namespace'])
+        assert configurations(forwarded['image']) == {f'{camera}_image'}
+        assert configurations(forwarded['camera_info']) == {f'{camera}_camera_info'}
+        assert set(forwarded) - {'namespace', 'image', 'camera_info'} == set(launch.SHARED)
+        assert set(launch.SHARED) <= ARGUMENTS and {f'{camera}_image'} <= declared
+    assert namespaces == ['front', 'rear']
 
 
 def test_launch_file_loads_through_launch_ros():
@@ -149,8 +209,10 @@ def test_setup_installs_the_node_launch_rviz_and_parameter_files(monkeypatch):
     runpy.run_path(str(REPO / 'setup.py'))
     installed = dict(arguments['data_files'])
     share = 'share/hybrid_depth_ros'
-    assert installed[f'{share}/launch'] == ['launch/depth.launch.py']
+    assert sorted(installed[f'{share}/launch']) == ['launch/depth.launch.py',
+                                                    'launch/two_cameras.launch.py']
     assert installed[f'{share}/rviz'] == ['rviz/depth.rviz']
-    assert 'config/depth_node.yaml' in installed[f'{share}/config']
+    assert {'config/depth_node.yaml', 'config/fastdds_large_images.xml'} <= set(
+        installed[f'{share}/config'])
     assert 'depth_node = hybrid_depth_ros.node:main' in \
         arguments['entry_points']['console_scripts']

@@ -4,6 +4,7 @@ import threading
 import time
 
 from hybrid_depth_core.runtime.frame_handoff import CalibrationStore, Stats
+from hybrid_depth_core.runtime.node_health import ERROR, NO_IMAGE_WARN_S, OK, WARN, health
 
 
 def test_calibration_store_pairs_by_stamp_else_the_newest_and_keeps_the_last_few():
@@ -85,3 +86,27 @@ def test_stats_count_frames_matched_against_an_earlier_one():
     single = Stats()
     single.served(0.05)
     assert 'multi-frame' not in single.report()  # a single-frame model: nothing to count
+
+
+def test_health_is_error_while_failing_warn_without_images_else_ok():
+    stats = Stats()
+    stats.received()
+    stats.served(0.04)
+    interval, totals = stats.take_interval(), dict(stats.totals)
+    args = dict(device='cuda:0', input_topic='/cam/image_raw')
+    ok = health(interval, totals, 0.1, None, None, **args)
+    assert ok.level == OK and ok.message.startswith('depth at ')
+    assert ok.values['images received'] == '1' and ok.values['latency median (ms)'] == '40'
+    assert health(interval, totals, 0.1, 'RuntimeError: x', None, **args).level == ERROR
+    assert health(interval, totals, None, None, None, **args).message == \
+        'no image received yet on /cam/image_raw'
+    late = health(interval, totals, NO_IMAGE_WARN_S + 1, None, None, **args)
+    assert late.level == WARN and late.message.startswith('no image for 6 s')
+    waiting = health(interval, totals, 0.1, None, 'no camera_info received yet', **args)
+    assert (waiting.level, waiting.message) == (WARN, 'no camera_info received yet')
+    bad = Stats()  # images that all fail the size check (a binned camera, before issue 33)
+    bad.received()
+    bad.bad()
+    state = health(bad.take_interval(), dict(bad.totals), 0.1, None, None, **args,
+                   bad_input='camera_info describes a 640x480 image but the image is 320x240')
+    assert state.level == WARN and state.message.startswith('every image was bad input: ')

@@ -112,9 +112,10 @@ def test_readme_topic_table_names_the_node_topics():
     from hybrid_depth_core.runtime.node_config import (CAMERA_INFO_TOPIC, COLORIZED_TOPIC,
                                                        DEPTH_INFO_TOPIC, DEPTH_TOPIC, IMAGE_TOPIC,
                                                        POINTS_TOPIC)
+    from hybrid_depth_ros.node import DIAGNOSTICS_TOPIC
     text = (REPO / 'README.md').read_text()
     section = text.split('\n### Topics\n', 1)[1].split('\n#', 1)[0]
     listed = [line.split('|')[1].strip().strip('`') for line in section.splitlines()
               if line.startswith('| `')]
     assert listed == [IMAGE_TOPIC, f'{IMAGE_TOPIC}/compressed', CAMERA_INFO_TOPIC, DEPTH_TOPIC,
-                      DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC]
+                      DEPTH_INFO_TOPIC, COLORIZED_TOPIC, POINTS_TOPIC, DIAGNOSTICS_TOPIC]

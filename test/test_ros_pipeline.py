@@ -253,18 +253,24 @@ def test_latest_slot_keeps_only_the_newest_and_counts_drops():
     assert slot.take() is None  # closed: returns at once instead of waiting forever
 
 
-def test_stats_report_rate_latency_drops_and_reset():
+def test_stats_report_rate_latency_what_was_received_and_skipped_and_reset():
     stats = Stats()
     start = time.monotonic()
+    for _ in range(4):
+        stats.received()
     for latency in (0.05, 0.15):
         stats.served(latency)
-    stats.dropped()
+    stats.skipped()
     stats.bad()
     line = stats.report(now=start + 2.0)
     assert line.startswith('1.0 Hz') or line.startswith('0.9 Hz')
-    assert 'latency 100 ms (max 150)' in line and 'dropped 1 (total 1)' in line
-    assert 'bad input 1' in line
+    assert 'latency 100 ms (max 150)' in line
+    assert 'received 4, skipped 1 (a newer image came first; total 1)' in line
+    assert 'bad input 1, failed 0' in line
     assert stats.report() is None  # nothing since the last report
+    stats.received()
+    assert 'received 1, skipped 0' in stats.report()
+    assert stats.totals == {'received': 5, 'skipped': 1, 'bad': 1, 'failed': 0, 'served': 2}
 
 
 def test_throttle_is_per_message():

@@ -63,7 +63,7 @@ def from_fields(msgtype: str, fields: dict):
     byte blobs and number lists become the numpy arrays rosbags serialises, PointField dicts
     become PointField messages, and a missing `roi` the empty one."""
     fields = dict(fields)
-    if isinstance(fields.get('data'), (bytes, bytearray)):
+    if isinstance(fields.get('data'), (bytes, bytearray, memoryview)):
         fields['data'] = np.frombuffer(fields['data'], dtype=np.uint8)
     if 'fields' in fields:
         fields['fields'] = [_msg['sensor_msgs/msg/PointField'](**f) for f in fields['fields']]

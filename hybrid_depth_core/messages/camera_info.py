@@ -67,9 +67,10 @@ def _binned_and_cropped(info, K: np.ndarray, P: np.ndarray, width: int,
                         height: int) -> tuple[np.ndarray, np.ndarray]:
     """K and P of the image the camera sent: calibrated at the full sensor (`info.width` x
     `info.height`), read out through a region of interest and binned (REP 104). As
-    image_geometry's PinholeCameraModel: the ROI moves the principal point by its offset, then
-    binning divides fx, cx (the skew, Tx) by binning_x and fy, cy (Ty) by binning_y; the image is
-    the ROI's size (the full sensor's when the ROI is all zero) divided by the binning.
+    image_geometry's C++ PinholeCameraModel: the ROI moves the principal point by its offset,
+    then binning divides fx, cx, Tx by binning_x and fy, cy, Ty by binning_y (and here the skew
+    by binning_x too, which image_geometry leaves: it is 0 for every driver we know); the image
+    is the ROI's size (the full sensor's when the ROI is all zero) divided by the binning.
     Distortion acts on normalised coordinates, which this does not change."""
     bin_x, bin_y = max(1, int(info.binning_x)), max(1, int(info.binning_y))
     roi = getattr(info, 'roi', None)
@@ -79,10 +80,13 @@ def _binned_and_cropped(info, K: np.ndarray, P: np.ndarray, width: int,
         roi_width, roi_height = int(info.width), int(info.height)
     expected = (roi_width // bin_x, roi_height // bin_y)
     if expected != (width, height):
-        how = ''
-        if (bin_x, bin_y) != (1, 1) or (roi_width, roi_height) != (info.width, info.height):
-            how = (f' (its {roi_width}x{roi_height} region of interest at {x}, {y}, binned '
-                   f'{bin_x}x{bin_y}, of a {info.width}x{info.height} sensor)')
+        parts = []
+        if (x, y, roi_width, roi_height) != (0, 0, int(info.width), int(info.height)):
+            parts.append(f'its {roi_width}x{roi_height} region of interest at {x}, {y}')
+        if (bin_x, bin_y) != (1, 1):
+            parts.append(f'binned {bin_x}x{bin_y}')
+        how = (f' ({", ".join(parts)}, of a {info.width}x{info.height} sensor)'
+               if parts else '')
         raise BadMessage(f'camera_info describes a {expected[0]}x{expected[1]} image{how} but '
                          f'the image is {width}x{height}')
     K, P = K.copy(), P.copy()

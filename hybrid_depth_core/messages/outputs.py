@@ -65,7 +65,8 @@ def point_cloud_fields(depth: np.ndarray, K: np.ndarray, rgb: np.ndarray, header
     right, y down). `stride` > 1 keeps every stride-th pixel of every stride-th row: still
     organized, (ceil(H / stride), ceil(W / stride)) points. NaN depth gives NaN x, y, z.
     Built in float32 from per-column and per-row factors (u - cx) / fx and (v - cy) / fy
-    computed in float64, so the cloud costs a few passes over its memory.
+    computed in float64, and `data` is a memoryview of the points (not a copy: a 1280x720 cloud
+    is 28 MiB, and copying it cost more than building it).
     """
     if depth.shape != rgb.shape[:2]:
         raise ValueError(f'depth {depth.shape} and rgb {rgb.shape} differ in size')
@@ -73,15 +74,16 @@ def point_cloud_fields(depth: np.ndarray, K: np.ndarray, rgb: np.ndarray, header
     across = ((np.arange(0, depth.shape[1], stride) - K[0, 2]) / K[0, 0]).astype(np.float32)
     down = ((np.arange(0, depth.shape[0], stride) - K[1, 2]) / K[1, 1]).astype(np.float32)
     height, width = z.shape
-    points = np.zeros((height, width, POINT_STEP // 4), np.float32)  # padding bytes defined
+    points = np.zeros((height, width, POINT_STEP // 4), '<f4')  # padding bytes defined
     np.multiply(across[None, :], z, out=points[..., 0])
     np.multiply(down[:, None], z, out=points[..., 1])
     points[..., 2] = z
     # rgb at offset 16 as the little-endian uint32 r << 16 | g << 8 | b: bytes b, g, r, 0
-    points.view(np.uint8).reshape(height, width, POINT_STEP)[..., 16:19] = \
-        rgb[::stride, ::stride, ::-1]
+    bgra = cv2.cvtColor(np.ascontiguousarray(rgb[::stride, ::stride]), cv2.COLOR_RGB2BGRA)
+    bgra[..., 3] = 0
+    points.view('<u4')[..., 4] = bgra.view('<u4')[..., 0]
     fields = [dict(name=name, offset=offset, datatype=FLOAT32, count=1)
               for name, offset in (('x', 0), ('y', 4), ('z', 8), ('rgb', 16))]
     return dict(header=header, height=height, width=width, fields=fields, is_bigendian=False,
-                point_step=POINT_STEP, row_step=POINT_STEP * width, data=points.tobytes(),
-                is_dense=False)
+                point_step=POINT_STEP, row_step=POINT_STEP * width,
+                data=memoryview(points).cast('B'), is_dense=False)

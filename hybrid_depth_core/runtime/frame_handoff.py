@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -95,50 +96,99 @@ class CalibrationStore:
 
 
 class Stats:
-    """Frames served, their latency (received -> published), drops and bad inputs since the
-    last report; thread-safe. With `multi_frame`, also how many frames were matched against an
-    earlier one: a sequence that never continues (stamps that do not advance) shows as 0."""
+    """What happened to the images since the last report, and in all; thread-safe. Images
+    that reached the subscription callback (`received`), those left because a newer one arrived
+    before the inference thread was free (`skipped`), frames served with their latency
+    (received -> published), bad input and failed frames. With `multi_frame`, also how many
+    frames were matched against an earlier one: a sequence that never continues (stamps that
+    do not advance) shows as 0."""
+
+    COUNTS = ('received', 'skipped', 'bad', 'failed')
 
     def __init__(self, multi_frame: bool = False):
         self._lock = threading.Lock()
-        self._multi_frame = multi_frame
+        self.multi_frame = multi_frame
         self._since = time.monotonic()
         self._latencies: list[float] = []
-        self._dropped = self._bad = self._dropped_total = self._matched = 0
+        self._matched = 0
+        self._interval = dict.fromkeys(self.COUNTS, 0)
+        self.totals = dict.fromkeys(self.COUNTS + ('served',), 0)
+        self.last_received: float | None = None  # monotonic time of the newest image
+
+    def received(self) -> None:
+        with self._lock:
+            self._count('received')
+            self.last_received = time.monotonic()
+
+    def skipped(self) -> None:
+        with self._lock:
+            self._count('skipped')
+
+    def bad(self) -> None:
+        with self._lock:
+            self._count('bad')
+
+    def failed(self) -> None:
+        with self._lock:
+            self._count('failed')
 
     def served(self, latency_s: float, used_previous: bool = False) -> None:
         with self._lock:
             self._latencies.append(latency_s)
             self._matched += used_previous
+            self.totals['served'] += 1
 
-    def dropped(self) -> None:
-        with self._lock:
-            self._dropped += 1
-            self._dropped_total += 1
+    def _count(self, name: str) -> None:
+        self._interval[name] += 1
+        self.totals[name] += 1
 
-    def bad(self) -> None:
+    def take_interval(self, now: float | None = None) -> Interval:
+        """What happened since the last call (then reset)."""
+        now = time.monotonic() if now is None else now
         with self._lock:
-            self._bad += 1
+            interval = Interval(max(now - self._since, 1e-9), self._latencies, self._matched,
+                                self._interval, self.totals['skipped'])
+            self._latencies, self._matched, self._since = [], 0, now
+            self._interval = dict.fromkeys(self.COUNTS, 0)
+        return interval
 
     def report(self, now: float | None = None) -> str | None:
         """One line about the interval since the last report (then reset), None if idle."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            latencies, dropped, bad = self._latencies, self._dropped, self._bad
-            matched = self._matched
-            seconds = max(now - self._since, 1e-9)
-            self._latencies, self._dropped, self._bad, self._since = [], 0, 0, now
-            self._matched = 0
-            total = self._dropped_total
-        if not (latencies or dropped or bad):
+        return self.take_interval(now).line(self.multi_frame)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Stats over one reporting interval."""
+
+    seconds: float
+    latencies: list[float]  # received -> published, of the frames served
+    matched: int            # frames served matched against an earlier one
+    counts: dict[str, int]  # Stats.COUNTS
+    skipped_total: int
+
+    @property
+    def served_hz(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    @property
+    def received_hz(self) -> float:
+        return self.counts['received'] / self.seconds
+
+    def line(self, multi_frame: bool = False) -> str | None:
+        """The node's once-a-second log line; None if nothing happened."""
+        latencies, counts = self.latencies, self.counts
+        if not (latencies or any(counts.values())):
             return None
-        line = f'{len(latencies) / seconds:.1f} Hz'
+        line = f'{self.served_hz:.1f} Hz'
         if latencies:
             line += (f', latency {1000 * sum(latencies) / len(latencies):.0f} ms '
                      f'(max {1000 * max(latencies):.0f})')
-            if self._multi_frame:
-                line += f', multi-frame {matched} of {len(latencies)}'
-        return line + f', dropped {dropped} (total {total}), bad input {bad}'
+            if multi_frame:
+                line += f', multi-frame {self.matched} of {len(latencies)}'
+        return (line + f'; received {counts["received"]}, skipped {counts["skipped"]} (a '
+                f'newer image came first; total {self.skipped_total}), bad input '
+                f'{counts["bad"]}, failed {counts["failed"]}')
 
 
 class Throttle:
@@ -172,17 +222,26 @@ class FailureLimit:
     def __init__(self, limit: int):
         self.limit = limit
         self.consecutive = 0
+        self.last_cause: str | None = None  # while frames fail: the last one's error
 
     def succeeded(self) -> None:
-        self.consecutive = 0
+        self.consecutive, self.last_cause = 0, None
 
     def failed(self, error: BaseException) -> str | None:
         """Count one failed frame; the line to exit with when the node must end, else None."""
         self.consecutive += 1
-        cause = f'{type(error).__name__}: {error}'.splitlines()[0]
-        if isinstance(error, torch.AcceleratorError):
+        cause = self.last_cause = f'{type(error).__name__}: {error}'.splitlines()[0]
+        if _is_device_error(error):
             return f'inference failed with a device error, which does not recover: {cause}'
         if self.consecutive >= self.limit:
             return (f'inference failed on {self.consecutive} frames in a row (max_failures), '
                     f'the last with {cause}')
         return None
+
+
+def _is_device_error(error: BaseException) -> bool:
+    """torch.AcceleratorError (torch 2.8 on), or before it the RuntimeError CUDA raised."""
+    accelerator = getattr(torch, 'AcceleratorError', None)
+    if accelerator is not None:
+        return isinstance(error, accelerator)
+    return isinstance(error, RuntimeError) and 'CUDA error' in str(error)

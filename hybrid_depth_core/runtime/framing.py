@@ -90,15 +90,16 @@ class Framing:
         put points between a foreground edge and the background."""
         width, height = self.camera.width, self.camera.height
         rows, cols = self.seen()
+        seen = np.ascontiguousarray(depth[rows, cols])
         if self.window == (0, 0) and self.resized == self.size:  # resize only
             out = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
         else:
-            out = self._warp(np.ascontiguousarray(depth[rows, cols]), cv2.INTER_LINEAR)
-        edges = depth_edges(depth, EDGE_JUMP)
+            out = self._warp(seen, cv2.INTER_LINEAR)
+        edges = depth_edges(seen, EDGE_JUMP)  # (NaN, dropped by edge_filter, is no edge)
         if edges.any():
-            edges = cv2.dilate(edges.astype(np.uint8), np.ones((3, 3), np.uint8))[rows, cols]
-            near = self._warp(np.ascontiguousarray(depth[rows, cols]), cv2.INTER_NEAREST)
-            mask = self._warp(np.ascontiguousarray(edges), cv2.INTER_NEAREST) > 0
+            edges = cv2.dilate(edges.astype(np.uint8), np.ones((3, 3), np.uint8))
+            near = self._warp(seen, cv2.INTER_NEAREST)
+            mask = self._warp(edges, cv2.INTER_NEAREST) > 0
             out[mask] = near[mask]
         return out
 

@@ -264,8 +264,9 @@ class DepthPredictor:
             turn = torch.from_numpy(np.asarray(turn, np.float32))[None].to(self.device)
         depth, features = self.step(image, K_model, previous, turn)
         depth = (depth[0, 0].cpu().numpy() * self.depth_scale).astype(np.float32)
-        if self.edge_filter > 0:
-            depth[depth_edges(depth, self.edge_filter)] = np.nan
+        if self.edge_filter > 0:  # the camera's part only: padding has no edges of its own
+            seen = depth[framing.seen()]
+            seen[depth_edges(seen, self.edge_filter)] = np.nan
         depth = (framing.camera_depth(depth) if resolution == 'input'
                  else framing.network_depth(depth))
         return depth, StreamFrame(image, features, (height, width))

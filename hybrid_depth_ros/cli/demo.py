@@ -5,18 +5,7 @@ import argparse
 from pathlib import Path
 
 from hybrid_depth_ros.cli import float_above, import_ros, int_at_least
-
-
-def shipped(relative: str) -> Path:
-    """A file the package ships, found from wherever it is installed: the source tree (or an
-    editable install), or the `share/hybrid_depth_ros/` of a pip or colcon install prefix.
-    Unfound: `relative` itself, so that the error names it."""
-    for directory in Path(__file__).resolve().parents:
-        for candidate in (directory / relative,
-                          directory / 'share' / 'hybrid_depth_ros' / relative):
-            if candidate.is_file():
-                return candidate
-    return Path(relative)
+from hybrid_depth_ros.shipped_files import shipped
 
 
 # The shipped model and the node parameters that go with it (models/README.md).
@@ -89,10 +78,16 @@ def _summary(what: str, metrics: dict) -> None:
     depth, scaled = metrics['metric_depth'], metrics['median_scaled']
     latency = metrics['latency_image_to_depth']
     width, height = metrics['model_input']
+    reached = metrics['frames_reached_node']
     print(f'depth on {what} ({metrics["frames_with_depth"]} of {metrics["frames_published"]} '
-          f'frames, {metrics["frames_dropped"]} dropped; network input {width}x{height}):')
+          f'frames; network input {width}x{height}):')
+    if reached is not None:
+        print(f'  {reached} of {metrics["frames_published"]} images reached the node; it '
+              f'skipped {metrics["frames_skipped_by_node"]} because a newer one came while it '
+              f'was busy')
     print(f'  metric: AbsRel {depth["abs_rel"]:.3f}, RMSE {depth["rmse"]:.2f} m, d<1.25 '
-          f'{depth["a1"]:.3f}; scale ratio to the truth {metrics["scale_ratio_median"]:.3f}')
+          f'{depth["a1"]:.3f}; scale ratio to the truth {metrics["scale_ratio_median"]:.3f}; '
+          f'depth on {100 * metrics["depth_coverage"]:.1f}% of the pixels with ground truth')
     print(f'  median-scaled per image: AbsRel {scaled["abs_rel"]:.3f}, d<1.25 {scaled["a1"]:.3f}')
     if latency:
         print(f'  image -> depth latency over ROS 2: median {latency["median_ms"]:.0f} ms, '
