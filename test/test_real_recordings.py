@@ -65,8 +65,8 @@ def camera_bag(path, drive, frames, image=msgs.rgb_image, depth_topics=(DEPTH_PN
         header = msgs.header(frame.stamp_ns, 'camera')
         messages.append((IMAGE, 'sensor_msgs/msg/Image', image(frame.rgb, header),
                          frame.stamp_ns))
-        camera_info = (info(header) if info
-                       else msgs.camera_info(drive.camera.K, WIDTH, HEIGHT, header))
+        camera_info = (info(header) if info else msgs.camera_info(
+            drive.camera.K, drive.camera.width, drive.camera.height, header))
         messages.append((INFO, 'sensor_msgs/msg/CameraInfo', camera_info, frame.stamp_ns))
         offset = depth_offset_ns(frame.index) if callable(depth_offset_ns) else depth_offset_ns
         stamp = frame.stamp_ns + offset
@@ -370,14 +370,7 @@ def test_road_check_on_a_rendered_flat_road_is_one_for_metres_and_two_for_twice(
 def test_road_check_through_evaluate_on_a_bag_without_depth(tmp_path):
     drive = level_street(4)
     frames = list(drive)
-    messages = []
-    for frame in frames:
-        header = msgs.header(frame.stamp_ns, 'camera')
-        messages += [(IMAGE, 'sensor_msgs/msg/Image', msgs.rgb_image(frame.rgb, header),
-                      frame.stamp_ns),
-                     (INFO, 'sensor_msgs/msg/CameraInfo',
-                      msgs.camera_info(drive.camera.K, 320, 128, header), frame.stamp_ns)]
-    bag = write_bag(tmp_path / 'street', messages)
+    bag = camera_bag(tmp_path / 'street', drive, frames, depth_topics=())
     result = evaluate_bag(oracle(frames, 2.0), bag, None, progress=False,
                           road=RoadCheck(1.65))
     assert 'images' not in result  # no depth: nothing else to score
