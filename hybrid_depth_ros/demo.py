@@ -57,7 +57,7 @@ from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_core.runtime.framing import plan
 from hybrid_depth_ros.node import DIAGNOSTICS_TOPIC
 from hybrid_depth_ros.play import play
-from hybrid_depth_ros.shipped_files import with_large_images_profile
+from hybrid_depth_ros.shipped_files import use_large_images_profile
 
 NAMESPACE = '/camera'
 DEPTH, COLORIZED, POINTS = (f'{NAMESPACE}/{topic}'
@@ -96,7 +96,7 @@ def run_demo(config: DemoConfig, log=print) -> dict:
     # The player (this process) and the node publish camera-sized messages: over shared memory
     # with a segment that holds them (config/fastdds_large_images.xml). Fast DDS reads it when
     # the process's first participant is made, so for the whole process, from here on.
-    os.environ.update(with_large_images_profile(os.environ))
+    use_large_images_profile()
     if not config.weights.is_file():
         raise UserError(f'model weights {config.weights} do not exist')
     cameras = [(DriveConfig(width=config.width, height=config.height, frames=config.frames,

@@ -2,6 +2,7 @@
 wherever it is installed, and the middleware profile for camera-sized messages."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # Fast DDS (ROS 2's default middleware) reads its XML profile from this variable when a process
@@ -33,3 +34,9 @@ def with_large_images_profile(env) -> dict:
         if profile.is_file():
             env[PROFILE_VARIABLE] = str(profile)
     return env
+
+
+def use_large_images_profile() -> None:
+    """This process's environment with_large_images_profile: before its first participant
+    (rclpy.init and the first node), when Fast DDS reads it."""
+    os.environ.update(with_large_images_profile(os.environ))

@@ -21,7 +21,8 @@ from hybrid_depth_core.runtime.predictor import DepthPredictor, scale_warning
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.objective import SOURCE_FRAMES, LossConfig, SelfSupervisedObjective
 from hybrid_depth_core.training.trainer import collapse_warning, train
-from test_rosbag import camera_messages, write_bag
+from recorded_bags import write_bag
+from test_rosbag import camera_messages
 
 FRAMES = 8
 

@@ -21,7 +21,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from hybrid_depth_core.data.bag_recovery import recover_mcap, recover_sqlite3
 from hybrid_depth_core.errors import UserError, one_line
-from hybrid_depth_core.messages.header import stamp_ns
+from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.messages.depth import is_depth_message
 from hybrid_depth_core.messages.images import (ENCODINGS, BadMessage, compressed_to_rgb,
                                                image_to_rgb)
@@ -297,11 +297,8 @@ class CameraInfoTrack:
         return len(self.stamps)
 
     def nearest(self, stamp: int):
-        if not self.stamps:
-            return None
-        index = bisect.bisect(self.stamps, stamp)
-        candidates = [i for i in (index - 1, index) if 0 <= i < len(self.stamps)]
-        return self.infos[min(candidates, key=lambda i: abs(self.stamps[i] - stamp))]
+        index = nearest_index(self.stamps, stamp)
+        return None if index is None else self.infos[index]
 
 
 def _listing(topics: dict[str, str]) -> str:

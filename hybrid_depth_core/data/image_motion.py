@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from hybrid_depth_core.geometry import scale_intrinsics
+from hybrid_depth_core.tracks.hints import follow
 
 # Mean |difference| in grey levels, at 1/4 size, below which a camera counts as static:
 # above sensor and compression noise, below what any real motion in a textured scene gives.
@@ -174,19 +175,16 @@ def _track(previous: np.ndarray, current: np.ndarray,
            sets: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every set's points moved from `previous` to `current` in one Lucas-Kanade call; lost
     points dropped."""
-    points = np.concatenate([now for _, now in sets]).reshape(-1, 1, 2)
+    points = np.concatenate([now for _, now in sets]).reshape(-1, 2)
     if not len(points):
         return sets
     window = dict(winSize=(15, 15), maxLevel=2,
                   criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
-    tracked, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, points, None, **window)
-    back, found_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, tracked, None, **window)
-    good = ((found[:, 0] == 1) & (found_back[:, 0] == 1)
-            & (np.linalg.norm((back - points)[:, 0], axis=1) < 0.5))
+    tracked, good = follow(previous, current, points, window, 0.5)
     moved, first = [], 0
     for start, now in sets:
         keep = good[first:first + len(now)]
-        moved.append((start[keep], tracked[first:first + len(now), 0][keep]))
+        moved.append((start[keep], tracked[first:first + len(now)][keep]))
         first += len(now)
     return moved
 

@@ -24,7 +24,7 @@ from hybrid_depth_core.evaluation.drivers import KeyframeRun
 from hybrid_depth_core.evaluation.metrics import Accumulator, ConstantBaseline, Protocol
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.depth import DEPTH_ENCODINGS, depth_to_metres
-from hybrid_depth_core.messages.header import stamp_ns
+from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_core.runtime.predictor import continues_sequence
 
@@ -62,11 +62,9 @@ def pair_by_stamp(image_stamps, depth_stamps, tolerance_ns: int, chosen=None) ->
     high = int(stamps[chosen].max()) + tolerance_ns if chosen.any() else -1
     for depth in (int(d) for d in np.asarray(depth_stamps, np.int64)):
         counted += int(low <= depth <= high)
-        if not len(images):
+        nearest = nearest_index(images, depth)
+        if nearest is None:
             continue
-        index = int(np.searchsorted(images, depth))
-        candidates = [i for i in (index - 1, index) if 0 <= i < len(images)]
-        nearest = min(candidates, key=lambda i: abs(int(images[i]) - depth))
         image = int(images[nearest])
         offset = abs(image - depth)
         if keep[nearest] and offset <= tolerance_ns and (

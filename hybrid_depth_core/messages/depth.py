@@ -15,7 +15,7 @@ import re
 import cv2
 import numpy as np
 
-from hybrid_depth_core.messages.images import BadMessage, as_bytes
+from hybrid_depth_core.messages.images import BadMessage, as_bytes, is_compressed_depth
 
 # REP 118: float metres, or integer millimetres with 0 = no depth.
 DEPTH_ENCODINGS = {'32FC1': ('f4', 1.0), '16UC1': ('u2', 1e-3), 'mono16': ('u2', 1e-3)}
@@ -30,9 +30,8 @@ COMPRESSED_DEPTH_ENCODINGS = ('16UC1', 'mono16', '32FC1')
 def is_depth_message(message) -> bool:
     """Whether an Image or CompressedImage carries depth (by encoding, or format)."""
     if hasattr(message, 'format'):
-        text = message.format.replace(' ', '').lower()
-        return 'compresseddepth' in text or message.format.split(';')[0].strip() in \
-            DEPTH_ONLY_ENCODINGS
+        return (is_compressed_depth(message.format)
+                or message.format.split(';')[0].strip() in DEPTH_ONLY_ENCODINGS)
     return message.encoding in DEPTH_ONLY_ENCODINGS
 
 
@@ -65,7 +64,7 @@ def _raw_depth(msg) -> np.ndarray:
 def compressed_depth_to_metres(msg) -> np.ndarray:
     """image_transport's compressedDepth (PNG) -> (H, W) float32 metres (0 where none)."""
     encoding, _, rest = msg.format.partition(';')
-    if 'compresseddepth' not in rest.replace(' ', '').lower():
+    if not is_compressed_depth(rest):
         raise BadMessage(f'format {msg.format!r} is not a compressedDepth image '
                          f'("16UC1; compressedDepth png" or "32FC1; compressedDepth png")')
     encoding = encoding.strip()

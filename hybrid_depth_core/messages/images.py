@@ -95,11 +95,17 @@ def image_to_rgb(msg) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(pixels), layout.to_rgb)
 
 
+def is_compressed_depth(format_: str) -> bool:
+    """Whether a CompressedImage `format` is image_transport's compressedDepth (depth, not a
+    camera image), however a driver spells it."""
+    return 'compresseddepth' in format_.replace(' ', '').lower()
+
+
 def compressed_to_rgb(msg) -> np.ndarray:
     """sensor_msgs/CompressedImage (JPEG or PNG, as image_transport's `compressed` plugin writes
     it) -> (H, W, 3) uint8 RGB. OpenCV decodes colour to BGR whatever `format` says, because
     the plugin encodes colour images from bgr8."""
-    if 'compresseddepth' in msg.format.lower().replace(' ', ''):
+    if is_compressed_depth(msg.format):
         raise BadMessage(f'format {msg.format!r} is a compressed depth image, not a camera image')
     data = as_bytes(msg.data)
     if data.size == 0:

@@ -1,2 +1,3 @@
-"""Image geometry over time: features tracked through a recording, and what their tracks say
-about depth with the camera's motion (hints.py)."""
+"""Image geometry over time: features followed from frame to frame (hints.follow, also the
+keyframe tracking's step), and what their tracks say about depth with the camera's motion
+(hints.py)."""

@@ -58,19 +58,27 @@ def track(frames: list[np.ndarray], start: int, window: int) -> tuple[np.ndarray
     for step in range(1, end - start):
         if not alive.any():
             break
-        previous = points[alive, step - 1].reshape(-1, 1, 2)
-        moved, found, _ = cv2.calcOpticalFlowPyrLK(frames[start + step - 1],
-                                                   frames[start + step], previous, None, **_LK)
-        back, found_back, _ = cv2.calcOpticalFlowPyrLK(frames[start + step],
-                                                       frames[start + step - 1], moved, None,
-                                                       **_LK)
-        good = ((found[:, 0] == 1) & (found_back[:, 0] == 1)
-                & (np.linalg.norm((back - previous)[:, 0], axis=1) < TRACK_CHECK_PX))
+        moved, good = follow(frames[start + step - 1], frames[start + step],
+                             points[alive, step - 1], _LK, TRACK_CHECK_PX)
         index = np.flatnonzero(alive)
-        points[index[good], step] = moved[good, 0]
+        points[index[good], step] = moved[good]
         seen[index[good], step] = True
         alive[index[~good]] = False
     return points, seen
+
+
+def follow(previous: np.ndarray, current: np.ndarray, points: np.ndarray, window: dict,
+           check_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points (N, 2) of grey image `previous` followed into `current` by pyramidal
+    Lucas-Kanade with `window` (calcOpticalFlowPyrLK's options) -> (N, 2) positions and (N,)
+    whether each is kept: found both ways, and tracking back lands within `check_px` of where
+    it started."""
+    start = np.asarray(points, np.float32).reshape(-1, 1, 2)
+    moved, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, None, **window)
+    back, found_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, moved, None, **window)
+    good = ((found[:, 0] == 1) & (found_back[:, 0] == 1)
+            & (np.linalg.norm((back - start)[:, 0], axis=1) < check_px))
+    return moved[:, 0], good
 
 
 def triangulate(points: np.ndarray, seen: np.ndarray, K: np.ndarray,

@@ -5,12 +5,11 @@ ROS is imported inside `run` only: the core, and `hybrid-depth --help`, work wit
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 from pathlib import Path
 
 from hybrid_depth_ros.cli import import_ros
-from hybrid_depth_ros.shipped_files import with_large_images_profile
+from hybrid_depth_ros.shipped_files import use_large_images_profile
 
 
 def add_parser(subparsers) -> None:
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f'parameter file {args.params_file} does not exist')
     # Camera-sized messages over shared memory (config/fastdds_large_images.xml), unless the
     # user set a profile; read when rclpy creates this process's participant.
-    os.environ.update(with_large_images_profile(os.environ))
+    use_large_images_profile()
     node = import_ros('hybrid_depth_ros.node')
     # rclpy handles SIGINT/SIGTERM itself (it shuts the node down cleanly); the command line's
     # own SIGTERM handler is for commands that write files.

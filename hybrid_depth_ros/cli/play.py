@@ -3,11 +3,10 @@ node against recordings where `ros2 bag` is not installed). ROS is imported insi
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from hybrid_depth_ros.cli import float_above, import_ros
-from hybrid_depth_ros.shipped_files import with_large_images_profile
+from hybrid_depth_ros.shipped_files import use_large_images_profile
 
 
 def add_parser(subparsers) -> None:
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     # A replayed camera publishes camera-sized messages, as a driver does: over shared memory
     # with the segment they need (config/fastdds_large_images.xml), unless the user set one.
-    os.environ.update(with_large_images_profile(os.environ))
+    use_large_images_profile()
     replay = import_ros('hybrid_depth_ros.play')
     # Replay writes nothing to clean up: SIGTERM ends it like Ctrl-C, with its summary. SIGINT
     # explicitly too: a shell starting it in the background would have it ignored.
