@@ -1,7 +1,7 @@
-"""Depth hints from a recording's own geometry (tracks/hints.py) on a real bag, with its
-measured motion: how many per image, their triangulation angle, how many images get none, and,
-where the bag has a depth topic, how far the hints are from it (not used for the hints: only
-to judge them).
+"""Depth hints from a recording's own geometry (tracks/hints.py) on a real bag, from its images
+alone (as training takes them) and with its measured motion: how many per image, their
+triangulation angle, how many images get none, and, where the bag has a depth topic, how far
+the hints are from it (not used for the hints: only to judge them).
 
     python benchmarks/depth_hints.py --bag ../shared/data/tum_fr1_rpy --span :0.67 \
         --width 320 --height 240 --window 10
@@ -47,6 +47,35 @@ def rotation_check(bag_path: Path, recording, frames: int, stride: int = 3) -> N
             print(f'| {shift_ms:+d} | {np.median(angles):.2f} |', flush=True)
 
 
+def judge(hints, stamps, truth, info, width) -> str:
+    """Hints against the depth camera at the nearest depth stamp within 16 ms: as they are and
+    with each image's hints scaled by their median ratio to the truth (what a loss that takes
+    them up to scale per image sees)."""
+    depth_stamps = np.array(sorted(truth))
+    ratios, per_image = [], []
+    for index, stamp in enumerate(stamps):
+        nearest = depth_stamps[np.argmin(np.abs(depth_stamps - stamp))]
+        if abs(nearest - stamp) > 16_000_000 or not len(hints.depths[index]):
+            continue
+        raw = depth_to_metres(truth[nearest])
+        _, maps = camera_from_info(info, raw.shape[1], raw.shape[0])
+        gt = maps(raw, nearest=True) if maps else raw
+        scale = raw.shape[1] / width
+        mine = []
+        for (u, v), z in zip(hints.pixels[index], hints.depths[index]):
+            x, y = int(round((u + 0.5) * scale - 0.5)), int(round((v + 0.5) * scale - 0.5))
+            if 0 <= x < gt.shape[1] and 0 <= y < gt.shape[0] and gt[y, x] > 0:
+                mine.append(z / gt[y, x])
+        ratios += mine
+        if mine:
+            per_image += list(np.abs(np.array(mine) / np.median(mine) - 1))
+    ratios = np.array(ratios)
+    return (f'against the depth camera: {len(ratios)} hints; hint / truth median '
+            f'{np.median(ratios):.3f}, relative error median {np.median(np.abs(ratios - 1)):.3f}; '
+            f'scaled per image: median {np.median(per_image):.3f}, p90 '
+            f'{np.percentile(per_image, 90):.3f}')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--bag', type=Path, required=True)
@@ -72,27 +101,15 @@ def main():
                 truth[stamp_ns(item.message, item.time_ns)] = item.message
             info = bag.camera_infos().nearest(int(stamps[0]))
     print(f'{args.bag} {args.span or "(whole)"}: {len(stamps)} frames at {args.width}x'
-          f'{args.height}; {report}')
-    hints = recording_hints(rgb, K, motion.poses, args.window)
-    print(hints.report())
-    if truth:  # hints against the depth camera, at the nearest depth stamp within 16 ms
-        depth_stamps = np.array(sorted(truth))
-        errors = []
-        for index, stamp in enumerate(stamps):
-            nearest = depth_stamps[np.argmin(np.abs(depth_stamps - stamp))]
-            if abs(nearest - stamp) > 16_000_000 or not len(hints.depths[index]):
-                continue
-            raw = depth_to_metres(truth[nearest])
-            _, maps = camera_from_info(info, raw.shape[1], raw.shape[0])
-            gt = maps(raw, nearest=True) if maps else raw
-            scale = raw.shape[1] / args.width
-            for (u, v), z in zip(hints.pixels[index], hints.depths[index]):
-                x, y = int(round((u + 0.5) * scale - 0.5)), int(round((v + 0.5) * scale - 0.5))
-                if 0 <= x < gt.shape[1] and 0 <= y < gt.shape[0] and np.isfinite(gt[y, x]):
-                    errors.append(abs(z - gt[y, x]) / gt[y, x])
-        errors = np.array(errors)
-        print(f'against the depth camera: {len(errors)} hints, relative error median '
-              f'{np.median(errors):.3f}, p90 {np.percentile(errors, 90):.3f}')
+          f'{args.height}, windows of {args.window}; {report}')
+    ways = {'from the images alone (as training takes them)': None}
+    if motion is not None:
+        ways['with the measured motion'] = motion.poses
+    for name, poses in ways.items():
+        hints = recording_hints(rgb, K, poses, args.window)
+        print(f'{name}: {hints.report()}')
+        if truth:
+            print('  ' + judge(hints, stamps, truth, info, args.width))
 
 
 if __name__ == '__main__':

@@ -97,6 +97,24 @@ def velocity_loss(translation: torch.Tensor, distance: torch.Tensor) -> torch.Te
     return torch.where(known, error, 0.0).sum() / known.sum().clamp(min=1)
 
 
+def hint_loss(depth: torch.Tensor, hints: torch.Tensor, depth_error: torch.Tensor | None,
+              hint_error: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Depth Hints' supervision (Watson et al., ICCV 2019) at the hint pixels where the hint
+    (B, 1, H, W, NaN where none) synthesises the target better than the predicted depth does
+    (the per-pixel errors `hint_error` < `depth_error`), nothing elsewhere; both errors None: at
+    every hint ("always"). The term is |log depth - log hint|, a relative error, where Depth
+    Hints has log(1 + |depth - hint|) in metres: these hints are mostly up to scale, brought
+    to the prediction's (docs/benchmarks.md, "Depth hints"). Averaged over the pixels used, as
+    Depth Hints does. Returns the loss (0 without any) and the used pixels (B, 1, H, W) float
+    mask."""
+    known = torch.isfinite(hints) & (hints > 0)
+    used = known if depth_error is None else known & (hint_error < depth_error)
+    safe = torch.where(used, hints, 1.0)
+    error = (torch.log(depth.float().clamp(min=1e-6)) - torch.log(safe)).abs()
+    used = used.to(error.dtype)
+    return masked_mean(error, used), used
+
+
 def reliable_matching(argmin_depth: torch.Tensor, confidence: torch.Tensor,
                       teacher_depth: torch.Tensor) -> torch.Tensor:
     """ManyDepth's consistency mask: 1 where the cost volume can be trusted, i.e. the pixel had

@@ -1,10 +1,19 @@
-"""Depth hints from a recording's own geometry (tracks/hints.py): on a rendered drive with its
-exact motion, triangulated tracks give the rendered depth; a point seen from too narrow a
-baseline, or tracked wrongly, is not a hint."""
-import numpy as np
+"""Depth hints from a recording's own geometry (tracks/hints.py): on a rendered drive and room
+with their exact motion, triangulated tracks give the rendered depth, and from the images alone
+the depth up to scale; a point seen from too narrow a baseline, or tracked wrongly, is not a
+hint; the hint loss (losses.hint_loss) pulls depth to a hint only where Depth Hints' rule
+says so."""
+import dataclasses
 
+import numpy as np
+import pytest
+import torch
+
+from hybrid_depth_core import losses
 from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
-from hybrid_depth_core.tracks.hints import MIN_ANGLE_DEG, recording_hints, triangulate
+from hybrid_depth_core.data.synthetic.room import RoomWalk, RoomWalkConfig
+from hybrid_depth_core.tracks.hints import (MIN_ANGLE_DEG, hint_map, recording_hints,
+                                            triangulate)
 
 
 def test_hints_on_a_rendered_drive_are_its_depth():
@@ -25,7 +34,7 @@ def test_hints_on_a_rendered_drive_are_its_depth():
             patch = patch[np.isfinite(patch)]
             if len(patch):
                 errors.append(np.min(np.abs(patch - z) / patch))
-    assert np.median(errors) < 0.05
+    assert np.median(errors) < 0.03
     assert all(np.all(a >= MIN_ANGLE_DEG) for a in hints.angles)
     # without motion (every pose the same) nothing is triangulated
     still = recording_hints(rgb, K, np.repeat(poses[:1], len(frames), 0), window=6)
@@ -43,3 +52,191 @@ def test_triangulation_keeps_only_points_that_reproject_in_every_view():
     X, good, angles = triangulate(points, np.ones((2, 4), bool), K, poses)
     np.testing.assert_allclose(X[0], point, atol=1e-9)
     assert good.tolist() == [True, False] and angles[0] > MIN_ANGLE_DEG
+
+
+def _nearest_truth_ratios(frames, hints):
+    """Per frame, hint / rendered depth at each hint (the nearest of the 3x3 rendered depths
+    around it: corners sit on edges)."""
+    ratios = []
+    for frame, pixels, depths in zip(frames, hints.pixels, hints.depths):
+        found = []
+        for (u, v), z in zip(pixels, depths):
+            patch = frame.depth[max(0, round(v) - 1):round(v) + 2,
+                                max(0, round(u) - 1):round(u) + 2]
+            patch = patch[np.isfinite(patch)]
+            if len(patch):
+                found.append(patch[np.argmin(np.abs(patch - z))] / z)
+        ratios.append(np.array(found))
+    return ratios
+
+
+def _rendered(sequence, chosen=None):
+    frames = [sequence.render(index) for index in (chosen or range(len(sequence)))]
+    rgb = np.stack([f.rgb for f in frames])
+    poses = np.stack([f.T_world_cam for f in frames])
+    return frames, rgb, np.repeat(sequence.camera.K[None], len(frames), 0), poses
+
+
+def test_hints_in_a_rendered_room_with_its_true_motion_are_its_depth():
+    walk = RoomWalk(RoomWalkConfig(width=640, height=480, frames=70, seed=1))
+    frames, rgb, K, poses = _rendered(walk, range(40, 64))  # walking at about 1 cm a frame
+    hints = recording_hints(rgb, K, poses, window=8)
+    ratios = np.concatenate(_nearest_truth_ratios(frames, hints))
+    assert hints.metric and len(ratios) > 100
+    assert np.median(np.abs(1 / ratios - 1)) < 0.03
+
+
+def test_hints_from_the_images_alone_are_the_depth_up_to_one_scale_per_image():
+    drive = SyntheticDrive(DriveConfig(width=320, height=96, frames=20, seed=3))
+    frames, rgb, K, _ = _rendered(drive)
+    hints = recording_hints(rgb, K, None, window=6)
+    assert not hints.metric
+    per_image = [np.median(np.abs(r / np.median(r) - 1))
+                 for r in _nearest_truth_ratios(frames, hints) if len(r) >= 10]
+    assert len(per_image) >= 15 and np.median(per_image) < 0.08
+
+
+def test_a_point_seen_over_too_short_a_baseline_is_not_a_hint():
+    K = np.array([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]])
+    point = np.array([0.2, -0.1, 2.0])
+    for step, kept in ((0.1, True), (0.005, False)):  # 8.6 and 0.43 degrees between the rays
+        poses = np.tile(np.eye(4), (4, 1, 1))
+        poses[:, 0, 3] = step * np.arange(4)
+        projected = [(K @ (point - pose[:3, 3]))[:2] / (point - pose[:3, 3])[2]
+                     for pose in poses]
+        _, good, angles = triangulate(np.array([projected]), np.ones((1, 4), bool), K, poses)
+        assert good.tolist() == [kept] and (angles[0] >= MIN_ANGLE_DEG) == kept
+
+
+def test_a_hint_map_puts_each_hint_in_its_pixel_at_the_training_size_the_nearer_winning():
+    pixels = np.array([[10.0, 4.0], [10.2, 4.1], [30.0, 20.0], [400.0, 4.0]])
+    depths = np.array([3.0, 2.0, 5.0, 1.0])
+    depth = hint_map(pixels, depths, (0.5, 0.5), 64, 32)  # hints found on 128x64 frames
+    assert depth[2, 5] == 2.0 and depth[10, 15] == 5.0  # ((u + 0.5) / 2 - 0.5) rounded
+    assert np.isfinite(depth).sum() == 2  # the fourth is outside
+
+
+def test_the_hint_loss_pulls_depth_to_a_hint_only_where_the_hint_reprojects_better():
+    depth = torch.full((1, 1, 2, 3), 2.0, requires_grad=True)
+    hints = torch.full((1, 1, 2, 3), torch.nan)
+    hints[0, 0, 0, 0], hints[0, 0, 1, 2] = 1.0, 4.0
+    depth_error = torch.full((1, 1, 2, 3), 0.2)
+    hint_error = torch.full((1, 1, 2, 3), 0.3)
+    hint_error[0, 0, 0, 0] = 0.1  # only the first hint synthesises the target better
+    loss, used = losses.hint_loss(depth, hints, depth_error, hint_error)
+    assert used.flatten().tolist() == [1, 0, 0, 0, 0, 0]
+    assert loss.item() == pytest.approx(np.log(2.0))
+    loss.backward()
+    moved = depth.grad.flatten()
+    assert moved[0] > 0 and (moved[1:] == 0).all()  # a step down, towards the hint of 1 m
+    # "always": every hint, whatever the errors
+    depth.grad = None
+    loss, used = losses.hint_loss(depth, hints, None, None)
+    loss.backward()
+    assert used.sum() == 2 and depth.grad[0, 0, 1, 2] < 0  # up, towards 4 m
+    # no hint the rule takes: no loss and no gradient at all
+    depth.grad = None
+    loss, used = losses.hint_loss(depth, hints, torch.zeros_like(depth_error), hint_error)
+    loss.backward()
+    assert loss.item() == 0 and used.sum() == 0 and (depth.grad == 0).all()
+
+
+def test_a_bags_hints_come_from_its_images_and_motion_are_cached_and_reach_both_networks(
+        tmp_path, monkeypatch):
+    from hybrid_depth_core.data import bag_dataset
+    from hybrid_depth_core.data.bag_dataset import HINTS_WIDTH, BagDataset, BagSource
+    from hybrid_depth_core.data.bag_motion import MotionOptions
+    from hybrid_depth_core.data.bag_writer import write_drive_bag
+    from hybrid_depth_core.networks import DepthModelConfig
+    from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
+
+    drive = SyntheticDrive(DriveConfig(width=HINTS_WIDTH, height=96, frames=16, seed=3))
+    write_drive_bag(drive, tmp_path / 'bag', progress=False)
+    rendered = drive.render
+    monkeypatch.setattr(drive, 'render', lambda index: dataclasses.replace(
+        rendered(index), depth=3 * rendered(index).depth))  # ground truth three times as deep
+    write_drive_bag(drive, tmp_path / 'deeper', progress=False)
+    cache = tmp_path / 'cache'
+
+    def build(bag, hints=True):
+        return BagDataset([BagSource(tmp_path / bag, motion=MotionOptions())], 224, 64,
+                          stride=1, cache_dir=cache,
+                          progress=False, hints=hints)
+    dataset = build('bag')
+    hints, metric = dataset.hints[0]  # from the images alone, and with the bag's /tf
+    assert not hints.metric and sum(len(d) for d in hints.depths) > 100
+    assert metric.metric and sum(len(d) for d in metric.depths) > 100
+    frames = np.stack([f.rgb for f in drive])
+    K = np.repeat(drive.camera.K[None], 16, 0)
+    alone = recording_hints(frames, K, None, bag_dataset.HINTS_WINDOW)
+    for found, expected in zip(hints.depths + hints.pixels, alone.depths + alone.pixels,
+                               strict=True):
+        np.testing.assert_allclose(found, expected, rtol=1e-6)
+    assert len(list(cache.glob('*.hints.npz'))) == 2
+
+    def assert_same(kinds, expected_kinds):
+        for kind, expected in zip(kinds, expected_kinds, strict=True):
+            assert (kind.metric, kind.size) == (expected.metric, expected.size)
+            for found, wanted in zip(kind.depths + kind.pixels, expected.depths + expected.pixels,
+                                     strict=True):
+                np.testing.assert_array_equal(found, wanted)
+    # the ground-truth topic plays no part (its own cache entries: another bag)
+    assert_same(build('deeper').hints[0], dataset.hints[0])
+    # a second run reads the cache
+    monkeypatch.setattr(bag_dataset, 'recording_hints', lambda *args: 1 / 0)
+    assert_same(build('bag').hints[0], dataset.hints[0])
+    assert 'hints' not in build('bag', hints=False)[0]
+
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))])
+    for key in ('hints', 'metric_hints'):
+        assert batch[key].shape == (len(dataset), 1, 64, 224)
+        assert torch.isfinite(batch[key]).sum() > 50
+    torch.manual_seed(0)
+    objective = SelfSupervisedObjective(DepthModelConfig(arch='resnet18', multi_frame=True),
+                                        LossConfig())
+    _, terms, _ = objective(batch)
+    for key in ('hints', 'metric_hints'):
+        assert terms[f'loss/{key}'] > 0 and terms[f'loss/multi_frame_{key}'] > 0
+        assert 0 < terms[f'used/{key}'] <= 1
+    # the student's hint term reaches the student only, the teacher's the teacher only
+    terms['loss/multi_frame_hints'].backward(retain_graph=True)
+    assert objective.depth.encoder.conv1.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in objective.pose.parameters())
+    assert all(p.grad is None for p in objective.teacher.parameters())
+    terms['loss/metric_hints'].backward()
+    assert objective.teacher.encoder.conv1.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in objective.pose.parameters())
+    off = SelfSupervisedObjective(DepthModelConfig(arch='resnet18', multi_frame=True),
+                                  LossConfig(hints=0))
+    assert not any('hints' in name for name in off(batch)[1])
+
+
+def test_a_flipped_sample_flips_its_hints_with_its_frames():
+    from hybrid_depth_core.data.samples import AugmentConfig, make_sample
+    frames = {f: np.zeros((16, 24, 3), np.uint8) for f in (-1, 0, 1)}
+    hints = np.full((16, 24), np.nan, np.float32)
+    hints[1, 0] = 2.5
+    K = np.array([[5.0, 0, 2.5], [0, 5.0, 1.5], [0, 0, 1]])
+    flipped = make_sample(frames, K, np.random.default_rng(0),
+                          AugmentConfig(flip_probability=1, color_jitter_probability=0),
+                          hints={False: hints})['hints']
+    assert flipped[0, 1, 23] == 2.5 and torch.isfinite(flipped).sum() == 1
+
+
+def test_bags_with_and_without_motion_train_together(tmp_path):
+    from hybrid_depth_core.data.bag_dataset import HINTS_WIDTH, BagDataset, BagSource
+    from hybrid_depth_core.data.bag_motion import MotionOptions
+    from hybrid_depth_core.data.bag_writer import write_drive_bag
+
+    drive = SyntheticDrive(DriveConfig(width=HINTS_WIDTH, height=96, frames=12, seed=4))
+    write_drive_bag(drive, tmp_path / 'moving', progress=False)
+    write_drive_bag(drive, tmp_path / 'still', motion='none', progress=False)
+    dataset = BagDataset([BagSource(tmp_path / name, motion=MotionOptions())
+                          for name in ('moving', 'still')], 224, 64, stride=1, progress=False,
+                         hints=True)
+    assert [len(kinds) for kinds in dataset.hints] == [2, 1]
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))])
+    which = [w for w, _ in dataset.items]
+    metric_seen = torch.isfinite(batch['metric_hints']).flatten(1).any(1).tolist()
+    assert not any(seen for seen, w in zip(metric_seen, which) if w == 1)
+    assert any(seen for seen, w in zip(metric_seen, which) if w == 0)

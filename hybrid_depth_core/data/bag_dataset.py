@@ -31,8 +31,15 @@ from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.images import BadMessage
+from hybrid_depth_core.tracks.hints import Hints, hint_map, hint_settings, recording_hints
 
 CACHE_VERSION = 1           # bump when decoding changes what a cached frame holds
+HINTS_VERSION = 1           # bump when tracks/hints.py's code changes what the hints hold
+# Hints are tracked on frames this wide whatever the training size: a tracking error of a pixel
+# at 128 wide is too much of the triangulation's angle (docs/benchmarks.md, "Depth hints").
+HINTS_WIDTH = 320
+HINTS_WINDOW = 10           # frames a track is followed for
+MIN_HINTS_HEIGHT = 32
 GAP_FACTOR = 3.0            # a frame interval this many times the median breaks a sequence
 FINGERPRINT_BYTES = 1 << 20  # hashed from each end of every bag file
 
@@ -130,11 +137,55 @@ def _within(recording: Recording, source: BagSource) -> Recording:
     return Recording(recording.rgb[chosen], recording.stamps_ns[chosen], recording.K[chosen])
 
 
+def image_aspect(source: BagSource) -> float:
+    """Width / height of the bag's images, as recorded."""
+    with Bag(source.path, source.image_topic or None, source.camera_info_topic or None,
+             source.allow_partial) as bag:
+        for _, rgb, _ in bag.images():
+            return rgb.shape[1] / rgb.shape[0]
+    raise UserError(f'bag {source.path} has no readable image on its image topic')
+
+
 def load_motion(source: BagSource, stamps_ns: np.ndarray) -> tuple[CameraMotion | None, str]:
     """The camera's motion at the recording's stamps and the report line (bag_motion)."""
     with Bag(source.path, source.image_topic or None, source.camera_info_topic or None,
              source.allow_partial) as bag:
         return read_camera_motion(bag, stamps_ns, source.motion)
+
+
+def load_hints(source: BagSource, recording: Recording, cache_dir: Path | None,
+               motion: CameraMotion | None = None, progress: bool = True) -> Hints:
+    """tracks/hints.py's hints for every frame of `recording` (the span of the bag it holds),
+    tracked on the bag's frames HINTS_WIDTH wide, through the disk cache; pixels in the frames
+    of the hints' width. Without `motion`, each window's geometry comes from its own tracks
+    (up to scale); with it, from the measured poses (metres)."""
+    height = max(MIN_HINTS_HEIGHT, round(HINTS_WIDTH / image_aspect(source)))
+    frames = load_recording(source, HINTS_WIDTH, height, cache_dir, progress)
+    frames = _within(frames, source) if not source.span.whole else frames
+    if not np.array_equal(frames.stamps_ns, recording.stamps_ns):  # both decoded from the bag
+        raise RuntimeError(f'bag {source.path}: the frames for depth hints are not the '
+                           f'training frames')
+    poses = None if motion is None else motion.poses
+    path = None
+    if cache_dir is not None:
+        key = hashlib.sha256(json.dumps([
+            _cache_key(source, HINTS_WIDTH, height), HINTS_VERSION, HINTS_WINDOW,
+            hint_settings(), cv2.__version__, str(source.span),
+            None if poses is None else [str(source.motion), hashlib.sha256(
+                np.ascontiguousarray(poses).tobytes()).hexdigest()]]).encode()).hexdigest()[:32]
+        path = Path(cache_dir) / f'{key}.hints.npz'
+        if path.exists():
+            with np.load(path) as data:
+                return Hints.from_arrays(dict(data), len(frames.stamps_ns))
+    if progress:
+        print(f'{source.path}: tracking depth hints over {len(frames.stamps_ns)} frames '
+              + ('from the images alone' if poses is None else 'with the measured motion'),
+              flush=True)
+    hints = recording_hints(frames.rgb, frames.K, poses, HINTS_WINDOW)
+    if path is not None:
+        with new_file(path) as file:  # readers see the whole file or none
+            np.savez(file, **hints.arrays())
+    return hints
 
 
 def _cache_key(source: BagSource, width: int, height: int) -> str:
@@ -224,8 +275,11 @@ class BagDataset(torch.utils.data.Dataset):
                  augment: AugmentConfig | None = None, seed: int = 0, stride: int = 0,
                  static_threshold: float = 1.0, val_fraction: float = 0.1,
                  split: str = 'train', cache_dir: Path | None = None, progress: bool = True,
-                 turns: bool = False):
+                 turns: bool = False, hints: bool = False):
         self.recordings, self.items, self.strides, self.held_out_items = [], [], [], []
+        # per recording, [hints from the images alone (up to scale), and from the measured
+        # motion (metres) where there is one] (tracks.hints.Hints; empty: not asked for)
+        self.hints = []
         self.turns = []   # per recording, Triplets.turns
         self.motion = []  # per recording, CameraMotion or None
         for source in sources:
@@ -247,6 +301,14 @@ class BagDataset(torch.utils.data.Dataset):
                       f'{100 * triplets.motion:.1f}% of the width); '
                       f'{len(triplets.train)} train / {len(triplets.val)} val triplets'
                       + (f'; {motion_report}' if motion_report else ''))
+            found = ([load_hints(source, recording, cache_dir, None, progress)]
+                     + ([load_hints(source, recording, cache_dir, motion, progress)]
+                        if motion is not None else [])) if hints else []
+            if progress:
+                for kind in found:
+                    print(f'{source.path}: {"metric" if kind.metric else "up-to-scale"} '
+                          f'{kind.report()}')
+            self.hints.append(found)
             self.strides.append(triplets.stride)
             self.motion.append(motion)
             self.turns.append(triplets.turns)
@@ -258,6 +320,7 @@ class BagDataset(torch.utils.data.Dataset):
                             f'lower the frame stride or the static threshold)')
         self.augment, self.seed, self.epoch = augment, seed, 0
         self.with_motion = any(source.motion.enabled for source in sources)
+        self.hint_kinds = {kind.metric for kinds in self.hints for kind in kinds}
 
     def distances(self) -> np.ndarray:
         """The known distances of the training pairs (t - s, t) and (t, t + s), metres."""
@@ -295,5 +358,14 @@ class BagDataset(torch.utils.data.Dataset):
         distances = ({-1: self._distance(which, current, previous),
                       1: self._distance(which, current, following)}
                      if self.with_motion else None)
+        height, width = recording.rgb.shape[1:3]
+        # every sample carries every kind the dataset has (a batch collates alike): NaN maps
+        # for a recording without that kind (a bag without motion beside one with)
+        hints = {metric: np.full((height, width), np.nan, np.float32)
+                 for metric in self.hint_kinds}
+        hints.update({kind.metric: hint_map(kind.pixels[current], kind.depths[current],
+                                            (width / kind.size[0], height / kind.size[1]),
+                                            width, height)
+                      for kind in self.hints[which]})
         return make_sample(frames, recording.K[current], rng, self.augment, turns=turns,
-                           distances=distances)
+                           distances=distances, hints=hints or None)

@@ -91,12 +91,14 @@ class DataConfig:
 
 
 def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
-                  progress: bool = True, turns: bool = False) -> torch.utils.data.Dataset:
+                  progress: bool = True, turns: bool = False,
+                  hints: bool = False) -> torch.utils.data.Dataset:
     """The dataset `config.source` names; every one yields the sample contract of samples.py
     (with the measured turns if `turns`: for DepthModelConfig.turn_prior; with the distances
     the camera travelled where `config.motion` and the source has them) and has
     `set_epoch(epoch)` for repeatable augmentation and `distances()`, the known distances of
-    its training pairs (metres; empty without motion)."""
+    its training pairs (metres; empty without motion). `hints`: the samples carry depth hints
+    (tracks/hints.py) where the source can give them (bags)."""
     if config.source == 'synthetic':
         from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
         return SyntheticDataset(config.seeds, config.frames_per_drive, config.width,
@@ -121,7 +123,7 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
         cache = Path(config.cache_dir).expanduser() if config.cache_dir else None
         return BagDataset(sources, config.width, config.height, augment, seed,
                           config.frame_stride, config.static_threshold, config.val_fraction,
-                          cache_dir=cache, progress=progress, turns=turns)
+                          cache_dir=cache, progress=progress, turns=turns, hints=hints)
     from hybrid_depth_core.data.image_folder import ImageFolderDataset
     _require(config, 'root', 'intrinsics')
     return ImageFolderDataset(Path(config.root), Path(config.intrinsics), config.width,

@@ -17,6 +17,12 @@ A sample is a dict (batched by torch's default collate) holding only what traini
                          f (metres, measured: data/bag_motion.py; NaN where unknown), which the
                          velocity loss compares with the pose network's translation (only for
                          datasets with motion: every sample of such a dataset has them)
+    'hints'              (1, H, W) float32: depth hints (tracks/hints.py: triangulated from the
+                         recording's own tracks), up to a scale of their own per image, NaN
+                         where there is none (only for datasets asked for hints)
+    'metric_hints'       the same in metres, triangulated with the measured motion (only for
+                         datasets asked for hints where some recording has the camera's
+                         motion: every sample of such a dataset has them, all NaN without)
     'depth_gt'           (1, H, W) float32 metres, NaN where unknown (only if the dataset has it;
                          held-out scoring reads it)
 
@@ -67,12 +73,15 @@ class AugmentConfig:
 def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Generator | None,
                 augment: AugmentConfig | None, depth_gt: np.ndarray | None = None,
                 turns: dict[int, np.ndarray] | None = None,
-                distances: dict[int, float] | None = None) -> dict:
+                distances: dict[int, float] | None = None,
+                hints: dict[bool, np.ndarray] | None = None) -> dict:
     """Build the sample dict from uint8 RGB frames (H, W, 3) keyed by frame id and the
     intrinsics K (3, 3) of that resolution. rng None or augment None: no augmentation. `turns`
     ({-1, 1} -> (3, 3), as the ('turn', f) entries: data/image_motion.pair_turns over the frames
     between, or `triplet_turns`); None: the sample has none. `distances` ({-1, 1} -> metres or
-    NaN, as the ('distance', f) entries; a flip leaves them as they are); None: none."""
+    NaN, as the ('distance', f) entries; a flip leaves them as they are); None: none. `hints`:
+    frame 0's hint maps (H, W) by whether they are metric ('metric_hints') or not ('hints');
+    None: none."""
     height, width = frames[0].shape[:2]
     K = np.asarray(K, dtype=np.float32).copy()
     flip = augment is not None and rng is not None and rng.random() < augment.flip_probability
@@ -85,6 +94,9 @@ def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Gen
             turns = {f: MIRROR @ R @ MIRROR for f, R in turns.items()}
         if depth_gt is not None:
             depth_gt = np.ascontiguousarray(depth_gt[:, ::-1])
+        if hints is not None:
+            hints = {metric: np.ascontiguousarray(depth[:, ::-1])
+                     for metric, depth in hints.items()}
     sample = {}
     for frame_id, image in frames.items():
         color = _to_tensor(image)
@@ -103,6 +115,10 @@ def make_sample(frames: dict[int, np.ndarray], K: np.ndarray, rng: np.random.Gen
         sample[('turn', frame_id)] = torch.from_numpy(np.asarray(turn, np.float32))
     for frame_id, distance in (distances or {}).items():
         sample[('distance', frame_id)] = torch.tensor(distance, dtype=torch.float32)
+    if hints is not None:
+        for metric, depth in hints.items():
+            key = 'metric_hints' if metric else 'hints'
+            sample[key] = torch.from_numpy(np.asarray(depth, np.float32))[None]
     if depth_gt is not None:
         sample['depth_gt'] = torch.from_numpy(np.asarray(depth_gt, np.float32))[None]
     return sample

@@ -1,6 +1,7 @@
 """Depth hints from a recording's own geometry: corners tracked through a window of frames and
-triangulated with the camera's measured motion, kept only where well conditioned (Depth Hints,
-Watson et al. 2019; SfM-supervised depth, Klodt and Vedaldi 2018).
+triangulated with the camera's measured motion (metres) or with the window's own geometry from
+its tracks (up to scale), kept only where well conditioned (Depth Hints, Watson et al. 2019;
+SfM-supervised depth, Klodt and Vedaldi 2018).
 
 A track starts at a corner of a start frame (Shi-Tomasi) and follows it frame to frame with
 pyramidal Lucas-Kanade, kept while tracking back lands within TRACK_CHECK_PX of where it
@@ -22,8 +23,15 @@ MIN_VIEWS = 3
 MAX_REPROJECTION_PX = 1.0
 MIN_ANGLE_DEG = 1.0
 CORNERS = 300
+MIN_SHARED = 20  # tracks two frames share for their relative pose from images alone
 _LK = dict(winSize=(15, 15), maxLevel=3,
            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+
+
+def hint_settings() -> list:
+    """What the hints depend on besides the frames (for caches)."""
+    return [TRACK_CHECK_PX, MIN_VIEWS, MAX_REPROJECTION_PX, MIN_ANGLE_DEG, CORNERS, MIN_SHARED,
+            repr(_LK)]
 
 
 @dataclass
@@ -34,6 +42,22 @@ class Hints:
     pixels: list[np.ndarray]
     depths: list[np.ndarray]
     angles: list[np.ndarray]
+    metric: bool = True  # False: each window's hints have a scale of their own
+    size: tuple[int, int] = (0, 0)  # width, height of the frames the pixels are in
+
+    def arrays(self) -> dict:
+        """Flat arrays (for np.savez); `from_arrays` reads them back."""
+        return {'frame': np.concatenate([np.full(len(d), i) for i, d in enumerate(self.depths)]),
+                'pixels': np.concatenate(self.pixels), 'depths': np.concatenate(self.depths),
+                'angles': np.concatenate(self.angles), 'metric': self.metric,
+                'size': np.array(self.size)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, frames: int) -> Hints:
+        bounds = np.searchsorted(arrays['frame'], np.arange(frames + 1))  # frames in order
+        return cls(*([arrays[name][a:b] for a, b in zip(bounds, bounds[1:])]
+                     for name in ('pixels', 'depths', 'angles')),
+                   bool(arrays['metric']), tuple(int(n) for n in arrays['size']))
 
     def report(self) -> str:
         counts = np.array([len(d) for d in self.depths])
@@ -108,31 +132,98 @@ def triangulate(points: np.ndarray, seen: np.ndarray, K: np.ndarray,
             continue
         error = np.linalg.norm(projected[:, :2] / projected[:, 2:] - points[t, views], axis=1)
         rays = X[t] - centres[views]
-        rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+        lengths = np.linalg.norm(rays, axis=1, keepdims=True)
+        if (lengths == 0).any():  # at a camera's centre: seen from nowhere
+            continue
+        rays /= lengths
         angles[t] = np.degrees(np.arccos(np.clip((rays @ rays.T).min(), -1, 1)))
         good[t] = error.max() < MAX_REPROJECTION_PX and angles[t] >= MIN_ANGLE_DEG
     return X, good, angles
 
 
-def recording_hints(rgb: np.ndarray, K: np.ndarray, poses: np.ndarray, window: int,
+def relative_poses(points: np.ndarray, seen: np.ndarray, K: np.ndarray) -> np.ndarray | None:
+    """The window's camera poses from its tracks alone, T_world_camera (V, 4, 4) with the first
+    frame as the world and the distance from it to the farthest frame that still shares
+    MIN_SHARED tracks as the unit: the essential matrix of those two frames, their tracks
+    triangulated, and every other frame placed on those points (PnP). None where the tracks
+    cannot fix them; a frame that cannot be placed has NaN."""
+    views = seen.shape[1]
+    shared = [int((seen[:, 0] & seen[:, v]).sum()) for v in range(views)]
+    far = max((v for v in range(1, views) if shared[v] >= MIN_SHARED), default=None)
+    if far is None:
+        return None
+    both = seen[:, 0] & seen[:, far]
+    first, last = points[both, 0].astype(np.float64), points[both, far].astype(np.float64)
+    E, inliers = cv2.findEssentialMat(first, last, K, cv2.RANSAC, 0.999, 0.5)
+    if E is None or E.shape != (3, 3):
+        return None
+    _, R, t, kept = cv2.recoverPose(E, first, last, K, mask=inliers)
+    kept = kept[:, 0] > 0
+    if kept.sum() < MIN_SHARED // 2:
+        return None
+    poses = np.full((views, 4, 4), np.nan)
+    poses[0] = np.eye(4)
+    poses[far] = np.linalg.inv(_transform(R, t[:, 0]))
+    tracks = np.flatnonzero(both)[kept]
+    X = np.full((len(points), 3), np.nan)
+    X[tracks] = _linear_points(points[tracks][:, [0, far]], K, poses[[0, far]])
+    for v in range(1, views):
+        use = np.isfinite(X).all(1) & seen[:, v]
+        if v == far or use.sum() < MIN_SHARED // 2:
+            continue
+        found, rvec, tvec, _ = cv2.solvePnPRansac(X[use], points[use, v].astype(np.float64),
+                                                  K, None, reprojectionError=MAX_REPROJECTION_PX)
+        if found:
+            poses[v] = np.linalg.inv(_transform(cv2.Rodrigues(rvec)[0], tvec[:, 0]))
+    return poses
+
+
+def _transform(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = R, t
+    return T
+
+
+def _linear_points(points: np.ndarray, K: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """(T, V, 2) pixels seen in all V views with poses T_world_camera -> (T, 3) DLT points."""
+    projections = K @ np.linalg.inv(poses)[:, :3, :]
+    rows = np.concatenate([points[:, v, :1] * projections[v, 2] - projections[v, 0][None]
+                           for v in range(len(poses))] +
+                          [points[:, v, 1:] * projections[v, 2] - projections[v, 1][None]
+                           for v in range(len(poses))], axis=0)
+    rows = rows.reshape(2 * len(poses), len(points), 4).transpose(1, 0, 2)
+    _, _, vt = np.linalg.svd(rows)
+    return vt[:, -1, :3] / vt[:, -1, 3:]
+
+
+def recording_hints(rgb: np.ndarray, K: np.ndarray, poses: np.ndarray | None, window: int,
                     every: int | None = None) -> Hints:
     """Hints for every frame of a recording: frames (N, H, W, 3) uint8 with intrinsics K
-    (N, 3, 3) and poses T_world_camera (N, 4, 4), NaN where unknown; tracks start every
-    `every` frames (default window // 2) and run `window` frames. A point tracked from two
-    start frames is a hint twice."""
+    (N, 3, 3), triangulated with the measured poses T_world_camera `poses` (N, 4, 4; NaN where
+    unknown: metres) or, for None, with each window's geometry from its own tracks
+    (`relative_poses`: each window up to a scale of its own, Hints.metric False). Tracks start
+    every `every` frames and run `window` frames; by default windows overlap by half with
+    measured poses (more hints), and do not overlap without (each frame's hints then share one
+    window's scale)."""
     grey = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in rgb]
-    every = every or max(1, window // 2)
+    every = every or (window if poses is None else max(1, window // 2))
     found: list[list] = [[] for _ in grey]
     for start in range(0, max(1, len(grey) - MIN_VIEWS + 1), every):
         points, seen = track(grey, start, window)
-        frame_poses = poses[start:start + points.shape[1]]
-        views = len(frame_poses)
+        views = min(window, len(grey) - start)
+        points, seen = points[:, :views], seen[:, :views]
+        if poses is not None:
+            frame_poses = poses[start:start + views]
+        else:
+            frame_poses = relative_poses(points, seen, K[start])
+            if frame_poses is None:
+                continue
         known = np.isfinite(frame_poses).all(axis=(1, 2))
         if known.sum() < MIN_VIEWS:
             continue
-        seen = seen[:, :views] & known[None, :]
+        seen = seen & known[None, :]
         frame_poses = np.where(known[:, None, None], frame_poses, np.eye(4))
-        X, good, angles = triangulate(points[:, :views], seen, K[start], frame_poses)
+        X, good, angles = triangulate(points, seen, K[start], frame_poses)
         to_camera = np.linalg.inv(frame_poses)
         for t in np.flatnonzero(good):
             for v in np.flatnonzero(seen[t]):
@@ -140,4 +231,22 @@ def recording_hints(rgb: np.ndarray, K: np.ndarray, poses: np.ndarray, window: i
                 found[start + v].append((*points[t, v], depth, angles[t]))
     as_array = [np.asarray(f, np.float64).reshape(-1, 4) for f in found]
     return Hints([a[:, :2] for a in as_array], [a[:, 2] for a in as_array],
-                 [a[:, 3] for a in as_array])
+                 [a[:, 3] for a in as_array], metric=poses is not None,
+                 size=(rgb.shape[2], rgb.shape[1]))
+
+
+def hint_map(pixels: np.ndarray, depths: np.ndarray, scale: tuple[float, float], width: int,
+             height: int) -> np.ndarray:
+    """One frame's hints as a (height, width) float32 depth map, NaN where there is none:
+    `pixels` (M, 2) were measured on frames of another size, width x height being `scale`
+    (x, y) times theirs (resizing an image moves its pixels, not its depths). Of two hints in
+    one pixel the nearer wins (the nearer surface hides the other)."""
+    depth = np.full((height, width), np.nan, np.float32)
+    if not len(depths):
+        return depth
+    u = np.round((pixels[:, 0] + 0.5) * scale[0] - 0.5).astype(int)
+    v = np.round((pixels[:, 1] + 0.5) * scale[1] - 0.5).astype(int)
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height) & (depths > 0)
+    order = np.argsort(-depths[inside])  # nearest written last
+    depth[v[inside][order], u[inside][order]] = depths[inside][order]
+    return depth

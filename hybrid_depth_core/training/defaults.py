@@ -114,18 +114,12 @@ def source_aspect(data: DataConfig) -> float:
         return camera.width / camera.height
     if not data.bags:
         raise UserError('data.source=bag needs data.bags')
-    aspects = {bag: _first_image_aspect(bag, data) for bag in data.bags}
+    from hybrid_depth_core.data.bag_dataset import BagSource, image_aspect
+    aspects = {bag: image_aspect(BagSource(Path(bag), data.image_topic, data.camera_info_topic,
+                                           allow_partial=data.allow_partial_bags))
+               for bag in data.bags}
     if max(aspects.values()) > 1.01 * min(aspects.values()):
         shapes = ', '.join(f'{bag}: {aspect:.3f}' for bag, aspect in aspects.items())
         raise UserError(f'the bags\' images have different aspect ratios ({shapes}); set '
                         f'data.width and data.height for all of them')
     return next(iter(aspects.values()))
-
-
-def _first_image_aspect(path: str, data: DataConfig) -> float:
-    from hybrid_depth_core.data.bag_reader import Bag
-    with Bag(Path(path), data.image_topic or None, data.camera_info_topic or None,
-             data.allow_partial_bags) as bag:
-        for _, rgb, _ in bag.images():
-            return rgb.shape[1] / rgb.shape[0]
-    raise UserError(f'bag {path} has no readable image on its image topic')

@@ -13,6 +13,9 @@ A multi-frame step is ManyDepth's (Watson et al., CVPR 2021, and its trainer.py)
   matching is reliable in samples that are not augmented, normalised by their count, and the
   consistency loss (to the detached teacher) covers the rest, so augmented samples learn from
   the teacher only.
+Where the batch has depth hints (tracks/hints.py), both the teacher and the multi-frame network
+add Depth Hints' term (Watson et al., ICCV 2019; losses.hint_loss) at each scale, on top of
+ManyDepth's losses, which stay as they are.
 One deliberate difference: the consistency loss is relative by default (`relative_consistency`;
 docs/benchmarks.md measures it against ManyDepth's absolute one). A single-frame model trains
 with the teacher's step.
@@ -32,6 +35,7 @@ from hybrid_depth_core.networks import DepthModel, DepthModelConfig, PoseNet, di
 SOURCE_FRAMES = (-1, 1)  # the frame offsets warped into the target frame 0
 # Per-sample matching augmentation (ManyDepth's augmentation_mask, keeping which kind it was).
 NO_AUGMENTATION, STATIC_CAMERA, ZERO_COST_VOLUME = 0, 1, 2
+HINT_RULES = ('depth_hints', 'always')
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,18 @@ class LossConfig:
     # velocity loss, its paper's weight): the pose network's translation, and with it the
     # depth, in metres.
     velocity: float = 0.05
+    # |log depth - log hint| to the recording's own triangulated depth (0: off), used where the
+    # hint reprojects better than the prediction ('depth_hints', Depth Hints' rule) or at every
+    # hint ('always').
+    hints: float = 1.0
+    hints_rule: str = 'depth_hints'
 
     def __post_init__(self):
+        if self.hints_rule not in HINT_RULES:
+            raise ValueError(f'hints_rule must be one of {", ".join(HINT_RULES)}, got '
+                             f'{self.hints_rule!r}')
         for name in ('smoothness', 'consistency', 'static_camera_probability',
-                     'zero_cost_volume_probability', 'velocity'):
+                     'zero_cost_volume_probability', 'velocity', 'hints'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f'{name} must be a number >= 0, got {value!r}')
@@ -113,10 +125,15 @@ class SelfSupervisedObjective(nn.Module):
         with torch.no_grad():
             identity = losses.identity_error(
                 [batch[('color', f, 0)] for f in SOURCE_FRAMES], target)
-        photometric, smoothness, single_depths, kept = self._view_synthesis(
+        photometric, smoothness, single_depths, kept, errors = self._view_synthesis(
             batch, single.disparities, poses, identity=identity)
         single_loss = photometric + smoothness
         terms = {'automask/kept': kept.mean()}
+        hints = self._hints(batch, single_depths[0], poses)
+        for name, (hint, hint_error) in hints.items():
+            term, used = self._hint_term(single_depths, errors, hint, hint_error)
+            single_loss = single_loss + self.loss_config.hints * term
+            terms.update({name: term, name.replace('loss/', 'used/'): used})
         if ('distance', 1) in batch:  # measured motion: the pose network learns metres
             velocity = losses.velocity_loss(  # the mean over every pair with a distance
                 torch.cat([poses[f][:, :3, 3] for f in SOURCE_FRAMES]),
@@ -143,13 +160,17 @@ class SelfSupervisedObjective(nn.Module):
             single_depths[0])
         reliable = reliable * (augmentation == NO_AUGMENTATION).to(reliable.dtype)
         detached = {f: T.detach() for f, T in poses.items()}  # pose learns from the teacher
-        photometric, smoothness, depths, _ = self._view_synthesis(
+        photometric, smoothness, depths, _, errors = self._view_synthesis(
             batch, output.disparities, detached, mask=reliable)
         consistency = sum(
             losses.consistency_loss(depth, teacher_depth, 1 - reliable,
                                     self.loss_config.relative_consistency)
             for depth, teacher_depth in zip(depths, single_depths)) / len(depths)
         total = photometric + smoothness + self.loss_config.consistency * consistency
+        for name, (hint, hint_error) in hints.items():
+            term, _ = self._hint_term(depths, errors, hint, hint_error)
+            total = total + self.loss_config.hints * term
+            terms[name.replace('loss/', 'loss/multi_frame_')] = term
         if not frozen:
             total = total + single_loss
         terms.update({'loss/depth': photometric, 'loss/smoothness': smoothness,
@@ -173,8 +194,8 @@ class SelfSupervisedObjective(nn.Module):
             output = self.depth(aug[0], aug[-1], batch[('K', 0)], poses[-1])
         identity = losses.identity_error([batch[('color', f, 0)] for f in SOURCE_FRAMES],
                                          batch[('color', 0, 0)])
-        photometric, _, depths, _ = self._view_synthesis(batch, output.disparities[:1], poses,
-                                                         identity=identity)
+        photometric, _, depths, _, _ = self._view_synthesis(batch, output.disparities[:1],
+                                                            poses, identity=identity)
         return photometric, depths[0]
 
     def _poses(self, batch: dict) -> dict:
@@ -187,17 +208,57 @@ class SelfSupervisedObjective(nn.Module):
         return {-1: invert_transform(self.pose(aug[-1], aug[0], turn[-1]).float()),
                 1: self.pose(aug[0], aug[1], turn[1]).float()}
 
+    @torch.no_grad()
+    def _hints(self, batch: dict, depth: torch.Tensor, poses: dict) -> dict:
+        """{term name: (hints, their per-pixel reprojection error or None)} for the batch's
+        hints (none with the term off): 'hints', up to scale, each image's brought to the
+        scale of its `depth` (the median ratio over its hints), and 'metric_hints' as they are.
+        The error is the view synthesis with the pose network's poses of the hints where there
+        are any and `depth` elsewhere ("always" needs none)."""
+        found = {}
+        for key in ('hints', 'metric_hints') if self.loss_config.hints else ():
+            if key not in batch:
+                continue
+            hints = batch[key]
+            known = torch.isfinite(hints) & (hints > 0)
+            if key == 'hints':
+                ratio = torch.where(known, depth.float() / torch.where(known, hints, 1.0),
+                                    torch.nan)
+                scale = torch.nanmedian(ratio.flatten(1), dim=1).values.nan_to_num(1.0)
+                hints = hints * scale.view(-1, 1, 1, 1)
+            error = None
+            if self.loss_config.hints_rule == 'depth_hints':
+                filled = torch.where(known, hints, depth.float())
+                warped = [warp(batch[('color', f, 0)], filled, poses[f].float(),
+                               batch[('K', 0)], batch[('inv_K', 0)]) for f in SOURCE_FRAMES]
+                error = losses.reprojection_loss(warped, batch[('color', 0, 0)])
+            found[f'loss/{key}'] = (hints, error)
+        return found
+
+    def _hint_term(self, depths, errors, hints, hint_error):
+        """losses.hint_loss averaged over the scales, and the fraction of hints the first
+        scale used."""
+        total, used = 0.0, None
+        for depth, error in zip(depths, errors):
+            term, mask = losses.hint_loss(depth, hints, None if hint_error is None else error,
+                                          hint_error)
+            total = total + term
+            used = mask if used is None else used
+        known = (torch.isfinite(hints) & (hints > 0)).sum()
+        return total / len(depths), used.sum() / known.clamp(min=1)
+
     def _view_synthesis(self, batch, disparities, poses, identity=None, mask=None):
         """Multi-scale photometric and smoothness losses, disparities upsampled to full size;
         the photometric loss averages over `mask`, or over the auto-mask of each scale when
         `identity` (losses.identity_error of the unwarped sources) is given. Returns the two
-        losses (each averaged over scales, smoothness weighted), the depth of each scale and the
-        first scale's mask."""
+        losses (each averaged over scales, smoothness weighted), the depth of each scale, the
+        first scale's mask and each scale's per-pixel error a depth hint must beat (detached):
+        the reprojection error, or with `identity` the smaller of it and the identity's."""
         target = batch[('color', 0, 0)]
         K, inv_K = batch[('K', 0)], batch[('inv_K', 0)]
         sources = [batch[('color', f, 0)] for f in SOURCE_FRAMES]
         config = self.depth.config
-        photometric, smoothness, depths, first_mask = 0.0, 0.0, [], None
+        photometric, smoothness, depths, first_mask, errors = 0.0, 0.0, [], None, []
         for scale, disparity in enumerate(disparities):
             disparity = disparity.float()
             full = F.interpolate(disparity, target.shape[-2:], mode='bilinear',
@@ -211,6 +272,10 @@ class SelfSupervisedObjective(nn.Module):
             photometric = photometric + losses.masked_mean(reprojection, scale_mask)
             smoothness = smoothness + self.loss_config.smoothness / 2 ** scale * smooth
             depths.append(depth)
+            # what a hint must beat (Depth Hints' rule): with auto-masking, the unwarped
+            # sources' error too
+            errors.append((reprojection if identity is None
+                           else torch.minimum(reprojection, identity)).detach())
             first_mask = scale_mask if first_mask is None else first_mask
         scales = len(disparities)
-        return photometric / scales, smoothness / scales, depths, first_mask
+        return photometric / scales, smoothness / scales, depths, first_mask, errors

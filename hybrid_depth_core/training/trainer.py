@@ -118,7 +118,8 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     start = _init_state(init, config) if init is not None else None  # checked before the data
 
     dataset = build_dataset(config.data, config.augment, config.seed,
-                            progress=progress and rank == 0, turns=config.model.turn_prior)
+                            progress=progress and rank == 0, turns=config.model.turn_prior,
+                            hints=config.loss.hints > 0)
     steps_per_epoch = len(dataset) // world // config.batch_size
     if steps_per_epoch == 0:
         raise UserError(f'{len(dataset)} samples are fewer than one batch of '
