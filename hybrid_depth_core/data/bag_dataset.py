@@ -177,11 +177,10 @@ def load_hints(source: BagSource, recording: Recording, cache_dir: Path | None,
         if path.exists():
             with np.load(path) as data:
                 return Hints.from_arrays(dict(data), len(frames.stamps_ns))
-    if progress:
-        print(f'{source.path}: tracking depth hints over {len(frames.stamps_ns)} frames '
-              + ('from the images alone' if poses is None else 'with the measured motion'),
-              flush=True)
-    hints = recording_hints(frames.rgb, frames.K, poses, HINTS_WINDOW)
+    kind = 'up-to-scale' if poses is None else 'metric'
+    hints = recording_hints(frames.rgb, frames.K, poses, HINTS_WINDOW,
+                            progress=f'{kind} depth hints, {source.path.name}' if progress
+                            else None)
     if path is not None:
         with new_file(path) as file:  # readers see the whole file or none
             np.savez(file, **hints.arrays())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 TRACK_CHECK_PX = 0.5
 MIN_VIEWS = 3
@@ -197,18 +198,19 @@ def _linear_points(points: np.ndarray, K: np.ndarray, poses: np.ndarray) -> np.n
 
 
 def recording_hints(rgb: np.ndarray, K: np.ndarray, poses: np.ndarray | None, window: int,
-                    every: int | None = None) -> Hints:
+                    every: int | None = None, progress: str | None = None) -> Hints:
     """Hints for every frame of a recording: frames (N, H, W, 3) uint8 with intrinsics K
     (N, 3, 3), triangulated with the measured poses T_world_camera `poses` (N, 4, 4; NaN where
     unknown: metres) or, for None, with each window's geometry from its own tracks
     (`relative_poses`: each window up to a scale of its own, Hints.metric False). Tracks start
     every `every` frames and run `window` frames; by default windows overlap by half with
     measured poses (more hints), and do not overlap without (each frame's hints then share one
-    window's scale)."""
+    window's scale). `progress`: a progress bar with that description."""
     grey = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in rgb]
     every = every or (window if poses is None else max(1, window // 2))
     found: list[list] = [[] for _ in grey]
-    for start in range(0, max(1, len(grey) - MIN_VIEWS + 1), every):
+    starts = range(0, max(1, len(grey) - MIN_VIEWS + 1), every)
+    for start in tqdm(starts, desc=progress, unit='window', disable=progress is None):
         points, seen = track(grey, start, window)
         views = min(window, len(grey) - start)
         points, seen = points[:, :views], seen[:, :views]
