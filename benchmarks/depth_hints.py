@@ -23,7 +23,7 @@ from hybrid_depth_core.data.image_motion import pair_turns
 from hybrid_depth_core.data.time_span import TimeSpan
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.depth import depth_to_metres
-from hybrid_depth_core.messages.header import stamp_ns
+from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.tracks.hints import recording_hints
 
 
@@ -54,7 +54,7 @@ def judge(hints, stamps, truth, info, width) -> str:
     depth_stamps = np.array(sorted(truth))
     ratios, per_image = [], []
     for index, stamp in enumerate(stamps):
-        nearest = depth_stamps[np.argmin(np.abs(depth_stamps - stamp))]
+        nearest = depth_stamps[nearest_index(depth_stamps, stamp)]
         if abs(nearest - stamp) > 16_000_000 or not len(hints.depths[index]):
             continue
         raw = depth_to_metres(truth[nearest])

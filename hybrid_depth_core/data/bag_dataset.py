@@ -153,24 +153,30 @@ def load_motion(source: BagSource, stamps_ns: np.ndarray) -> tuple[CameraMotion 
         return read_camera_motion(bag, stamps_ns, source.motion)
 
 
-def load_hints(source: BagSource, recording: Recording, cache_dir: Path | None,
-               motion: CameraMotion | None = None, progress: bool = True) -> Hints:
-    """tracks/hints.py's hints for every frame of `recording` (the span of the bag it holds),
-    tracked on the bag's frames HINTS_WIDTH wide, through the disk cache; pixels in the frames
-    of the hints' width. Without `motion`, each window's geometry comes from its own tracks
-    (up to scale); with it, from the measured poses (metres)."""
+def hint_frames(source: BagSource, recording: Recording, cache_dir: Path | None,
+                progress: bool = True) -> Recording:
+    """The frames of `recording` (the span of the bag it holds) as hints are tracked on them:
+    HINTS_WIDTH wide at the bag's own aspect, through the frame cache."""
     height = max(MIN_HINTS_HEIGHT, round(HINTS_WIDTH / image_aspect(source)))
     frames = load_recording(source, HINTS_WIDTH, height, cache_dir, progress)
     frames = _within(frames, source) if not source.span.whole else frames
     if not np.array_equal(frames.stamps_ns, recording.stamps_ns):  # both decoded from the bag
         raise RuntimeError(f'bag {source.path}: the frames for depth hints are not the '
                            f'training frames')
+    return frames
+
+
+def load_hints(source: BagSource, frames: Recording, cache_dir: Path | None,
+               motion: CameraMotion | None = None, progress: bool = True) -> Hints:
+    """tracks/hints.py's hints for every one of `frames` (`hint_frames`), through the disk
+    cache; pixels in those frames. Without `motion`, each window's geometry comes from its own
+    tracks (up to scale); with it, from the measured poses (metres)."""
     poses = None if motion is None else motion.poses
     path = None
     if cache_dir is not None:
         key = hashlib.sha256(json.dumps([
-            _cache_key(source, HINTS_WIDTH, height), HINTS_VERSION, HINTS_WINDOW,
-            hint_settings(), cv2.__version__, str(source.span),
+            _cache_key(source, frames.rgb.shape[2], frames.rgb.shape[1]), HINTS_VERSION,
+            HINTS_WINDOW, hint_settings(), cv2.__version__, str(source.span),
             None if poses is None else [str(source.motion), hashlib.sha256(
                 np.ascontiguousarray(poses).tobytes()).hexdigest()]]).encode()).hexdigest()[:32]
         path = Path(cache_dir) / f'{key}.hints.npz'
@@ -300,9 +306,11 @@ class BagDataset(torch.utils.data.Dataset):
                       f'{100 * triplets.motion:.1f}% of the width); '
                       f'{len(triplets.train)} train / {len(triplets.val)} val triplets'
                       + (f'; {motion_report}' if motion_report else ''))
-            found = ([load_hints(source, recording, cache_dir, None, progress)]
-                     + ([load_hints(source, recording, cache_dir, motion, progress)]
-                        if motion is not None else [])) if hints else []
+            found = []
+            if hints:
+                frames = hint_frames(source, recording, cache_dir, progress)
+                found = [load_hints(source, frames, cache_dir, kind, progress)
+                         for kind in ([None] if motion is None else [None, motion])]
             if progress:
                 for kind in found:
                     print(f'{source.path}: {"metric" if kind.metric else "up-to-scale"} '
