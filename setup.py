@@ -23,6 +23,7 @@ setup(
     install_requires=[
         'numpy>=1.24',
         'opencv-python-headless>=4.6',
+        'mcap>=1.2',
         'PyYAML>=6',
         'rosbags>=0.10',
         'rosbags-image>=0.10',

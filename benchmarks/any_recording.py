@@ -42,6 +42,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--scene', choices=sorted(SCENES), default='room')
     parser.add_argument('--minutes', type=float, default=30.0)
+    parser.add_argument('--max-steps', type=int,
+                        help='train this many steps instead (a comparison that a busy machine '
+                             'cannot distort)')
     parser.add_argument('--out', type=Path, default=Path('out/any_recording'))
     parser.add_argument('overrides', nargs='*', metavar='key=value',
                         help='config overrides passed on to `hybrid-depth train`')
@@ -59,7 +62,9 @@ def main():
         return
     run = args.out / args.scene
     log = args.out / f'{args.scene}_train.log'
-    train_once(run, log, train_bags, ['--minutes', str(args.minutes), *args.overrides])
+    length = (['--max-steps', str(args.max_steps)] if args.max_steps else
+              ['--minutes', str(args.minutes)])
+    train_once(run, log, train_bags, [*length, *args.overrides])
     strides = re.findall(r'frame stride (\d+)', log.read_text()) if log.exists() else []
 
     state = load_checkpoint(run / 'last.pt')

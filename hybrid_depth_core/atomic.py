@@ -108,8 +108,43 @@ def check_output_directory(path: Path, inputs=()) -> None:
                             f'choose an output directory outside it')
     if path.exists() and not path.is_dir():
         raise UserError(f'--out {path} exists and is not a directory')
-    existing = next(parent for parent in (path, *path.parents) if parent.exists())
+    _check_writable(path, (path, *path.parents), '--out')
+
+
+def check_output_file(path: Path, flag: str, inputs=()) -> None:
+    """Before any work: a UserError unless `new_file` can write `path` (given as `flag`, e.g.
+    '--json'): not a directory, its nearest existing parent a writable directory, and not one
+    of `inputs` (files or directories that are only read): not the same file under another
+    name (a symlink or hard link), not inside an input directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f'{flag} {path} is a directory; give a file name')
+    for source in map(Path, inputs):
+        if _same_file(path, source):
+            which = ('an input' if path.absolute() == source.absolute()
+                     else f'the input {source} under another name')
+            raise UserError(f'{flag} {path} is {which}; inputs are only read, choose another '
+                            f'file name')
+        if source.is_dir() and source.resolve() in path.resolve().parents:
+            raise UserError(f'{flag} {path} is inside the input {source}; inputs are only '
+                            f'read, choose a file outside it')
+    _check_writable(path, path.absolute().parents, flag)  # new_file makes missing parents
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    """Whether the two names reach one file: the same inode (hard links, symlinks), or, where
+    `path` does not exist yet, the same resolved path (a dangling symlink into `other`)."""
+    try:
+        return os.path.samefile(path, other)
+    except OSError:  # one of them does not exist
+        return path.resolve() == other.resolve()
+
+
+def _check_writable(path: Path, candidates, flag: str) -> None:
+    """A UserError unless the first existing one of `candidates` (`path` or its parents) is a
+    directory this process may create entries in."""
+    existing = next(parent for parent in candidates if parent.exists())
     if not existing.is_dir():
-        raise UserError(f'--out {path}: {existing} is a file, not a directory')
+        raise UserError(f'{flag} {path}: {existing} is a file, not a directory')
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f'--out {path}: cannot write to {existing} (permission denied)')
+        raise UserError(f'{flag} {path}: cannot write to {existing} (permission denied)')

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hybrid_depth_core.atomic import new_file
+from hybrid_depth_core.atomic import check_output_file, new_file
 from hybrid_depth_core.data.image_motion import pair_turns
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import invert_transform
@@ -75,6 +75,7 @@ class ExportReport:
 def export_onnx(checkpoint: Path, out: Path, multi_frame: bool = False) -> ExportReport:
     """Write the graph to `out` (atomically) and check it with onnxruntime at two batch sizes;
     raises UserError if a package is missing or the outputs disagree."""
+    check_output_file(out, 'ONNX output', [checkpoint])
     try:
         import onnxruntime
     except ImportError:
@@ -125,6 +126,7 @@ def export_weights(checkpoint: Path, out: Path) -> int:
     """Write the depth and pose networks of `checkpoint` in fp16 with its config and step, in
     the checkpoint format (DepthPredictor.from_checkpoint and the node load it; the weights
     are cast back to fp32 on loading). Returns the number of parameters written."""
+    check_output_file(out, 'weights output', [checkpoint])
     state = load_checkpoint(checkpoint)
     predictor = DepthPredictor.from_checkpoint(checkpoint, device='cpu')  # refuses bad ones
     # Buffers (the cost volume's depth range, batch-norm statistics) stay fp32: they are

@@ -29,7 +29,6 @@ import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-import yaml
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -52,7 +51,8 @@ from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.messages.images import image_to_rgb
 from hybrid_depth_core.messages.outputs import CLOUD_DTYPE, colorize
 from hybrid_depth_core.runtime.node_config import (COLORIZED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC,
-                                                   POINTS_TOPIC, NodeConfig)
+                                                   POINTS_TOPIC, NodeConfig,
+                                                   parameter_file_values)
 from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_core.runtime.framing import plan
 from hybrid_depth_ros.node import DIAGNOSTICS_TOPIC
@@ -302,11 +302,7 @@ def _last_words(node_log: deque[str]) -> str:
 
 def node_parameter(params_file: Path | None, name: str) -> float:
     """A numeric parameter the node runs with under `params_file` (else its default)."""
-    values = {}
-    if params_file is not None:
-        for section in (yaml.safe_load(Path(params_file).read_text()) or {}).values():
-            if isinstance(section, dict):
-                values.update(section.get('ros__parameters') or {})
+    values = parameter_file_values(params_file) if params_file is not None else {}
     return float(values.get(name, getattr(NodeConfig(), name)))
 
 

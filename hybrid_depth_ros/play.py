@@ -10,7 +10,6 @@ skipped.
 from __future__ import annotations
 
 import importlib
-import shutil
 import threading
 import time
 from collections import Counter
@@ -23,7 +22,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
-from hybrid_depth_core.data.bag_reader import open_rosbag2
+from hybrid_depth_core.data.bag_opening import RecordingReader
 from hybrid_depth_core.errors import UserError
 
 # Reliable so that RViz's default (reliable) subscriptions see the replayed topics too; a
@@ -63,8 +62,8 @@ def play(bag: Path, node: Node, rate: float = 1.0, repeat: int | None = 1,
     summary = PlaySummary()
     if not Path(bag).exists():
         raise UserError(f'cannot read bag {bag}: it does not exist')
-    reader, recovered, _ = open_rosbag2(Path(bag), allow_partial)
-    if not reader.is2:
+    reader = RecordingReader(Path(bag), allow_partial)
+    if not reader.reader.is2:
         reader.close()
         raise UserError(f'{bag} is a ROS 1 bag; play replays rosbag2 (convert it with '
                         f'`rosbags-convert`)')
@@ -91,9 +90,8 @@ def play(bag: Path, node: Node, rate: float = 1.0, repeat: int | None = 1,
             + (f'; skipped (type not installed): {", ".join(sorted(summary.skipped))}'
                if summary.skipped else ''))
         _wait_for_subscribers(publishers.values(), delay, stop)
-        connections = [c for c in reader.connections if types.get(c.topic) == c.msgtype]
         while (repeat is None or summary.loops < repeat) and not stop.is_set():
-            if _play_once(reader, connections, publishers, rate, stop, node.context,
+            if _play_once(reader, types, publishers, rate, stop, node.context,
                           summary.published):
                 summary.loops += 1
         # Reliable delivery goes on after publish() returns: leaving now would drop the last
@@ -104,16 +102,16 @@ def play(bag: Path, node: Node, rate: float = 1.0, repeat: int | None = 1,
         summary.interrupted = True
     finally:
         reader.close()
-        if recovered is not None:
-            shutil.rmtree(recovered, ignore_errors=True)
     return summary
 
 
-def _play_once(reader, connections, publishers, rate, stop, context,
-               published: Counter) -> bool:
-    """One pass through the bag; False if it was stopped before the end."""
+def _play_once(reader, types, publishers, rate, stop, context, published: Counter) -> bool:
+    """One pass through the bag (the messages of `types`: topic -> type); False if it was
+    stopped before the end."""
     start, first = time.monotonic(), None
-    for connection, timestamp, rawdata in reader.messages(connections=connections):
+    for connection, timestamp, rawdata in reader.messages(set(types)):
+        if types[connection.topic] != connection.msgtype:
+            continue
         first = timestamp if first is None else first
         wait = start + (timestamp - first) / 1e9 / rate - time.monotonic()
         if wait > 0 and stop.wait(wait):

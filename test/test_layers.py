@@ -60,7 +60,8 @@ def test_core_source_never_names_the_ros_package_or_rclpy():
 
 
 # The README's code map, top to bottom: a unit imports only from its own row or rows above.
-LAYERS = (('errors', 'atomic', 'device', 'geometry', 'camera', 'losses', 'config_dicts'),
+LAYERS = (('errors', 'user_files', 'atomic', 'device', 'geometry', 'camera', 'losses',
+           'config_dicts'),
           ('networks',), ('checkpoint',), ('messages',), ('tracks',), ('data',), ('runtime',),
           ('evaluation',), ('training', 'export', 'benchmark', 'visualize'))
 

@@ -156,3 +156,22 @@ def test_a_looping_replay_ends_cleanly_on_sigterm(bag, ros):
         process.kill()
     assert process.returncode == 0, stderr
     assert 'complete pass(es); interrupted' in stdout and 'Traceback' not in stderr
+
+
+def test_a_damaged_chunk_is_an_error_or_skipped_with_allow_partial_bags(ros, tmp_path):
+    from test_damaged_recordings import TOPIC, chunked_bag, damage_chunk
+    player, received = ros
+    bag = chunked_bag(tmp_path / 'chunks', 'zstd')
+    lost = damage_chunk(bag, 0.5)
+    with pytest.raises(UserError, match=f'bag {bag} is damaged.*--allow-partial-bags'):
+        play(bag, player, rate=100.0, delay=0.0, log=lambda line: None)
+    received['images'].clear()
+    summary = play(bag, player, rate=100.0, delay=5.0, log=lambda line: None,
+                   allow_partial=True)
+    assert dict(summary.published) == {TOPIC: 24 - len(lost)}  # the chunks after it too
+
+    def frames():  # (the failed replay's first images may still arrive)
+        return {(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec - 10**9) // 10**8
+                for _, m in received['images']}
+    expected = set(range(24)) - lost
+    assert wait_until(lambda: expected <= frames(), timeout=10), frames()

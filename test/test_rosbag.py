@@ -413,14 +413,14 @@ def test_a_recording_cut_short_is_recovered_with_allow_partial_bags(tmp_path, dr
     with Bag(bag, allow_partial=True) as cut:
         assert len(list(cut.images())) == len(drive[1])
         assert 'recovered' in cut.damage
-        recovered = cut._recovered
+        recovered = cut.reader._scratch
     assert not recovered.exists()  # the temporary copy goes with the reader
     summary = infer_bag(predictor, bag, tmp_path / 'out', NodeConfig(), progress=False,
                         allow_partial=True)
     assert summary.frames == len(drive[1])
     # Cut in the middle of the data (one chunk here): what precedes the cut is all there is.
     data.write_bytes(whole[:len(whole) // 2])
-    with pytest.raises(UserError, match='nothing could be recovered.*ends inside a record'):
+    with pytest.raises(UserError, match='nothing could be recovered.*cut short'):
         Bag(bag, allow_partial=True)
     assert data.read_bytes() == whole[:len(whole) // 2]  # the input is only read
 

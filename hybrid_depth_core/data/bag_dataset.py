@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -27,11 +28,12 @@ from hybrid_depth_core.data.image_motion import (MAX_MATCHING_GAP, choose_stride
 from hybrid_depth_core.data.bag_reader import Bag
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample
 from hybrid_depth_core.data.time_span import TimeSpan
-from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_core.tracks.hints import Hints, hint_map, hint_settings, recording_hints
+from hybrid_depth_core.user_files import read_text
 
 CACHE_VERSION = 1           # bump when decoding changes what a cached frame holds
 HINTS_VERSION = 1           # bump when tracks/hints.py's code changes what the hints hold
@@ -103,8 +105,8 @@ def decode_recording(source: BagSource, width: int, height: int,
             Ks.append(scale_intrinsics(K, width / rgb.shape[1], height / rgb.shape[0]))
             stamps.append(stamp)
         if bag.damage:
-            print(f'warning: bag {bag.path} is damaged ({bag.damage}); using the {len(frames)} '
-                  f'frames before it')
+            print(f'warning: bag {bag.path}: training on the {len(frames)} frames left by '
+                  f'its damage (above)')
     if len(frames) < 3:
         raise UserError(f'bag {source.path} has {len(frames)} readable images on '
                         f'{source.image_topic or "its image topic"}; training needs at least 3')
@@ -119,9 +121,10 @@ def load_recording(source: BagSource, width: int, height: int, cache_dir: Path |
     if cache_dir is None:
         return decode_recording(source, width, height, progress)
     path = Path(cache_dir) / f'{_cache_key(source, width, height)}.npz'
-    if path.exists():
-        with np.load(path) as data:
-            return Recording(data['rgb'], data['stamps_ns'], data['K'])
+    cached = _read_cache(path, 'cached frames', 'decoding the bag again',
+                         lambda data: Recording(data['rgb'], data['stamps_ns'], data['K']))
+    if cached is not None:
+        return cached
     recording = decode_recording(source, width, height, progress)
     with new_file(path) as file:  # readers see the whole file or none
         np.savez(file, rgb=recording.rgb, stamps_ns=recording.stamps_ns, K=recording.K)
@@ -180,9 +183,10 @@ def load_hints(source: BagSource, frames: Recording, cache_dir: Path | None,
             None if poses is None else [str(source.motion), hashlib.sha256(
                 np.ascontiguousarray(poses).tobytes()).hexdigest()]]).encode()).hexdigest()[:32]
         path = Path(cache_dir) / f'{key}.hints.npz'
-        if path.exists():
-            with np.load(path) as data:
-                return Hints.from_arrays(dict(data), len(frames.stamps_ns))
+        cached = _read_cache(path, 'cached depth hints', 'tracking them again',
+                             lambda data: Hints.from_arrays(dict(data), len(frames.stamps_ns)))
+        if cached is not None:
+            return cached
     kind = 'up-to-scale' if poses is None else 'metric'
     hints = recording_hints(frames.rgb, frames.K, poses, HINTS_WINDOW,
                             progress=f'{kind} depth hints, {source.path.name}' if progress
@@ -191,6 +195,21 @@ def load_hints(source: BagSource, frames: Recording, cache_dir: Path | None,
         with new_file(path) as file:  # readers see the whole file or none
             np.savez(file, **hints.arrays())
     return hints
+
+
+def _read_cache(path: Path, what: str, remedy: str, read: Callable):
+    """read(the arrays of the .npz at `path`), or None where there is no such file or it cannot
+    be read: the caller then makes it again and rewrites it whole (new_file). A cache file cut
+    short (a full disk, a copied cache), or damaged, is said once and never stops training."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            return read(data)
+    except Exception as error:  # noqa: BLE001 - BadZipFile, zlib, EOF, a missing array: alike
+        print(f'warning: {what} {path} cannot be read ({type(error).__name__}: '
+              f'{one_line(error, 120)}); {remedy}')
+        return None
 
 
 def _cache_key(source: BagSource, width: int, height: int) -> str:
@@ -206,7 +225,9 @@ def _cache_key(source: BagSource, width: int, height: int) -> str:
             digest.update(handle.read(FINGERPRINT_BYTES))
             handle.seek(max(0, size - FINGERPRINT_BYTES))
             digest.update(handle.read(FINGERPRINT_BYTES))
-    intrinsics = Path(source.intrinsics).read_bytes() if source.intrinsics else b''
+    # Read as the user's file it is: a missing or non-UTF-8 one is named before any decoding.
+    intrinsics = (read_text(source.intrinsics, 'intrinsics').encode() if source.intrinsics
+                  else b'')
     digest.update(intrinsics)
     digest.update(json.dumps([CACHE_VERSION, source.image_topic, source.camera_info_topic,
                               source.allow_partial, width, height]).encode())

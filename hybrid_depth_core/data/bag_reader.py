@@ -8,18 +8,14 @@ by messages/images.py, the node's own decoder. Bags are only ever opened for rea
 from __future__ import annotations
 
 import bisect
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rosbags.highlevel import AnyReader
-from rosbags.typesys import Stores, get_typestore
 
-from hybrid_depth_core.data.bag_recovery import recover_mcap, recover_sqlite3
+from hybrid_depth_core.data.bag_opening import RecordingReader
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.messages.depth import is_depth_message
@@ -29,9 +25,6 @@ from hybrid_depth_core.messages.images import (ENCODINGS, BadMessage, compressed
 IMAGE_DECODERS = {'sensor_msgs/msg/Image': image_to_rgb,
                   'sensor_msgs/msg/CompressedImage': compressed_to_rgb}
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
-# Humble's recorder embeds no type definitions in .db3 bags; its message layouts then apply
-# (sensor_msgs and std_msgs are the same in every ROS 2 release).
-DEFAULT_TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 
 
 @dataclass(frozen=True)
@@ -43,45 +36,6 @@ class Message:
     message: object  # deserialised
 
 
-def open_rosbag2(path: Path, allow_partial: bool = False
-                 ) -> tuple[AnyReader, Path | None, str | None]:
-    """An open reader of the rosbag2 `path` -> (reader, temporary directory to remove after
-    closing it or None, the damage it was recovered from or None). A file that does not open is
-    a UserError naming it, except, with `allow_partial`, a recording cut short or damaged
-    (bag_recovery, MCAP or sqlite3): then the reader reads what it holds before the damage,
-    copied into the temporary directory, and a warning says how much that is."""
-    path = Path(path)
-    try:
-        reader = AnyReader([path], default_typestore=DEFAULT_TYPESTORE)
-        reader.open()
-        return reader, None, None
-    except Exception as error:  # rosbags raises many types for unreadable input
-        files = ([path] if path.is_file() else
-                 [*path.glob('*.mcap'), *path.glob('*.db3')] if path.is_dir() else [])
-        recover = {'.mcap': recover_mcap, '.db3': recover_sqlite3}.get(
-            files[0].suffix if len(files) == 1 else None)
-        if not (allow_partial and recover):
-            hint = (' (if the recording was cut short or damaged, --allow-partial-bags '
-                    'recovers what it holds before the damage)' if recover else '')
-            raise UserError(f'{path} is not a readable rosbag2: {one_line(error)}{hint}'
-                            ) from None
-    recovered = Path(tempfile.mkdtemp(prefix='hybrid-depth-recovered-'))
-    try:
-        try:
-            recovery = recover(files[0], recovered / 'bag', DEFAULT_TYPESTORE)
-        except (OSError, ValueError) as error:
-            raise UserError(f'bag {path}: nothing could be recovered ({error})') from None
-        if not recovery.messages:
-            raise UserError(f'bag {path}: nothing could be recovered ({recovery.describe()})')
-        print(f'warning: bag {path}: {recovery.describe()}', file=sys.stderr)
-        reader = AnyReader([recovered / 'bag'], default_typestore=DEFAULT_TYPESTORE)
-        reader.open()
-        return reader, recovered, recovery.describe()
-    except BaseException:
-        shutil.rmtree(recovered, ignore_errors=True)
-        raise
-
-
 class Bag:
     """One recording, opened read-only; a context manager. Topic selection happens here so that
     every command reports a wrong or missing topic the same way."""
@@ -90,7 +44,6 @@ class Bag:
                  camera_info_topic: str | None = None, allow_partial: bool = False):
         self.path = Path(path)
         self.allow_partial = allow_partial
-        self.damage: str | None = None  # set when allow_partial stopped reading early
         self._first: dict[str, object] = {}  # topic -> its first message, deserialised
         if not self.path.exists():
             raise UserError(f'bag {self.path} does not exist')
@@ -103,7 +56,7 @@ class Bag:
             hint = (f'; give the storage file itself, e.g. {self.path / storage[0]}' if storage
                     else ', and no .mcap or .db3 file either')
             raise UserError(f'bag {self.path} has no metadata.yaml{hint}')
-        self.reader, self._recovered, self.damage = open_rosbag2(self.path, allow_partial)
+        self.reader = RecordingReader(self.path, allow_partial)
         try:
             self.image_topic, self.image_type = self._image_topic(image_topic)
             self.camera_info_topic = self._camera_info_topic(camera_info_topic)
@@ -111,12 +64,13 @@ class Bag:
             self.close()
             raise
 
+    @property
+    def damage(self) -> str | None:
+        """What was lost to damage (skipped or cut), None if nothing."""
+        return self.reader.damage
+
     def close(self) -> None:
-        if self.reader.stack is not None:
-            self.reader.close()
-        if self._recovered is not None:
-            shutil.rmtree(self._recovered, ignore_errors=True)
-            self._recovered = None
+        self.reader.close()
 
     def __enter__(self) -> Bag:
         return self
@@ -169,26 +123,10 @@ class Bag:
                 if (first := self.first_message(topic)) is not None and is_depth_message(first)}
 
     def first_message(self, topic: str):
-        """The first message on `topic`, deserialised (read once); None if it has none (or,
-        with allow_partial, if the bag is damaged before it)."""
+        """The first message on `topic`, deserialised (read once); None if it has none."""
         if topic not in self._first:
-            self._first[topic] = None
-            connections = [c for c in self.reader.connections if c.topic == topic]
-            try:
-                for connection, _, raw in self.reader.messages(connections=connections):
-                    self._first[topic] = self.reader.deserialize(raw, connection.msgtype)
-                    break
-            except Exception as error:  # rosbags raises many types for damaged input
-                self._damaged(error)
+            self._first[topic] = next((item.message for item in self.messages([topic])), None)
         return self._first[topic]
-
-    def _damaged(self, error: Exception) -> None:
-        """Record the damage `error` describes; unless allow_partial, stop with it."""
-        self.damage = one_line(error)
-        if not self.allow_partial:
-            raise UserError(f'bag {self.path} is damaged: {self.damage} (pass '
-                            f'--allow-partial-bags to use what could be read before it)'
-                            ) from None
 
     def _camera_info_topic(self, requested: str | None) -> str | None:
         infos = self.topics_of({CAMERA_INFO_TYPE})
@@ -205,19 +143,19 @@ class Bag:
         return next(iter(infos)) if len(infos) == 1 else None
 
     def messages(self, topics: list[str]) -> Iterator[Message]:
-        """The messages of `topics` in receive-time order. A damaged bag stops with an error
-        naming it, or, with allow_partial, ends early and sets `damage`."""
-        connections = [c for c in self.reader.connections if c.topic in topics]
-        iterator = self.reader.messages(connections=connections)
-        while True:
+        """The messages of `topics` in receive-time order. Damage stops with an error naming
+        the bag, or, with allow_partial, is skipped and reported (bag_opening); so is a
+        message that does not deserialise."""
+        for connection, time_ns, raw in self.reader.messages(topics):
             try:
-                connection, time_ns, raw = next(iterator)
                 message = self.reader.deserialize(raw, connection.msgtype)
-            except StopIteration:
-                return
-            except Exception as error:  # rosbags raises many types for damaged input
-                self._damaged(error)
-                return
+            except Exception as error:  # a damaged message in a chunk without a CRC
+                problem = (f'bag {self.path}: the message at {time_ns / 1e9:.3f} s on '
+                           f'{connection.topic} does not deserialise ({one_line(error)})')
+                if not self.allow_partial:
+                    raise UserError(f'{problem}; --allow-partial-bags skips it') from None
+                print(f'warning: {problem}; skipped', file=sys.stderr)
+                continue
             yield Message(connection.topic, connection.msgtype, time_ns, bytes(raw), message)
 
     def camera_infos(self) -> CameraInfoTrack:

@@ -1,194 +1,276 @@
-"""What is left of a recording cut short: the recorder killed before it finished the file (the
-most common damage in the field), or a part damaged on disk. `rosbags` opens neither, so the
-messages before the damage are copied into a new, complete rosbag2 in a temporary directory,
-which then reads like any bag.
+"""What is left of a damaged recording: the recorder killed before it finished the file (the
+most common damage in the field), a chunk damaged on disk, one file of a split bag cut short.
+`rosbags` reads none of these past the damage, so every message that can still be read is
+copied into a new, complete rosbag2 in a temporary directory, which then reads like any bag,
+and the Recovery says what was lost and where.
 
-sqlite3: the header's page count says how long the file should be. Two copies get the
-missing pages filled in, one with 0x00 and one with 0xFF bytes, and are read side by side in
-insertion order: a row is kept only while both copies agree on it (bytes from the filled-in
-pages would differ) and SQLite finds no damage.
+MCAP, read with the format authors' `mcap` library. Its chunks are independent: with the
+summary intact, every chunk is found through its index and a damaged one (CRC, compression,
+size) is skipped while the others are kept; without it (a file cut short), the records are read
+one after the other from the start, again skipping damaged chunks, up to the cut.
 
-MCAP: the format can be read without its summary, record by record from the start (the spec's
-"streaming" reading). Records (MCAP spec): opcode u8, length u64, body. Schema 0x03: id u16,
-name, encoding, data; Channel 0x04: id u16, schema id u16, topic, message encoding, metadata;
-Message 0x05: channel id u16, sequence u32, log time u64, publish time u64, data; Chunk 0x06:
-start and end time u64, uncompressed size u64, uncompressed CRC u32, compression, records (u64
-length + bytes).
-Strings and byte fields: u32 length + bytes.
+sqlite3: the header's page count says how long the file should be. Two copies get the missing
+pages filled in, one with 0x00 and one with 0xFF bytes (written a page at a time), and are read
+side by side in insertion order: a row is kept only while both copies agree on it (bytes from
+the filled-in pages would differ) and SQLite finds no damage.
 """
 from __future__ import annotations
 
-import mmap
+import io
 import sqlite3
-import struct
-import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mcap.data_stream import ReadDataStream
+from mcap.exceptions import EndOfFile, RecordLengthLimitExceeded
+from mcap.records import Channel, Chunk, DataEnd, Footer, Message, Schema
+from mcap.stream_reader import StreamReader, breakup_chunk
+
 from hybrid_depth_core.data.storage import MCAP_MAGIC, bag_file_writer
+from hybrid_depth_core.errors import one_line
 
-SCHEMA, CHANNEL, MESSAGE, CHUNK = 0x03, 0x04, 0x05, 0x06
+CHUNK_OPCODE = 0x06
+SQLITE_MAGIC = b'SQLite format 3\0'
 
 
-class _Cut(Exception):
-    """The records end (or are damaged) here."""
+@dataclass
+class Gap:
+    file: str
+    problem: str
+    start_ns: int | None = None  # log times of the messages lost, where the file says them
+    end_ns: int | None = None
 
 
 @dataclass
 class Recovery:
     messages: int = 0
-    where: str = ''            # where reading stopped, in the file's own terms
-    problem: str = ''          # why it stopped
+    gaps: list[Gap] = field(default_factory=list)    # damage skipped, reading went on
+    ends: list[str] = field(default_factory=list)    # damage that ended a file's reading
     skipped_types: set[str] = field(default_factory=set)  # unknown to the typestore
+    per_topic: Counter = field(default_factory=Counter)   # messages recovered
+    recorded: Counter = field(default_factory=Counter)    # what the files' summaries list
+    first_ns: int | None = None
+
+    def _seen(self, time_ns: int) -> None:
+        self.first_ns = time_ns if self.first_ns is None else min(self.first_ns, time_ns)
 
     def describe(self) -> str:
-        line = (f'{self.problem} {self.where}; recovered {self.messages} messages before '
-                f'it')
+        def seconds(time_ns):
+            return (time_ns - self.first_ns) / 1e9 if self.first_ns is not None else 0.0
+        parts = []
+        for gap in self.gaps:
+            span = (f', messages logged {seconds(gap.start_ns):.2f}-{seconds(gap.end_ns):.2f} s '
+                    f'into the recording' if gap.start_ns is not None else '')
+            parts.append(f'skipped {gap.problem} in {gap.file}{span}')
+        parts += self.ends
+        lost = [f'{topic} {self.per_topic[topic]} of {count}'
+                for topic, count in sorted(self.recorded.items())
+                if self.per_topic[topic] < count]
+        line = '; '.join(parts + [f'recovered {self.messages} messages'])
+        if lost:
+            line += f' (kept of those recorded: {", ".join(lost)})'
         if self.skipped_types:
             line += (f' (left out: messages of unknown type '
                      f'{", ".join(sorted(self.skipped_types))})')
         return line
 
 
-def recover_mcap(path: Path, out: Path, typestore) -> Recovery:
-    """Copy the messages of the MCAP file `path` that precede its damage into a new rosbag2
-    directory `out`; the Recovery says how far it got and why it stopped."""
+class _Copy:
+    """The new bag that recovered messages go into, one connection per topic and type."""
+
+    def __init__(self, writer, typestore, recovery: Recovery):
+        self.writer, self.typestore, self.recovery = writer, typestore, recovery
+        self.connections: dict[tuple[str, str], object] = {}
+
+    def write(self, topic: str, msgtype: str, time_ns: int, raw: bytes) -> None:
+        if msgtype not in self.typestore.types:
+            self.recovery.skipped_types.add(msgtype)
+            return
+        key = (topic, msgtype)
+        if key not in self.connections:
+            self.connections[key] = self.writer.add_connection(topic, msgtype,
+                                                               typestore=self.typestore)
+        self.writer.write(self.connections[key], time_ns, raw)
+        self.recovery.messages += 1
+        self.recovery.per_topic[topic] += 1
+        self.recovery._seen(time_ns)
+
+
+def recover_files(files: list[Path], out: Path, typestore) -> Recovery:
+    """Copy every message that can still be read from the storage files `files` (one bag's,
+    .mcap or .db3, in recording order) into a new rosbag2 directory `out`."""
+    recovery = Recovery()
+    with bag_file_writer(out) as writer:
+        copy = _Copy(writer, typestore, recovery)
+        for path in files:
+            if path.suffix == '.mcap':
+                _recover_mcap(Path(path), copy)
+            else:
+                _recover_sqlite3(Path(path), copy, Path(out).parent)
+    return recovery
+
+
+def _recover_mcap(path: Path, copy: _Copy) -> None:
     with open(path, 'rb') as file:
         if file.read(len(MCAP_MAGIC)) != MCAP_MAGIC:
             raise ValueError(f'{path} does not start like an MCAP file')
-        # Mapped, not read: a recording can be larger than memory; records are sliced as read.
-        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _copy_records(data, out, typestore)
+        summary = _summary(file)
+        if summary is not None and summary.chunk_indexes:
+            _by_chunk_index(path, file, summary, copy)
+        else:
+            _streaming(path, file, copy)
 
 
-def _copy_records(data, out: Path, typestore) -> Recovery:
-    recovery = Recovery()
-    schemas: dict[int, str] = {}  # id -> message type
-    channels: dict[int, tuple[str, str]] = {}
-    connections: dict[int, object] = {}
-    offset = len(MCAP_MAGIC)
-    with bag_file_writer(out) as writer:
-        def handle(opcode: int, body: bytes) -> None:
-            if opcode == SCHEMA:
-                schema_id, = struct.unpack_from('<H', body)
-                schemas[schema_id] = _string(body, 2)[0]
-            elif opcode == CHANNEL:
-                channel_id, schema_id = struct.unpack_from('<HH', body)
-                topic, _ = _string(body, 4)
-                channels[channel_id] = (topic, schemas.get(schema_id, ''))
-            elif opcode == MESSAGE:
-                channel_id, _, log_time, _ = struct.unpack_from('<HIQQ', body)
-                topic, msgtype = channels[channel_id]
-                if channel_id not in connections:
-                    if msgtype not in typestore.types:
-                        recovery.skipped_types.add(msgtype)
-                        return
-                    connections[channel_id] = writer.add_connection(topic, msgtype,
-                                                                    typestore=typestore)
-                writer.write(connections[channel_id], log_time, body[22:])
-                recovery.messages += 1
-            elif opcode == CHUNK:
-                for inner, inner_body in _records(_chunk_records(body), in_chunk=True):
-                    handle(inner, inner_body)
+def _summary(file):
+    """The file's summary, or None if it is missing or damaged (a file cut short)."""
+    from mcap.reader import SeekingReader
 
-        try:
-            for opcode, body in _records(data, offset):
-                handle(opcode, body)
-                offset += 9 + len(body)
-            recovery.problem = 'the summary after the data is cut short or damaged'
-        except _Cut as cut:
-            recovery.problem = str(cut)
-        except (struct.error, KeyError, UnicodeDecodeError, ValueError) as error:
-            recovery.problem = f'unreadable record ({type(error).__name__})'
-    recovery.where = f'at byte {offset} of {len(data)}'
-    return recovery
-
-
-SQLITE_MAGIC = b'SQLite format 3\0'
-
-
-def recover_sqlite3(path: Path, out: Path, typestore) -> Recovery:
-    """Copy the messages of the rosbag2 sqlite3 database `path` that precede its damage into a
-    new rosbag2 directory `out`."""
-    data = Path(path).read_bytes()
-    if not data.startswith(SQLITE_MAGIC) or len(data) < 100:
-        raise ValueError(f'{path} does not start like an SQLite database')
-    page_size = int.from_bytes(data[16:18], 'big')
-    page_size = 65536 if page_size == 1 else page_size
-    missing = max(0, page_size * int.from_bytes(data[28:32], 'big') - len(data))
-    copies = [Path(out).parent / f'padded_{fill}.db3' for fill in ('00', 'ff')]
-    for copy, fill in zip(copies, (b'\x00', b'\xff')):
-        copy.write_bytes(data + fill * missing)
-    connections = [sqlite3.connect(f'file:{copy}?mode=ro', uri=True) for copy in copies]
-    recovery, rows = Recovery(), 0
+    size = _size(file)
+    file.seek(0)
     try:
-        with bag_file_writer(out) as writer:
-            try:
-                topics = {topic_id: (name, msgtype) for topic_id, name, msgtype in
-                          connections[0].execute('SELECT id, name, type FROM topics')}
-                written = {}
-                query = 'SELECT topic_id, timestamp, data FROM messages ORDER BY id'
-                for row, same_row in zip(*(c.execute(query) for c in connections)):
-                    if row != same_row:  # bytes from the filled-in pages: made up, not read
-                        raise sqlite3.DatabaseError('a row reaches past the end of the file')
-                    rows += 1
-                    topic_id, time_ns, raw = row
-                    topic, msgtype = topics[topic_id]
-                    if msgtype not in typestore.types:
-                        recovery.skipped_types.add(msgtype)
-                        continue
-                    if topic_id not in written:
-                        written[topic_id] = writer.add_connection(topic, msgtype,
-                                                                  typestore=typestore)
-                    writer.write(written[topic_id], time_ns, raw)
-                    recovery.messages += 1
-                recovery.problem = 'no damaged row in a damaged file'
-            except sqlite3.DatabaseError as error:
-                recovery.problem = f'a damaged database ({error})'
-    finally:
-        for connection in connections:
-            connection.close()
-        for copy in copies:
-            copy.unlink()
-    recovery.where = f'after message row {rows} of a file {len(data)} bytes long'
-    return recovery
+        return SeekingReader(file, record_size_limit=size).get_summary()
+    except Exception:  # noqa: BLE001 - any damage means: read without it
+        return None
 
 
-def _records(data: bytes, offset: int = 0, in_chunk: bool = False):
-    """(opcode, body) of each complete record from `offset` on; _Cut where one is cut short.
-    The data-end and footer records end the data section; a chunk's records end with it."""
-    while True:
-        if offset == len(data):
-            if in_chunk:
-                return
-            raise _Cut('the file ends before its summary (the recording was cut short)')
-        if offset + 9 > len(data):
-            raise _Cut('the file ends inside a record header')
-        opcode = data[offset]
-        length, = struct.unpack_from('<Q', data, offset + 1)
-        if opcode in (0x0F, 0x02):  # DataEnd, Footer: the summary follows, nothing to copy
+def _size(file) -> int:
+    return file.seek(0, io.SEEK_END)
+
+
+class _Records:
+    """Schemas and channels as they are declared, and the messages of one MCAP file."""
+
+    def __init__(self, path: Path, copy: _Copy, schemas=None, channels=None):
+        self.path, self.copy = path, copy
+        self.schemas = {i: s.name for i, s in (schemas or {}).items()}
+        self.channels = {i: (c.topic, c.schema_id) for i, c in (channels or {}).items()}
+
+    def handle(self, record) -> None:
+        if isinstance(record, Schema):
+            self.schemas[record.id] = record.name
+        elif isinstance(record, Channel):
+            self.channels[record.id] = (record.topic, record.schema_id)
+        elif isinstance(record, Message):
+            topic, schema_id = self.channels[record.channel_id]
+            self.copy.write(topic, self.schemas.get(schema_id, ''), record.log_time,
+                            record.data)
+
+    def chunk(self, chunk: Chunk, where: str) -> None:
+        """A chunk's records; a damaged chunk becomes a gap and reading goes on."""
+        try:
+            records = breakup_chunk(chunk, validate_crc=True)
+            declared = set(self.channels)
+            for record in records:  # a chunk without a CRC can still be garbled
+                if isinstance(record, Channel):
+                    declared.add(record.id)
+                elif isinstance(record, Message) and record.channel_id not in declared:
+                    raise ValueError('a message of an undeclared channel')
+        except Exception as error:  # noqa: BLE001 - CRC, zstd, lz4 and parsing errors alike
+            self.copy.recovery._seen(chunk.message_start_time)
+            self.copy.recovery.gaps.append(Gap(
+                self.path.name, f'a damaged chunk at {where} ({_problem(error)})',
+                chunk.message_start_time, chunk.message_end_time))
             return
-        if offset + 9 + length > len(data):
-            raise _Cut('the file ends inside a record')
-        yield opcode, data[offset + 9:offset + 9 + length]
-        offset += 9 + length
+        for record in records:
+            self.handle(record)
 
 
-def _chunk_records(body: bytes) -> bytes:
-    size, crc = struct.unpack_from('<QI', body, 16)
-    compression, at = _string(body, 28)
-    length, = struct.unpack_from('<Q', body, at)
-    records = body[at + 8:at + 8 + length]
-    if compression:
-        from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
-        if compression not in DECOMPRESSORS:
-            raise _Cut(f'a chunk compressed with {compression!r}, which cannot be read here')
-        records = DECOMPRESSORS[compression](records, size)
-    if len(records) != size or (crc and zlib.crc32(records) != crc):
-        raise _Cut('a damaged chunk (size or CRC mismatch)')
-    return records
+def _by_chunk_index(path: Path, file, summary, copy: _Copy) -> None:
+    records = _Records(path, copy, summary.schemas, summary.channels)
+    if summary.statistics is not None:
+        for channel_id, count in summary.statistics.channel_message_counts.items():
+            if channel_id in summary.channels:
+                copy.recovery.recorded[summary.channels[channel_id].topic] += count
+    for index in sorted(summary.chunk_indexes, key=lambda i: i.chunk_start_offset):
+        where = f'byte {index.chunk_start_offset}'
+        file.seek(index.chunk_start_offset)
+        data = file.read(index.chunk_length)
+        try:
+            if len(data) < 9 or data[0] != CHUNK_OPCODE:
+                raise ValueError('no chunk record where the index points')
+            chunk = Chunk.read(ReadDataStream(io.BytesIO(data[9:])))
+        except Exception as error:  # noqa: BLE001 - its header is damaged: skip it whole
+            copy.recovery._seen(index.message_start_time)
+            copy.recovery.gaps.append(Gap(path.name, f'a damaged chunk at {where} '
+                                          f'({_problem(error)})', index.message_start_time,
+                                          index.message_end_time))
+            continue
+        records.chunk(chunk, where)
 
 
-def _string(body: bytes, at: int) -> tuple[str, int]:
-    length, = struct.unpack_from('<I', body, at)
-    return body[at + 4:at + 4 + length].decode(), at + 4 + length
+def _streaming(path: Path, file, copy: _Copy) -> None:
+    """Record after record from the start, as the spec allows when the summary is lost."""
+    records = _Records(path, copy)
+    size = _size(file)
+    file.seek(0)
+    reader = StreamReader(file, emit_chunks=True, record_size_limit=size)
+    try:
+        for record in reader.records:
+            if isinstance(record, (DataEnd, Footer)):  # the data section is complete
+                copy.recovery.ends.append(f'{path.name}: its summary is cut short or damaged '
+                                          f'(every message before it was read)')
+                return
+            if isinstance(record, Chunk):
+                records.chunk(record, f'about byte {file.tell()}')
+            else:
+                records.handle(record)
+        return
+    except (EndOfFile, RecordLengthLimitExceeded):  # a record longer than the file
+        end = 'the file ends inside a record before its summary (the recording was cut short)'
+    except Exception as error:  # noqa: BLE001 - a record that cannot be parsed
+        end = f'an unreadable record ({_problem(error)})'
+    copy.recovery.ends.append(f'{path.name}: {end}, reading stopped at about byte '
+                              f'{file.tell()} of {size}')
+
+
+def _problem(error: Exception) -> str:
+    return f'{type(error).__name__}: {one_line(error, 120)}'
+
+
+def _recover_sqlite3(path: Path, copy: _Copy, scratch: Path) -> None:
+    with open(path, 'rb') as file:
+        header = file.read(100)
+        size = _size(file)
+    if not header.startswith(SQLITE_MAGIC) or len(header) < 100:
+        raise ValueError(f'{path} does not start like an SQLite database')
+    page_size = int.from_bytes(header[16:18], 'big')
+    page_size = 65536 if page_size == 1 else page_size
+    missing = max(0, page_size * int.from_bytes(header[28:32], 'big') - size)
+    copies = [scratch / f'padded_{fill}_{path.name}' for fill in ('00', 'ff')]
+    recovery, rows = copy.recovery, 0
+    try:
+        for padded, fill in zip(copies, (b'\x00', b'\xff')):
+            _padded_copy(path, padded, fill * page_size, missing)
+        connections = [sqlite3.connect(f'file:{p}?mode=ro', uri=True) for p in copies]
+        try:
+            topics = {topic_id: (name, msgtype) for topic_id, name, msgtype in
+                      connections[0].execute('SELECT id, name, type FROM topics')}
+            query = 'SELECT topic_id, timestamp, data FROM messages ORDER BY id'
+            for row, same_row in zip(*(c.execute(query) for c in connections)):
+                if row != same_row:  # bytes from the filled-in pages: made up, not read
+                    raise sqlite3.DatabaseError('a row reaches past the end of the file')
+                rows += 1
+                topic_id, time_ns, raw = row
+                copy.write(*topics[topic_id], time_ns, raw)
+            if missing:
+                recovery.ends.append(f'{path.name}: no damaged row in a damaged file')
+        except sqlite3.DatabaseError as error:
+            recovery.ends.append(f'{path.name}: a damaged database ({error}) after message '
+                                 f'row {rows} of a file {size} bytes long')
+        finally:
+            for connection in connections:
+                connection.close()
+    finally:
+        for padded in copies:
+            padded.unlink(missing_ok=True)
+
+
+def _padded_copy(path: Path, padded: Path, page: bytes, missing: int) -> None:
+    """`path` with `missing` bytes of `page`'s filling appended, a page at a time in memory."""
+    with open(path, 'rb') as source, open(padded, 'wb') as target:
+        while block := source.read(len(page)):
+            target.write(block)
+        while missing > 0:
+            target.write(page[:missing])
+            missing -= len(page)

@@ -16,12 +16,12 @@ from typing import Callable
 import cv2
 import numpy as np
 import torch
-import yaml
 
 from hybrid_depth_core.camera import DISTORTION_MODELS, PinholeCamera, rectifier
 from hybrid_depth_core.data.kitti import read_rgb
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample, triplet_turns
 from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.user_files import read_yaml
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 
@@ -30,12 +30,7 @@ def read_intrinsics(path: Path) -> tuple[PinholeCamera, Callable | None]:
     """The camera an intrinsics file describes, and the rectifier that undistorts its images
     (None: they need none)."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise UserError(f'cannot read intrinsics {path}: {error.strerror}') from None
-    except yaml.YAMLError as error:
-        raise UserError(f'intrinsics {path} is not valid YAML: {error}') from None
+    data = read_yaml(path, 'intrinsics')
     if not isinstance(data, dict):
         raise UserError(f'intrinsics {path} must be a mapping')
     try:

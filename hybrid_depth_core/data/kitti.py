@@ -17,6 +17,7 @@ import torch
 from hybrid_depth_core.data.samples import AugmentConfig, make_sample, triplet_turns
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import scale_intrinsics
+from hybrid_depth_core.user_files import read_text
 
 CAMERAS = {'l': '02', 'r': '03'}
 
@@ -30,10 +31,7 @@ class KittiFrame:
 
 def read_split(path: Path) -> list[KittiFrame]:
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as error:
-        raise UserError(f'cannot read split file {path}: {error.strerror}') from None
+    lines = read_text(path, 'split file').splitlines()
     frames = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -50,11 +48,7 @@ def read_split(path: Path) -> list[KittiFrame]:
 
 def read_calibration_file(path: Path) -> dict[str, np.ndarray]:
     values = {}
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise UserError(f'cannot read KITTI calibration {path}: {error.strerror}') from None
-    for line in text.splitlines():
+    for line in read_text(path, 'KITTI calibration').splitlines():
         key, sep, rest = line.partition(':')
         if not sep:
             continue

@@ -2,7 +2,6 @@
 command line offers these without importing `rosbags`), and the one way it writes a bag."""
 from __future__ import annotations
 
-import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,49 +20,57 @@ def storage_plugin(name: str):
 @contextmanager
 def bag_file_writer(path: Path, storage: str = 'mcap'):
     """A rosbags Writer of a new rosbag2 directory `path` in `storage`; once it is closed, MCAP
-    chunks get their CRCs (write_chunk_crcs), so that damage is found when the bag is read."""
+    files are rewritten with chunk CRCs (rewrite_mcap), so that damage is found when the bag
+    is read."""
     from rosbags.rosbag2 import Writer
 
     with Writer(path, version=9, storage_plugin=storage_plugin(storage)) as writer:
         yield writer
     if storage == 'mcap':
-        write_chunk_crcs(path)
+        for file in sorted(Path(path).glob('*.mcap')):
+            rewrite_mcap(file)
 
 
 MCAP_MAGIC = b'\x89MCAP0\r\n'
-CHUNK_OPCODE = 0x06
+CHUNK_COMPRESSIONS = ('none', 'zstd', 'lz4')
 
 
-def write_chunk_crcs(bag: Path) -> int:
-    """Fill in the uncompressed_crc of every uncompressed chunk of the MCAP files in `bag` (a
-    rosbag2 directory just written), in place; returns how many were filled.
+def rewrite_mcap(path: Path, compression: str = 'none', chunk_size: int = 1 << 20) -> None:
+    """Rewrite the MCAP file `path` (one this process has just written) through the MCAP
+    authors' writer, atomically: the same schemas, channels, messages, metadata and attachments
+    in chunks of `chunk_size` bytes compressed with `compression` (CHUNK_COMPRESSIONS), each
+    with its CRC. `rosbags` writes 0 there, which MCAP defines as "not computed", so a flipped
+    byte in an image would read back unnoticed; with the CRC set, readers (rosbags included)
+    report the chunk as damaged."""
+    from mcap.reader import make_reader
+    from mcap.writer import CompressionType, Writer
 
-    `rosbags` writes 0 there, which MCAP defines as "not computed", so a flipped byte in an
-    image would read back unnoticed; with the CRC set, readers (rosbags included) report the
-    chunk as damaged. Chunk layout (MCAP spec): opcode u8, length u64, then start and end time
-    u64, uncompressed_size u64, uncompressed_crc u32, compression (u32 length + bytes), records
-    length u64, records."""
-    filled = 0
-    for path in sorted(Path(bag).glob('*.mcap')):
-        with open(path, 'r+b') as file:
-            if file.read(8) != MCAP_MAGIC:
-                raise ValueError(f'{path} is not an MCAP file')
-            while True:
-                head = file.read(9)
-                if len(head) < 9:
-                    break
-                opcode, length = head[0], int.from_bytes(head[1:], 'little')
-                start = file.tell()
-                if opcode == CHUNK_OPCODE:
-                    fixed = file.read(28)
-                    crc_at = start + 24
-                    compression_length = int.from_bytes(file.read(4), 'little')
-                    compression = file.read(compression_length)
-                    records_length = int.from_bytes(file.read(8), 'little')
-                    if compression == b'' and int.from_bytes(fixed[24:28], 'little') == 0:
-                        records = file.read(records_length)
-                        file.seek(crc_at)
-                        file.write(zlib.crc32(records).to_bytes(4, 'little'))
-                        filled += 1
-                file.seek(start + length)
-    return filled
+    path = Path(path)
+    temporary = path.with_name(f'.{path.name}.partial')
+    try:
+        with open(path, 'rb') as source, open(temporary, 'wb') as target:
+            reader = make_reader(source)
+            header, summary = reader.get_header(), reader.get_summary()
+            writer = Writer(target, chunk_size=chunk_size,
+                            compression=CompressionType[compression.upper()])
+            writer.start(profile=header.profile, library=header.library)
+            schemas = {schema.id: writer.register_schema(schema.name, schema.encoding,
+                                                         schema.data)
+                       for schema in summary.schemas.values()}
+            channels = {channel.id: writer.register_channel(
+                channel.topic, channel.message_encoding, schemas.get(channel.schema_id, 0),
+                channel.metadata) for channel in summary.channels.values()}
+            # In log-time order the reader holds a chunk at a time (in file order it reads
+            # every chunk before the first message).
+            for _, channel, message in reader.iter_messages(log_time_order=True):
+                writer.add_message(channels[channel.id], message.log_time, message.data,
+                                   message.publish_time, message.sequence)
+            for metadata in reader.iter_metadata():
+                writer.add_metadata(metadata.name, metadata.metadata)
+            for attachment in reader.iter_attachments():
+                writer.add_attachment(attachment.create_time, attachment.log_time,
+                                      attachment.name, attachment.media_type, attachment.data)
+            writer.finish()
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)

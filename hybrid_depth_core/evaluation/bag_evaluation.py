@@ -127,7 +127,7 @@ def evaluate_bag(predict, bag_path, gt_topic: str | None = None,
         skipped = SkippedImages(bag.path, len(stamps))
         bar = tqdm(total=len(selected), unit='frame', desc=f'evaluating {bag.path.name}',
                    disable=not progress)
-        previous_stamp = None
+        previous_stamp, decoded = None, 0
         for item in bag.messages([bag.image_topic] + ([gt_topic] if gt_topic else [])):
             stamp = stamp_ns(item.message, item.time_ns)
             if item.topic != bag.image_topic:  # a depth image
@@ -144,6 +144,7 @@ def evaluate_bag(predict, bag_path, gt_topic: str | None = None,
             if rgb is None:
                 waiting_truth.pop(stamp, None)
                 continue
+            decoded += 1
             try:
                 camera, maps = camera_from_info(infos.nearest(stamp), rgb.shape[1],
                                                 rgb.shape[0])
@@ -161,6 +162,11 @@ def evaluate_bag(predict, bag_path, gt_topic: str | None = None,
                 else:
                     waiting_depth[stamp] = (depth, maps, age)
         bar.close()
+        if not decoded and skipped.count:  # said so, not as "no image paired with depth"
+            images = 'its one image' if skipped.count == 1 else f'all {skipped.count} images'
+            raise UserError(f'bag {bag.path}: nothing to evaluate: {images}'
+                            f'{"" if span.whole else " in the span"} on {bag.image_topic} could '
+                            f'not be decoded (the first: {skipped.first})')
     result = _result(bag_path, gt_topic, run, accumulator, constant, pairing, road, ratios, span,
                      stamps, skipped)
     if unscored:

@@ -5,15 +5,30 @@ input needing gradients), and on the CPU a fused C++ kernel (plane_sweep.cpp) wi
 backward pass for the current features, which is what training needs (ManyDepth's lookup
 features and swept positions carry no gradient). The kernel is faster because it never
 materialises the warped (B, C, D, h, w) volume (docs/benchmarks.md has the figures). It is
-compiled on first use (then cached by PyTorch in ~/.cache/torch_extensions); without a C++
-compiler and ninja the PyTorch path is used, with a warning.
+compiled on first use, then kept in PyTorch's extension directory (~/.cache/torch_extensions,
+or TORCH_EXTENSIONS_DIR) under hybrid_depth/; without a C++ compiler and ninja the PyTorch path
+is used, with a warning.
+
+A build happens in a directory of its own and its module is renamed into place, so the cache
+only ever holds finished builds: a process killed mid-build leaves nothing another one waits
+on (PyTorch's own build lock, a file that outlives its owner, made every later start wait
+forever). Processes starting together take turns through a lock the operating system releases
+when its holder ends, so one compiles and the others load its result; a wait is said.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
+import importlib.util
 import logging
 import os
 import platform
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -24,6 +39,12 @@ from hybrid_depth_core.errors import one_line
 
 LOG = logging.getLogger(__name__)
 DISABLE_VARIABLE = 'HYBRID_DEPTH_NO_CPP'  # =1: always the PyTorch path
+SOURCE = Path(__file__).with_name('plane_sweep.cpp')
+# Built for this CPU: -march=native is why the module's name holds the CPU's (kernel_name).
+CFLAGS = ('-O3', '-march=native', '-fopenmp-simd')
+MODULE_SUFFIX = '.so'  # what PyTorch's load() writes (POSIX, as fcntl is)
+WAIT_NOTICE_S = 3.0   # a wait for another process's build longer than this is said
+WAIT_LIMIT_S = 300.0  # then this process builds its own (a build takes about a minute)
 BIN_CHUNK = 16  # PyTorch path: hypotheses per grid_sample call
 _kernel = None
 _kernel_error: str | None = None
@@ -101,12 +122,7 @@ def fused_kernel():
         _kernel_error = f'{DISABLE_VARIABLE}=1'
         return None
     try:
-        from torch.utils.cpp_extension import load
-        # Built for this CPU (-march=native), so the build is named after the CPU: a home
-        # directory shared by machines must not hand one CPU's build to another.
-        _kernel = load(f'hybrid_depth_plane_sweep_{_cpu_tag()}',
-                       [str(Path(__file__).with_name('plane_sweep.cpp'))],
-                       extra_cflags=['-O3', '-march=native', '-fopenmp-simd'], verbose=False)
+        _kernel = _load_or_build(kernel_cache(), kernel_name())
     except Exception as error:  # no compiler, no ninja, no headers: fall back, say why once
         _kernel_error = one_line(error)
         LOG.warning('fused plane-sweep kernel unavailable, using PyTorch (slower on CPU): %s',
@@ -114,8 +130,130 @@ def fused_kernel():
     return _kernel
 
 
-def _cpu_tag() -> str:
-    """Short hash of the CPU's model and instruction-set flags (Linux), else of the platform."""
+def kernel_cache() -> Path:
+    """The directory of built kernels: hybrid_depth/ in PyTorch's extension directory."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    return Path(os.environ.get('TORCH_EXTENSIONS_DIR') or get_default_build_root(), 'hybrid_depth')
+
+
+def kernel_name() -> str:
+    """The module's name (and its file's): a hash of all the build depends on, so that a home
+    directory shared by machines, virtual environments or versions never hands one of them
+    another's build: the CPU (model and instruction-set flags on Linux, else the platform),
+    the source, the flags, PyTorch and Python."""
     description = platform.machine() + platform.processor() + ''.join(
         cpuinfo_lines(('model name', 'flags', 'Features')))
-    return hashlib.sha1(description.encode()).hexdigest()[:10]
+    digest = hashlib.sha1(description.encode())
+    digest.update(SOURCE.read_bytes())
+    digest.update(' '.join((*CFLAGS, torch.__version__, sys.implementation.cache_tag)).encode())
+    return f'hybrid_depth_plane_sweep_{digest.hexdigest()[:16]}'
+
+
+def _load_or_build(cache: Path, name: str):
+    """The kernel module `name` from `cache`, built there first if it is not."""
+    built = cache / f'{name}{MODULE_SUFFIX}'
+    missing = not built.exists()
+    if not missing:
+        try:
+            return _import(name, built)
+        except ImportError as error:  # damaged on disk: replaced by a new build
+            LOG.warning('the built plane-sweep kernel %s cannot be loaded (%s); compiling it '
+                        'again', built, one_line(error))
+    cache.mkdir(parents=True, exist_ok=True)
+    with _build_turn(cache / f'{name}.lock'):
+        if missing and built.exists():  # the process this one waited for built it
+            return _import(name, built)
+        _remove_unfinished_builds(cache, name)
+        return _build(name, built)
+
+
+def _build(name: str, built: Path):
+    """Compile in a new directory beside `built` (named after this process and machine), then
+    rename the module to `built`: on one file system, so it appears whole or not at all."""
+    from torch.utils.cpp_extension import load
+
+    LOG.warning('compiling the fused plane-sweep kernel for this CPU, once (about a minute): '
+                '%s', built)
+    staging = Path(tempfile.mkdtemp(prefix=f'.{name}.build-{os.getpid()}-{_host()}-',
+                                    dir=built.parent))
+    try:
+        module = load(name, [str(SOURCE)], extra_cflags=list(CFLAGS),
+                      build_directory=str(staging), verbose=False)
+        # PyTorch renames a module built twice in one process (name_v1): not for the cache.
+        if Path(module.__file__).name == built.name:
+            os.replace(module.__file__, built)  # the loaded module keeps its open file
+        return module
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _import(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def _build_turn(lock: Path):
+    """Hold `lock` (an flock: released by the operating system when its holder ends, however
+    it ends) while the block builds. Waits for a live holder, saying so after WAIT_NOTICE_S;
+    after WAIT_LIMIT_S, or where the file system has no locks, goes ahead without it: each
+    build has its own directory and the rename is atomic, so the lock only saves compiling
+    twice."""
+    handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        start, told, locked = time.monotonic(), False, False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+                break
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                    break  # no locks here (some network file systems): build unlocked
+            waited = time.monotonic() - start
+            holder = os.pread(handle, 32, 0).decode(errors='replace').strip() or '?'
+            if waited > WAIT_LIMIT_S:
+                LOG.warning('process %s has been compiling the fused plane-sweep kernel for '
+                            'over %.0f s (%s); compiling it here too', holder, waited, lock)
+                break
+            if not told and waited > WAIT_NOTICE_S:
+                LOG.warning('waiting for process %s, which is compiling the fused plane-sweep '
+                            'kernel (lock %s, released when that process ends)', holder, lock)
+                told = True
+            time.sleep(0.2)
+        if locked:
+            # Who holds it, for the message of a process that waits. The file itself stays:
+            # removing it would let a process that opened it earlier lock a file no one sees.
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, f'{os.getpid()}\n'.encode(), 0)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
+
+
+def _remove_unfinished_builds(cache: Path, name: str) -> None:
+    """Remove the build directories of this machine's processes that ended mid-build (killed,
+    or the machine went down); a live process's build, or another machine's, is left alone."""
+    for staging in cache.glob(f'.{name}.build-*'):
+        pid, _, rest = staging.name.rsplit('.build-', 1)[1].partition('-')
+        if pid.isdigit() and rest.rsplit('-', 1)[0] == _host() and not _alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+            LOG.warning('removed the unfinished build of process %s, which ended while '
+                        'compiling the fused plane-sweep kernel: %s', pid, staging)
+
+
+def _host() -> str:
+    return platform.node() or 'localhost'
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

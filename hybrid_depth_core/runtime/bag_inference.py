@@ -18,7 +18,7 @@ from hybrid_depth_core.messages.builders import TYPESTORE, from_fields
 from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_core.runtime.predictor import DepthPredictor
 from hybrid_depth_core.runtime.node_config import (DEPTH_INFO_TOPIC, DEPTH_TOPIC, POINTS_TOPIC,
-                                                   NodeConfig)
+                                                   NodeConfig, fully_qualified_namespace)
 from hybrid_depth_core.runtime.pipeline import DepthPipeline
 from hybrid_depth_core.messages.header import stamp_ns
 
@@ -35,10 +35,12 @@ class InferSummary:
 def output_topics(image_topic: str, namespace: str | None) -> dict[str, str]:
     """Output topic names: the node's, under `namespace` (default: the image topic's namespace,
     so /camera/image_raw gives /camera/depth/image, /camera/depth/camera_info,
-    /camera/depth/points)."""
+    /camera/depth/points). A namespace that is no valid ROS 2 name is a UserError (the bag's
+    topics could not be played or subscribed to)."""
     if namespace is None:
         namespace = image_topic.removesuffix('/compressed').rsplit('/', 1)[0]
-    namespace = namespace.rstrip('/')
+    else:
+        namespace = fully_qualified_namespace(namespace, '--namespace')
     return {'depth': f'{namespace}/{DEPTH_TOPIC}',
             'camera_info': f'{namespace}/{DEPTH_INFO_TOPIC}',
             'points': f'{namespace}/{POINTS_TOPIC}'}
@@ -51,8 +53,12 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
     """Write OUT (a new bag; refused if it exists) with the input's image and camera_info
     messages, byte for byte, plus depth/image (32FC1), depth/camera_info and,
     if config.publish_points, depth/points, each stamped like its image. OUT appears only
-    complete."""
+    complete. A bag that gives no depth at all (every image skipped: undecodable, or its
+    camera_info does not fit it) is a UserError naming the first problem, and OUT is not
+    written."""
     check_output_directory(out, [bag_path])  # before any work; the input is only read
+    if namespace is not None:  # a bad name fails before the bag is read
+        namespace = fully_qualified_namespace(namespace, '--namespace')
     with Bag(bag_path, image_topic, camera_info_topic, allow_partial) as bag:
         transport = 'compressed' if bag.image_type.endswith('CompressedImage') else 'raw'
         if not bag.message_count(bag.image_topic):
@@ -90,10 +96,12 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
                 skipped = SkippedImages(bag.path, bag.message_count(bag.image_topic))
                 bar = tqdm(total=bag.message_count(bag.image_topic), unit='frame',
                            desc=f'inferring {Path(bag_path).name}', disable=not progress)
+                images = 0
                 for item in bag.messages(inputs):
                     write(item.topic, item.time_ns, item.raw)
                     if item.topic != bag.image_topic:
                         continue
+                    images += 1
                     info = infos.nearest(stamp_ns(item.message, item.time_ns))
                     try:
                         result = pipeline.process(item.message, info, item.time_ns)
@@ -114,4 +122,18 @@ def infer_bag(predictor: DepthPredictor, bag_path: Path, out: Path, config: Node
                     multi += result.used_previous
                     bar.update(1)
                 bar.close()
+                if not frames:  # raised here, the staged bag is removed: OUT never appears
+                    raise UserError(_nothing_inferred(bag, skipped, images, out))
     return InferSummary(Path(out), frames, multi, dict(counts), skipped.report())
+
+
+def _nothing_inferred(bag: Bag, skipped: SkippedImages, images: int, out: Path) -> str:
+    """Why a bag gave no depth at all, in one line: a copy of its images without depth is no
+    result, so the command fails instead of writing one."""
+    if not images:  # (only a damaged recording read with allow_partial gets here)
+        why = f'no image could be read ({bag.damage or "the recording ends before the first"})'
+    elif images == 1:
+        why = f'its one image was skipped ({skipped.first})'
+    else:
+        why = f'all {images} images were skipped (the first: {skipped.first})'
+    return f'bag {bag.path}: no depth on {bag.image_topic}: {why}; nothing written to {out}'

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.user_files import read_yaml
 
 NODE_NAME = 'hybrid_depth'
 # Topic names, relative to the node's namespace (remap them).
@@ -18,6 +20,71 @@ IMAGE_TOPIC, CAMERA_INFO_TOPIC = 'image', 'camera_info'  # in; compressed: IMAGE
 DEPTH_TOPIC, DEPTH_INFO_TOPIC = 'depth/image', 'depth/camera_info'
 COLORIZED_TOPIC, POINTS_TOPIC = 'depth/colorized', 'depth/points'  # optional
 RANDOM_INPUT_SIZE = (640, 192)  # network input of the random-init model (weights empty)
+# ROS 2's naming rule (rcl and rmw validate names with it; REP 144's tokens): a name that breaks
+# it is refused by every ROS tool, so an output written under one could never be played back or
+# subscribed to.
+NAME_RULE = ("ROS 2 names are tokens of ASCII letters, digits and '_', none starting with a "
+             "digit, separated by single '/', with no '/' at the end (e.g. /robot1/front)")
+_TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
+
+
+def name_problem(name: str, namespace: bool = False) -> str | None:
+    """What makes `name` no valid ROS 2 topic name (namespace False: absolute, relative or
+    private: '~' or '~/...') or namespace (True: '/' for the root, absolute or relative, never
+    private), in a few words; None if it is valid. Substitutions ('{node}') are not taken: no
+    option here needs them."""
+    if not name:
+        return 'it is empty'
+    if namespace and name == '/':
+        return None
+    body = name
+    if body.startswith('~') and namespace:
+        return "'~' (a node's private namespace) cannot be a namespace"
+    if body.startswith('~'):
+        if body == '~':
+            return None
+        if not body.startswith('~/'):
+            return "'~' must stand alone or be followed by '/'"
+        body = body[2:]
+    elif body.startswith('/'):
+        body = body[1:]
+    if body.endswith('/') or not body:
+        return "it ends with '/'"
+    for token in body.split('/'):
+        if not token:
+            return "it has '//' (an empty token)"
+        if not _TOKEN.fullmatch(token):
+            if token[0].isdigit():
+                return f'its token {token!r} starts with a digit'
+            return f"its token {token!r} has characters other than letters, digits and '_'"
+    return None
+
+
+def fully_qualified_namespace(value: str, option: str) -> str:
+    """A user's namespace option as a fully qualified namespace without the trailing '/' ('' for
+    the root, so that f'{namespace}/{DEPTH_TOPIC}' is the full topic): a relative one is taken
+    from the root, as rcl does for a node, and one trailing '/' is dropped, as the launch file's
+    `namespace` argument does. UserError naming `option`, the value and the rule otherwise."""
+    namespace = value
+    if len(namespace) > 1 and namespace.endswith('/') and not namespace.endswith('//'):
+        namespace = namespace[:-1]
+    if namespace and not namespace.startswith(('/', '~')):
+        namespace = '/' + namespace
+    problem = name_problem(namespace or '/', namespace=True)
+    if problem:
+        raise UserError(f'{option} {value!r} is not a valid ROS 2 namespace: {problem}; '
+                        f'{NAME_RULE}')
+    return namespace.rstrip('/')
+
+
+def check_topic_name(value: str, option: str) -> str:
+    """`value` if it is a valid ROS 2 topic name (relative and private names included), else a
+    UserError naming `option`, the value and the rule."""
+    problem = name_problem(value)
+    if problem:
+        raise UserError(f'{option} {value!r} is not a valid ROS 2 topic name: {problem}; '
+                        f'{NAME_RULE}')
+    return value
 
 
 @dataclass(frozen=True)
@@ -124,3 +191,21 @@ class NodeConfig:
 
 # The table the node declares its parameters from, derived from NodeConfig's fields.
 PARAMETERS = tuple(Param(item.name, item.default, **item.metadata) for item in fields(NodeConfig))
+
+
+def parameter_file_values(path: Path) -> dict:
+    """The ros__parameters of every node section of a ROS 2 parameter file, merged. Read
+    before the node starts too: rcl's own parser would fail on a file that is not UTF-8 YAML
+    with a message that does not name it."""
+    data = read_yaml(path, 'parameter file')
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f'parameter file {path} must map node names to their ros__parameters, '
+                        f'got {type(data).__name__}')
+    values = {}
+    for section in data.values():
+        parameters = section.get('ros__parameters') if isinstance(section, dict) else None
+        if isinstance(parameters, dict):
+            values.update(parameters)
+    return values

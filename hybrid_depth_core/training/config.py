@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from hybrid_depth_core.config_dicts import from_dict
 from hybrid_depth_core.data.samples import AugmentConfig
 from hybrid_depth_core.data.datasets import DataConfig
@@ -14,6 +12,7 @@ from hybrid_depth_core.device import PRECISIONS
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.networks import DepthModelConfig
 from hybrid_depth_core.training.objective import LossConfig
+from hybrid_depth_core.user_files import parse_yaml, read_yaml
 
 
 @dataclass(frozen=True)
@@ -96,12 +95,10 @@ def load_config(path: Path | None, overrides: list[str] = ()) -> TrainConfig:
     """Defaults, then the YAML file (if any), then `key.sub=value` overrides (YAML values)."""
     data: dict = {}
     if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as error:
-            raise UserError(f'cannot read config {path}: {error.strerror}') from None
-        except yaml.YAMLError as error:
-            raise UserError(f'config {path} is not valid YAML: {error}') from None
+        data = read_yaml(path, 'config') or {}
+        if not isinstance(data, dict):  # before the overrides index into it
+            raise UserError(f'config {path} must be a mapping of settings, got '
+                            f'{type(data).__name__}')
     for override in overrides:
         key, sep, text = override.partition('=')
         if not sep or not key:
@@ -112,5 +109,5 @@ def load_config(path: Path | None, overrides: list[str] = ()) -> TrainConfig:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise UserError(f'override {override!r}: {part} is not a section')
-        node[leaf] = yaml.safe_load(text)
+        node[leaf] = parse_yaml(text, f'override {override!r}')
     return from_dict(TrainConfig, data)

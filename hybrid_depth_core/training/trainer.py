@@ -111,8 +111,8 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     if resume and not checkpoint_path.exists():
         raise UserError(f'--resume: no checkpoint at {checkpoint_path}')
     check_output_directory(out, config.data.bags if config.data.source == 'bag' else ())
-    rank, world = _init_distributed()
-    device = pick_device(device)
+    device = pick_device(device)  # first: the process group's backend follows it
+    rank, world = _init_distributed(device)
     config = resolve(config, device)
     torch.manual_seed(config.seed)
     start = _init_state(init, config) if init is not None else None  # checked before the data
@@ -393,14 +393,19 @@ def _update_depth_bins(objective, teacher_depth: torch.Tensor, world: int) -> No
     depth_range.copy_(new_range)
 
 
-def _init_distributed() -> tuple[int, int]:
-    """torchrun sets WORLD_SIZE/RANK; then NCCL on GPUs, gloo on CPU."""
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    """torchrun sets WORLD_SIZE/RANK; then the process group for `device`."""
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world == 1:
         return 0, 1
-    backend = 'nccl' if torch.cuda.is_available() else 'gloo'
-    dist.init_process_group(backend)
+    dist.init_process_group(distributed_backend(device))
     return dist.get_rank(), world
+
+
+def distributed_backend(device: torch.device) -> str:
+    """NCCL for a run on CUDA devices, gloo for one on the CPU: the collectives run on the
+    run's tensors, which NCCL cannot take from the CPU (--device cpu on a GPU machine)."""
+    return 'nccl' if device.type == 'cuda' else 'gloo'
 
 
 def _tensorboard(out: Path, rank: int):

@@ -46,13 +46,13 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.errors import UserError
+    from hybrid_depth_core.runtime.node_config import parameter_file_values
 
     if args.out.exists():
         raise UserError(f'{args.out} already exists; remove it or choose another --out')
     args.weights = args.weights or shipped(DEFAULT_WEIGHTS)
     args.params_file = args.params_file or shipped(DEFAULT_PARAMS)
-    if not args.params_file.is_file():
-        raise UserError(f'parameter file {args.params_file} does not exist')
+    parameter_file_values(args.params_file)  # a bad file named now, before the drive is made
     demo = import_ros('hybrid_depth_ros.demo')
     metrics = demo.run_demo(demo.DemoConfig(
         out=args.out, weights=args.weights, params_file=args.params_file, frames=args.frames,

@@ -69,6 +69,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hybrid_depth_core.atomic import check_output_file
     from hybrid_depth_core.data.time_span import TimeSpan
     from hybrid_depth_core.errors import UserError
     from hybrid_depth_core.evaluation.bag_evaluation import evaluate_bag
@@ -92,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f'--span: {error}') from None
     if args.bag is not None and args.kitti_root is not None:
         raise UserError('evaluate one dataset at a time: --bag or --kitti-root')
+    if args.json is not None:  # found now, not after the whole evaluation
+        inputs = (args.checkpoint, args.bag, args.kitti_root, args.kitti_split)
+        check_output_file(args.json, '--json', [path for path in inputs if path is not None])
     predictor = DepthPredictor.from_checkpoint(args.checkpoint, device=args.device)
     matching = predictor.multi_frame and not args.single_frame
 
@@ -177,6 +181,11 @@ def print_road(road: dict) -> None:
 
 def write_json(path: Path, result: dict) -> None:
     from hybrid_depth_core.atomic import new_file
+    from hybrid_depth_core.errors import UserError
 
-    with new_file(path) as file:
-        file.write(json.dumps(result, indent=2).encode())
+    try:
+        with new_file(path) as file:
+            file.write(json.dumps(result, indent=2).encode())
+    except OSError as error:  # checked at the start, but a disk can fill or go away since
+        raise UserError(f'--json {path}: cannot write it ({error.strerror or error}); the '
+                        f'results are printed above') from None

@@ -29,12 +29,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hybrid_depth_core.atomic import check_output_file
     from hybrid_depth_core.errors import UserError
     from hybrid_depth_core.export import export_onnx, export_weights
 
     out = args.weights or args.onnx
-    if out.is_dir():  # found now, not after minutes of exporting
-        raise UserError(f'{out} is a directory; give a file name')
+    # Found now, not after minutes of exporting; the input is refused before --force is
+    # considered: replacing a training checkpoint with its export would end the run.
+    check_output_file(out, '--weights' if args.weights else '--onnx', [args.checkpoint])
     if out.exists() and not args.force:
         raise UserError(f'{out} already exists; pass --force to replace it')
     if args.weights:

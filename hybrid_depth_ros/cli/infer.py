@@ -29,7 +29,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument('--image-topic', help="default: the bag's only image topic")
     parser.add_argument('--camera-info-topic', help="default: the image topic's camera_info")
     parser.add_argument('--namespace',
-                        help="namespace of the output topics (default: the image topic's)")
+                        help="namespace of the output topics, a valid ROS 2 name such as "
+                             "/robot1/front (default: the image topic's)")
     parser.add_argument('--no-points', action='store_true', help='do not write point clouds')
     parser.add_argument('--cloud-stride', type=int_at_least(1), default=1,
                         help='keep every n-th pixel of every n-th row in points')
@@ -53,10 +54,12 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.runtime.bag_inference import infer_bag
-    from hybrid_depth_core.runtime.node_config import NodeConfig
+    from hybrid_depth_core.runtime.node_config import NodeConfig, fully_qualified_namespace
     from hybrid_depth_core.runtime.predictor import scale_warning
     from hybrid_depth_core.runtime.loader import load_predictor
 
+    if args.namespace is not None:  # before the checkpoint loads: a typo fails at once
+        fully_qualified_namespace(args.namespace, '--namespace')
     config = NodeConfig.from_values(dict(
         weights=str(args.checkpoint), device=args.device, precision=args.precision,
         depth_scale=args.depth_scale, cloud_stride=args.cloud_stride,

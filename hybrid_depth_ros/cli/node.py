@@ -53,10 +53,10 @@ def ros_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybrid_depth_core.errors import UserError
+    from hybrid_depth_core.runtime.node_config import parameter_file_values
 
-    if args.params_file is not None and not args.params_file.is_file():
-        raise UserError(f'parameter file {args.params_file} does not exist')
+    if args.params_file is not None:
+        parameter_file_values(args.params_file)  # a bad file named now, not by rcl
     # Camera-sized messages over shared memory (config/fastdds_large_images.xml), unless the
     # user set a profile; read when rclpy creates this process's participant.
     use_large_images_profile()
