@@ -280,3 +280,11 @@ def test_the_name_rule_is_rcls():
         with pytest.raises(UserError, match=expected + '.*' + re.escape(problem)):
             check_topic_name(name, '--image')
     assert fully_qualified_namespace('', '--namespace') == ''  # the root
+
+
+def test_the_node_command_refuses_a_topic_that_is_no_ros_name(capsys):
+    """Refused before rclpy starts, with the rule (rcl's own error names none)."""
+    assert cli.main(['node', '--image', '/my cam']) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("hybrid-depth node: error: --image '/my cam' is not a valid ROS 2 "
+                            "topic name")

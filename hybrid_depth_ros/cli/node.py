@@ -53,10 +53,14 @@ def ros_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybrid_depth_core.runtime.node_config import parameter_file_values
+    from hybrid_depth_core.runtime.node_config import check_topic_name, parameter_file_values
 
     if args.params_file is not None:
         parameter_file_values(args.params_file)  # a bad file named now, not by rcl
+    # rcl refuses a bad remap too, but as a lexer error that names no rule.
+    for option, topic in (('--image', args.image), ('--camera-info', args.camera_info)):
+        if topic is not None:
+            check_topic_name(topic, option)
     # Camera-sized messages over shared memory (config/fastdds_large_images.xml), unless the
     # user set a profile; read when rclpy creates this process's participant.
     use_large_images_profile()
