@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.bag_writer import DEPTH_GT_TOPIC
+from hybrid_depth_core.synthetic.bag_writer import DEPTH_GT_TOPIC
 from hybrid_depth_core.evaluation.bag_evaluation import evaluate_bag
 from hybrid_depth_core.evaluation.metrics import METRICS
 from hybrid_depth_core.networks import DepthModel
 from hybrid_depth_core.runtime.predictor import DepthPredictor
-from hybrid_depth_core.checkpoint import load_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint
 from hybrid_depth_core.training.config import checkpoint_config
 
 # (training seeds, frames each, held-out seeds, frames each, extra `sample` options)

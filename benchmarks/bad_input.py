@@ -89,7 +89,7 @@ def build_inputs(root: Path) -> dict[str, Path]:
 
     # Issue 35: compressed chunks (a real zstd / lz4 compressor: the MCAP authors' writer),
     # one damaged in the middle, and more damage of the kinds robots make.
-    from hybrid_depth_core.data.storage import rewrite_mcap
+    from hybrid_depth_core.recordings.storage import rewrite_mcap
 
     def chunks(name: str, compression: str, change=None) -> None:
         def build(path: Path) -> None:
@@ -166,7 +166,7 @@ def split_bag(good: Path, split: Path) -> None:
     """The good recording as a recorder splitting by size writes it (two files, each with
     half the messages), the first file cut short."""
     from rosbags.highlevel import AnyReader
-    from hybrid_depth_core.data.storage import bag_file_writer
+    from hybrid_depth_core.recordings.storage import bag_file_writer
     from hybrid_depth_core.messages.builders import TYPESTORE
     import yaml
     with AnyReader([good]) as reader:
@@ -232,7 +232,7 @@ def rewrite_messages(inputs: dict, root: Path, name: str, source: Path, change) 
     if path.exists():
         return
     from rosbags.highlevel import AnyReader
-    from hybrid_depth_core.data.storage import bag_file_writer
+    from hybrid_depth_core.recordings.storage import bag_file_writer
     from hybrid_depth_core.messages.builders import TYPESTORE
     with AnyReader([source]) as reader, bag_file_writer(path) as writer:
         connections = {}

@@ -45,7 +45,7 @@ def record(out: Path) -> tuple[list[Path], list[Path]]:
 
 def cache_speed(bags: list[Path], cache: Path) -> dict:
     """Images/s of one pass over all training samples, cold cache then warm."""
-    from hybrid_depth_core.data.bag_dataset import BagDataset, BagSource
+    from hybrid_depth_core.datasets.bag_dataset import BagDataset, BagSource
 
     shutil.rmtree(cache, ignore_errors=True)
     result = {}

@@ -8,8 +8,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from hybrid_depth_core.benchmark import cpu_name
-from hybrid_depth_core.losses import box_filter_3x3
+from hybrid_depth_core.deploy.benchmark import cpu_name
+from hybrid_depth_core.training.losses import box_filter_3x3
 
 
 def seconds_per_call(function, x: torch.Tensor, repeats: int = 20) -> float:

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.evaluation.metrics import Accumulator, Protocol
 from hybrid_depth_core.runtime.predictor import DepthPredictor
 

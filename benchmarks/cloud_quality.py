@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import torch
 
-from hybrid_depth_core.benchmark import machine
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.deploy.benchmark import machine
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.messages import outputs
 from hybrid_depth_core.runtime import framing
 from hybrid_depth_core.runtime.predictor import DepthPredictor

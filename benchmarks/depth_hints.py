@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid_depth_core.data.bag_dataset import BagSource, load_recording
-from hybrid_depth_core.data.bag_motion import MotionOptions, read_camera_motion
-from hybrid_depth_core.data.bag_reader import Bag
-from hybrid_depth_core.data.image_motion import pair_turns
-from hybrid_depth_core.data.time_span import TimeSpan
+from hybrid_depth_core.datasets.bag_dataset import BagSource, load_recording
+from hybrid_depth_core.recordings.bag_motion import MotionOptions, read_camera_motion
+from hybrid_depth_core.recordings.bag_reader import Bag
+from hybrid_depth_core.tracks.image_motion import pair_turns
+from hybrid_depth_core.recordings.time_span import TimeSpan
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.messages.header import nearest_index, stamp_ns

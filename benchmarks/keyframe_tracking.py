@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from hybrid_depth_core.data.synthetic import RoomWalk, RoomWalkConfig
+from hybrid_depth_core.synthetic import RoomWalk, RoomWalkConfig
 from hybrid_depth_core.runtime.predictor import Keyframes
 
 

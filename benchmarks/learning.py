@@ -22,7 +22,7 @@ import torch
 from hybrid_depth_core.evaluation.drivers import evaluate_synthetic
 from hybrid_depth_core.networks import DepthModel
 from hybrid_depth_core.runtime.predictor import DepthPredictor
-from hybrid_depth_core.checkpoint import load_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint
 from hybrid_depth_core.training.config import load_config
 
 HELD_OUT_SEEDS = (1000, 1001, 1002)  # training configs use seeds 1-16

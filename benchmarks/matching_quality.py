@@ -16,14 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.evaluation.drivers import evaluate_synthetic
 from hybrid_depth_core.evaluation.metrics import Protocol
 from hybrid_depth_core.geometry import invert_transform, scale_intrinsics
 from hybrid_depth_core.networks import DepthModel, disp_to_depth
 from hybrid_depth_core.networks.cost_volume import CostVolume
 from hybrid_depth_core.runtime.predictor import DepthPredictor
-from hybrid_depth_core.checkpoint import load_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint
 from hybrid_depth_core.training.objective import teacher_config
 
 HELD_OUT_SEEDS = (1000, 1001, 1002)  # as benchmarks/learning.py

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from any_recording import SCENES, record, train_once
-from hybrid_depth_core.data.bag_writer import DEPTH_GT_TOPIC
+from hybrid_depth_core.synthetic.bag_writer import DEPTH_GT_TOPIC
 from hybrid_depth_core.evaluation.bag_evaluation import evaluate_bag
 from hybrid_depth_core.evaluation.metrics import METRICS
 from hybrid_depth_core.runtime.predictor import DepthPredictor
-from hybrid_depth_core.checkpoint import load_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint
 
 
 def main():

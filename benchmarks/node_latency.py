@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.bag_writer import write_drive_bag
-from hybrid_depth_core.data.bag_reader import Bag
+from hybrid_depth_core.synthetic.bag_writer import write_drive_bag
+from hybrid_depth_core.recordings.bag_reader import Bag
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.images import image_to_rgb
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.runtime.predictor import DepthPredictor
-from hybrid_depth_core.benchmark import machine
-from hybrid_depth_core.checkpoint import load_checkpoint, save_checkpoint
+from hybrid_depth_core.deploy.benchmark import machine
+from hybrid_depth_core.networks.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
 from hybrid_depth_core.runtime.node_config import NodeConfig

@@ -14,8 +14,8 @@ import argparse
 import numpy as np
 import torch
 
-from hybrid_depth_core import losses
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.training import losses
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.evaluation.metrics import Protocol
 from hybrid_depth_core.geometry import warp
 from hybrid_depth_core.runtime.predictor import DepthPredictor

@@ -1,4 +1,4 @@
-"""Training curves of TensorBoard runs as a PNG (no plotting library: hybrid_depth_core.visualize).
+"""Training curves of TensorBoard runs as a PNG (no plotting library: evaluation.visualize).
 
     python benchmarks/plot_training.py out/learning/hybrid out/learning/resnet18 \
         --out docs/training_curves.png
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hybrid_depth_core.visualize import line_plot, write_png
+from hybrid_depth_core.evaluation.visualize import line_plot, write_png
 
 TAGS = {'loss/depth': 'photometric loss of the depth network (its reliable pixels)',
         'loss/teacher': "the single-frame teacher's whole loss",

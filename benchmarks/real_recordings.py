@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from hybrid_depth_core.checkpoint import load_checkpoint, model_section
-from hybrid_depth_core.data.time_span import TimeSpan
+from hybrid_depth_core.networks.checkpoint import load_checkpoint, model_section
+from hybrid_depth_core.recordings.time_span import TimeSpan
 from hybrid_depth_core.evaluation.bag_evaluation import evaluate_bag
 from hybrid_depth_core.evaluation.metrics import ConstantBaseline, Protocol
 from hybrid_depth_core.evaluation.road import RoadCheck

@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hybrid_depth_core.data.bag_dataset import HINTS_WINDOW
-from hybrid_depth_core.data.bag_reader import Bag
-from hybrid_depth_core.data.time_span import TimeSpan
+from hybrid_depth_core.datasets.bag_dataset import HINTS_WINDOW
+from hybrid_depth_core.recordings.bag_reader import Bag
+from hybrid_depth_core.recordings.time_span import TimeSpan
 from hybrid_depth_core.evaluation.road import flat_road_depth, road_region
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.depth import depth_to_metres
@@ -27,7 +27,7 @@ from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.messages.outputs import colorize
 from hybrid_depth_core.runtime.predictor import DepthPredictor
 from hybrid_depth_core.tracks.hints import recording_hints
-from hybrid_depth_core.visualize import labelled, write_png
+from hybrid_depth_core.evaluation.visualize import labelled, write_png
 
 PICTURES = 3
 PANEL_WIDTH = 360

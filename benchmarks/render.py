@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
-from hybrid_depth_core.benchmark import cpu_name
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.deploy.benchmark import cpu_name
 
 
 def main():

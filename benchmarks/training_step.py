@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid_depth_core import losses
-from hybrid_depth_core.data.datasets import build_dataset
+from hybrid_depth_core.training import losses
+from hybrid_depth_core.datasets.sources import build_dataset
 from hybrid_depth_core.geometry import invert_transform
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.objective import SOURCE_FRAMES, SelfSupervisedObjective

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from any_recording import SCENES, pooled
-from hybrid_depth_core.data import bag_dataset
-from hybrid_depth_core.data.bag_writer import DEPTH_GT_TOPIC
-from hybrid_depth_core.data.synthetic import RoomWalk, RoomWalkConfig
+from hybrid_depth_core.datasets import bag_dataset
+from hybrid_depth_core.synthetic.bag_writer import DEPTH_GT_TOPIC
+from hybrid_depth_core.synthetic import RoomWalk, RoomWalkConfig
 from hybrid_depth_core.evaluation.bag_evaluation import evaluate_bag
 from hybrid_depth_core.evaluation.metrics import METRICS
 from hybrid_depth_core.runtime.predictor import DepthPredictor

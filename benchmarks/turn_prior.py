@@ -5,7 +5,7 @@ tracked corners, and is that good enough for view synthesis to learn depth from?
 
 On a synthetic room walk (`hybrid-depth sample --scene room`'s camera, at the 128x96 that a
 no-config CPU run trains at), for frame pairs `stride` apart tracked as training tracks them
-(data/image_motion.py):
+(tracks/image_motion.py):
 1. the rotation error against the true one of three estimators: the robust Kabsch fit that
    training uses (image_motion.turn), the rotation of a least-squares homography, and the essential
    matrix's (RANSAC + recoverPose); and of no estimate at all;
@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 import torch
 
-from hybrid_depth_core import losses
-from hybrid_depth_core.data.image_motion import MotionTracker, motion_intrinsics, turn
-from hybrid_depth_core.data.synthetic import RoomWalk, RoomWalkConfig
+from hybrid_depth_core.training import losses
+from hybrid_depth_core.tracks.image_motion import MotionTracker, motion_intrinsics, turn
+from hybrid_depth_core.synthetic import RoomWalk, RoomWalkConfig
 from hybrid_depth_core.geometry import scale_intrinsics, warp
 
 WIDTH, HEIGHT = 128, 96  # the no-config CPU input for a 4:3 camera (training/defaults.py)

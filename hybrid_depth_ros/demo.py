@@ -34,16 +34,16 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from hybrid_depth_core import visualize
+from hybrid_depth_core.evaluation import visualize
 from hybrid_depth_core.evaluation.metrics import Accumulator, Protocol
 from hybrid_depth_core.atomic import new_output_directory
 from hybrid_depth_core.camera import PinholeCamera
-from hybrid_depth_core.checkpoint import load_checkpoint, model_section
-from hybrid_depth_core.data.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
-                                               write_drive_bag)
-from hybrid_depth_core.data.bag_reader import Bag
-from hybrid_depth_core.data.storage import bag_file_writer
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.networks.checkpoint import load_checkpoint, model_section
+from hybrid_depth_core.synthetic.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
+                                                    write_drive_bag)
+from hybrid_depth_core.recordings.bag_reader import Bag
+from hybrid_depth_core.recordings.storage import bag_file_writer
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.evaluation.metrics import valid_mask
 from hybrid_depth_core.messages.builders import TYPESTORE

@@ -22,7 +22,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
-from hybrid_depth_core.data.bag_opening import RecordingReader
+from hybrid_depth_core.recordings.bag_opening import RecordingReader
 from hybrid_depth_core.errors import UserError
 
 # Reliable so that RViz's default (reliable) subscriptions see the replayed topics too; a

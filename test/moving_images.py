@@ -6,7 +6,7 @@ in units of MATCHING_MOTION (the keyframe threshold)."""
 import cv2
 import numpy as np
 
-from hybrid_depth_core.data.image_motion import MATCHING_MOTION
+from hybrid_depth_core.tracks.image_motion import MATCHING_MOTION
 
 # The near layer moves this many times the parallax wanted: the homography takes up part of
 # its motion (measured: the median corner is then off it by about the wanted parallax).

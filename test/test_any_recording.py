@@ -9,12 +9,12 @@ import pytest
 import torch
 from moving_images import shifted_frames
 
-from hybrid_depth_core.data.bag_dataset import Recording, build_triplets
-from hybrid_depth_core.data.image_motion import (MATCHING_MOTION, MotionTracker, choose_stride,
-                                                 stride_motions)
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.datasets.bag_dataset import Recording, build_triplets
+from hybrid_depth_core.tracks.image_motion import (MATCHING_MOTION, MotionTracker, choose_stride,
+                                                   stride_motions)
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.training import trainer
-from hybrid_depth_core.checkpoint import load_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint
 from hybrid_depth_core.training.config import TrainConfig, is_frozen, load_config
 from hybrid_depth_core.training.defaults import CPU_PIXELS, GPU_PIXELS, input_size, resolve
 
@@ -116,7 +116,7 @@ def test_input_size_follows_the_aspect_ratio(aspect, pixels, size):
 
 def test_a_4_by_3_bag_trains_at_a_4_by_3_size_recorded_in_the_checkpoint(tmp_path):
     from hybrid_depth_ros.cli import main
-    from hybrid_depth_core.data.bag_writer import write_drive_bag
+    from hybrid_depth_core.synthetic.bag_writer import write_drive_bag
     drive = SyntheticDrive(DriveConfig(width=160, height=120, frames=14, seed=4))
     write_drive_bag(drive, tmp_path / 'bag', progress=False)
     assert main(['train', '--bag', str(tmp_path / 'bag'), '--out', str(tmp_path / 'run'),
@@ -129,8 +129,8 @@ def test_a_4_by_3_bag_trains_at_a_4_by_3_size_recorded_in_the_checkpoint(tmp_pat
 
 
 def test_the_pose_network_starts_along_the_heading_a_recording_shows():
-    from hybrid_depth_core.data.image_motion import camera_heading
-    from hybrid_depth_core.data.synthetic import RoomWalk, RoomWalkConfig
+    from hybrid_depth_core.tracks.image_motion import camera_heading
+    from hybrid_depth_core.synthetic import RoomWalk, RoomWalkConfig
     from hybrid_depth_core.training.defaults import pose_prior
     drive = SyntheticDrive(DriveConfig(width=224, height=64, frames=20, seed=3))
     frames = [drive.render(i).rgb for i in range(len(drive))]

@@ -6,8 +6,8 @@ import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.image import message_to_cvimage
 
-from hybrid_depth_core.data.bag_writer import T_BASE_CAMERA, write_drive_bag
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic.bag_writer import T_BASE_CAMERA, write_drive_bag
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages import builders
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core import benchmark
-from hybrid_depth_core.benchmark import MODELS, format_report, matmul_gflops
+from hybrid_depth_core.deploy import benchmark
+from hybrid_depth_core.deploy.benchmark import MODELS, format_report, matmul_gflops
 from hybrid_depth_ros.cli import main
 
 

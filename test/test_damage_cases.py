@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core.checkpoint import load_checkpoint
-from hybrid_depth_core.data.bag_dataset import BagSource, load_hints, load_recording
-from hybrid_depth_core.data.bag_writer import write_drive_bag
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.networks.checkpoint import load_checkpoint
+from hybrid_depth_core.datasets.bag_dataset import BagSource, load_hints, load_recording
+from hybrid_depth_core.synthetic.bag_writer import write_drive_bag
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.training import trainer
 from hybrid_depth_ros.cli import main
 from hybrid_depth_ros.cli.evaluate import write_json
@@ -60,7 +60,7 @@ def test_files_that_are_not_utf8_are_named_not_a_traceback(tmp_path, capsys, bag
         err, 'train')
     # The same file in UTF-8 is read, and its comment's character kept.
     intrinsics.write_text(INTRINSICS_LATIN_1, encoding='utf-8')
-    from hybrid_depth_core.data.image_folder import read_intrinsics
+    from hybrid_depth_core.datasets.image_folder import read_intrinsics
     assert read_intrinsics(intrinsics)[0].width == 128
     params = tmp_path / 'node.yaml'
     params.write_bytes(b'hybrid_depth:\n  ros__parameters:\n    device: "\xff"\n')
@@ -69,7 +69,7 @@ def test_files_that_are_not_utf8_are_named_not_a_traceback(tmp_path, capsys, bag
         err, 'node')
     split = tmp_path / 'split.txt'
     split.write_bytes(b'2011_09_26/2011_09_26_drive_0002_sync 0000000069 l\xa0\n')
-    from hybrid_depth_core.data.kitti import read_split
+    from hybrid_depth_core.datasets.kitti import read_split
     from hybrid_depth_core.errors import UserError
     with pytest.raises(UserError, match=f'split file {split} is not UTF-8 text'):
         read_split(split)
@@ -216,7 +216,7 @@ def test_export_never_writes_onto_its_input(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['hard.pt', 'last.pt', 'link.pt', 'sub']
     assert list((tmp_path / 'sub').iterdir()) == []
     from hybrid_depth_core.errors import UserError
-    from hybrid_depth_core.export import export_weights
+    from hybrid_depth_core.deploy.export import export_weights
     with pytest.raises(UserError, match='under another name'):
         export_weights(tmp_path / 'link.pt', checkpoint)
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from mcap.reader import make_reader
 
-from hybrid_depth_core.data.bag_reader import Bag
-from hybrid_depth_core.data.bag_recovery import recover_files
-from hybrid_depth_core.data.storage import rewrite_mcap
+from hybrid_depth_core.recordings.bag_reader import Bag
+from hybrid_depth_core.recordings.bag_recovery import recover_files
+from hybrid_depth_core.recordings.storage import rewrite_mcap
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages import builders as msgs
 from recorded_bags import write_bag

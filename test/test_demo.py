@@ -7,8 +7,8 @@ import pytest
 from rosbags.highlevel import AnyReader
 
 from hybrid_depth_core.camera import PinholeCamera
-from hybrid_depth_core.checkpoint import load_checkpoint, model_section
-from hybrid_depth_core.data.bag_writer import DEPTH_GT_TOPIC
+from hybrid_depth_core.networks.checkpoint import load_checkpoint, model_section
+from hybrid_depth_core.synthetic.bag_writer import DEPTH_GT_TOPIC
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_core.messages.depth import depth_to_metres

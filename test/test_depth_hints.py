@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core import losses
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
-from hybrid_depth_core.data.synthetic.room import RoomWalk, RoomWalkConfig
+from hybrid_depth_core.training import losses
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic.room import RoomWalk, RoomWalkConfig
 from hybrid_depth_core.tracks.hints import (MIN_ANGLE_DEG, hint_map, recording_hints,
                                             triangulate)
 
@@ -143,10 +143,10 @@ def test_the_hint_loss_pulls_depth_to_a_hint_only_where_the_hint_reprojects_bett
 
 def test_a_bags_hints_come_from_its_images_and_motion_are_cached_and_reach_both_networks(
         tmp_path, monkeypatch):
-    from hybrid_depth_core.data import bag_dataset
-    from hybrid_depth_core.data.bag_dataset import HINTS_WIDTH, BagDataset, BagSource
-    from hybrid_depth_core.data.bag_motion import MotionOptions
-    from hybrid_depth_core.data.bag_writer import write_drive_bag
+    from hybrid_depth_core.datasets import bag_dataset
+    from hybrid_depth_core.datasets.bag_dataset import HINTS_WIDTH, BagDataset, BagSource
+    from hybrid_depth_core.recordings.bag_motion import MotionOptions
+    from hybrid_depth_core.synthetic.bag_writer import write_drive_bag
     from hybrid_depth_core.networks import DepthModelConfig
     from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
 
@@ -212,7 +212,7 @@ def test_a_bags_hints_come_from_its_images_and_motion_are_cached_and_reach_both_
 
 
 def test_a_flipped_sample_flips_its_hints_with_its_frames():
-    from hybrid_depth_core.data.samples import AugmentConfig, make_sample
+    from hybrid_depth_core.datasets.samples import AugmentConfig, make_sample
     frames = {f: np.zeros((16, 24, 3), np.uint8) for f in (-1, 0, 1)}
     hints = np.full((16, 24), np.nan, np.float32)
     hints[1, 0] = 2.5
@@ -224,9 +224,9 @@ def test_a_flipped_sample_flips_its_hints_with_its_frames():
 
 
 def test_bags_with_and_without_motion_train_together(tmp_path):
-    from hybrid_depth_core.data.bag_dataset import HINTS_WIDTH, BagDataset, BagSource
-    from hybrid_depth_core.data.bag_motion import MotionOptions
-    from hybrid_depth_core.data.bag_writer import write_drive_bag
+    from hybrid_depth_core.datasets.bag_dataset import HINTS_WIDTH, BagDataset, BagSource
+    from hybrid_depth_core.recordings.bag_motion import MotionOptions
+    from hybrid_depth_core.synthetic.bag_writer import write_drive_bag
 
     drive = SyntheticDrive(DriveConfig(width=HINTS_WIDTH, height=96, frames=12, seed=4))
     write_drive_bag(drive, tmp_path / 'moving', progress=False)

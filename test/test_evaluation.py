@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from hybrid_depth_core.data.image_motion import MAX_MATCHING_GAP
+from hybrid_depth_core.tracks.image_motion import MAX_MATCHING_GAP
 from hybrid_depth_core.evaluation.drivers import KeyframeRun, evaluate_synthetic
 from hybrid_depth_core.evaluation.metrics import (KITTI_EIGEN, Accumulator, Protocol,
                                                   depth_metrics, evaluate_image, valid_mask)

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from hybrid_depth_ros.cli import main
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.export import export_onnx
+from hybrid_depth_core.deploy.export import export_onnx
 from hybrid_depth_core.runtime.predictor import DepthPredictor
-from hybrid_depth_core.checkpoint import load_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import yaml
 
-from hybrid_depth_core.data.datasets import DataConfig, build_dataset
-from hybrid_depth_core.data.image_folder import ImageFolderDataset, read_intrinsics
-from hybrid_depth_core.data.kitti import KittiCalibration, KittiRawDataset, read_split
+from hybrid_depth_core.datasets.sources import DataConfig, build_dataset
+from hybrid_depth_core.datasets.image_folder import ImageFolderDataset, read_intrinsics
+from hybrid_depth_core.datasets.kitti import KittiCalibration, KittiRawDataset, read_split
 from hybrid_depth_core.evaluation.drivers import evaluate_kitti
 from hybrid_depth_core.evaluation.metrics import Protocol, evaluate_image
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 
 DATE, DRIVE = '2011_09_26', '2011_09_26_drive_0001_sync'

@@ -1,6 +1,7 @@
 """The layers point one way: the core never reaches into the ROS package (not even lazily),
-inference never loads training, and the core's packages import each other without a cycle.
-Read from the source text, so that an import hidden inside a function counts too."""
+inference never loads training, the datasets or the synthetic worlds, and the core's packages
+import each other without a cycle. Read from the source text, so that an import hidden inside a
+function counts too."""
 import ast
 import subprocess
 import sys
@@ -60,10 +61,10 @@ def test_core_source_never_names_the_ros_package_or_rclpy():
 
 
 # The README's code map, top to bottom: a unit imports only from its own row or rows above.
-LAYERS = (('errors', 'user_files', 'atomic', 'device', 'geometry', 'camera', 'losses',
-           'config_dicts'),
-          ('networks',), ('checkpoint',), ('messages',), ('tracks',), ('data',), ('runtime',),
-          ('evaluation',), ('training', 'export', 'benchmark', 'visualize'))
+# Inference (runtime) sits above the synthetic worlds and the datasets, so it cannot load them.
+LAYERS = (('errors', 'user_files', 'atomic', 'device', 'geometry', 'camera', 'config_dicts'),
+          ('networks',), ('messages',), ('tracks',), ('recordings',), ('runtime',),
+          ('synthetic',), ('datasets',), ('evaluation',), ('training', 'deploy'))
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -102,7 +103,8 @@ def test_the_readme_code_map_lists_the_layers_in_order():
 
 def test_core_packages_import_each_other_without_a_cycle():
     graph = import_graph()
-    assert {'data', 'evaluation', 'runtime', 'training', 'networks'} <= set(graph)
+    assert {'recordings', 'datasets', 'evaluation', 'runtime', 'training',
+            'networks'} <= set(graph)
     state: dict[str, str] = {}
 
     def visit(node: str, path: list[str]) -> None:
@@ -121,7 +123,7 @@ def test_core_packages_import_each_other_without_a_cycle():
 def test_the_cycle_check_finds_a_lazy_import_back():
     """The helpers see an import inside a function, relative ones resolved."""
     source = 'def f():\n    from ..evaluation import drivers\n'
-    names = imported_modules(source, 'hybrid_depth_core.data.kitti')
+    names = imported_modules(source, 'hybrid_depth_core.datasets.kitti')
     assert 'hybrid_depth_core.evaluation.drivers' in names
     assert unit('hybrid_depth_core.evaluation.drivers') == 'evaluation'
 
@@ -130,11 +132,12 @@ INFERENCE_SCRIPT = '''
 import sys
 import hybrid_depth_core.runtime.predictor, hybrid_depth_core.runtime.loader
 import hybrid_depth_core.runtime.pipeline, hybrid_depth_core.runtime.bag_inference
-print(','.join(sorted(m for m in sys.modules if m.startswith('hybrid_depth_core.training'))))
+print(','.join(sorted(m for m in sys.modules if m.startswith(
+    ('hybrid_depth_core.training', 'hybrid_depth_core.datasets', 'hybrid_depth_core.synthetic')))))
 '''
 
 
-def test_inference_loads_no_training_module():
+def test_inference_loads_no_training_dataset_or_synthetic_world_module():
     result = subprocess.run([sys.executable, '-c', INFERENCE_SCRIPT], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr

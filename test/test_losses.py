@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core import losses
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.training import losses
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.geometry import warp
 
 

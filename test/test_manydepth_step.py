@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from hybrid_depth_ros.cli import main
-from hybrid_depth_core.data.samples import AugmentConfig
-from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
+from hybrid_depth_core.datasets.samples import AugmentConfig
+from hybrid_depth_core.datasets.synthetic_dataset import SyntheticDataset
 from hybrid_depth_core.geometry import invert_transform
 from hybrid_depth_core.networks import DepthModelConfig
 from hybrid_depth_core.training import trainer
-from hybrid_depth_core.checkpoint import load_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.objective import (NO_AUGMENTATION, STATIC_CAMERA, ZERO_COST_VOLUME,
                                                   LossConfig, SelfSupervisedObjective,

@@ -5,16 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core.data.bag_dataset import BagDataset, BagSource
-from hybrid_depth_core.data.bag_motion import MotionOptions, read_camera_motion
-from hybrid_depth_core.data.bag_writer import (BASE_FRAME, ODOM_TOPIC, T_BASE_CAMERA,
-                                               write_drive_bag)
-from hybrid_depth_core.data.bag_reader import Bag
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
-from hybrid_depth_core.data.synthetic.drive import R_BODY_OPTICAL, rotation_zyx
-from hybrid_depth_core.data.tf_tree import BadTransform, TransformTree, quaternion_matrix, slerp
+from hybrid_depth_core.datasets.bag_dataset import BagDataset, BagSource
+from hybrid_depth_core.recordings.bag_motion import MotionOptions, read_camera_motion
+from hybrid_depth_core.synthetic.bag_writer import (BASE_FRAME, ODOM_TOPIC, T_BASE_CAMERA,
+                                                    write_drive_bag)
+from hybrid_depth_core.recordings.bag_reader import Bag
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic.drive import R_BODY_OPTICAL, rotation_zyx
+from hybrid_depth_core.recordings.tf_tree import (BadTransform, TransformTree, quaternion_matrix,
+                                                  slerp)
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.losses import velocity_loss
+from hybrid_depth_core.training.losses import velocity_loss
 from hybrid_depth_core.messages import builders as msgs
 from hybrid_depth_core.networks import DepthModelConfig
 from hybrid_depth_core.runtime.predictor import DepthPredictor, scale_warning

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core.data import image_motion as motion
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.tracks import image_motion as motion
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.runtime.predictor import DepthPredictor
-from hybrid_depth_core.checkpoint import load_checkpoint, save_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.trainer import train
 from moving_images import camera_matrix, shifted_frames

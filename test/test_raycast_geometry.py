@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from hybrid_depth_core.camera import PinholeCamera
-from hybrid_depth_core.data.synthetic import raycast
-from hybrid_depth_core.data.synthetic.drive import R_BODY_OPTICAL
-from hybrid_depth_core.data.synthetic.scene import Boxes, Material, Poles, Scene
+from hybrid_depth_core.synthetic import raycast
+from hybrid_depth_core.synthetic.drive import R_BODY_OPTICAL
+from hybrid_depth_core.synthetic.scene import Boxes, Material, Poles, Scene
 
 HEIGHT = 1.5   # camera above the ground
 WALL_X = 10.0  # a wall facing the camera, 10 m ahead

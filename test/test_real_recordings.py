@@ -13,12 +13,12 @@ import pytest
 import torch
 from rosbags.highlevel import AnyReader
 
-from hybrid_depth_core.data.bag_dataset import BagDataset, BagSource
-from hybrid_depth_core.data.bag_motion import MotionOptions, read_camera_motion
-from hybrid_depth_core.data.bag_reader import Bag
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
-from hybrid_depth_core.data.synthetic.drive import R_BODY_OPTICAL, RenderedSequence
-from hybrid_depth_core.data.time_span import TimeSpan
+from hybrid_depth_core.datasets.bag_dataset import BagDataset, BagSource
+from hybrid_depth_core.recordings.bag_motion import MotionOptions, read_camera_motion
+from hybrid_depth_core.recordings.bag_reader import Bag
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic.drive import R_BODY_OPTICAL, RenderedSequence
+from hybrid_depth_core.recordings.time_span import TimeSpan
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.evaluation.bag_evaluation import (evaluate_bag, half_frame_period_ns,
                                                          pair_by_stamp)

@@ -14,7 +14,7 @@ import pytest
 import setuptools
 import yaml
 
-from hybrid_depth_core.data.bag_writer import CAMERA_FRAME
+from hybrid_depth_core.synthetic.bag_writer import CAMERA_FRAME
 from hybrid_depth_core.runtime import node_config as config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -31,9 +31,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from hybrid_depth_ros.cli import node as cli_node
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
-from hybrid_depth_core.checkpoint import ModelSection, save_checkpoint
+from hybrid_depth_core.networks.checkpoint import ModelSection, save_checkpoint
 from hybrid_depth_core.config_dicts import to_dict
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.objective import SelfSupervisedObjective

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core.data.image_motion import is_static
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.tracks.image_motion import is_static
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages import builders
 from hybrid_depth_core.messages.images import BadMessage

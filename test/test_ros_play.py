@@ -16,8 +16,8 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CameraInfo, Image
 
-from hybrid_depth_core.data.bag_writer import write_drive_bag
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic.bag_writer import write_drive_bag
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages import builders as msgs
 from hybrid_depth_ros.play import play

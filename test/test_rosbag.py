@@ -13,14 +13,14 @@ import pytest
 import torch
 from rosbags.highlevel import AnyReader
 
-from hybrid_depth_core.data import bag_dataset
-from hybrid_depth_core.data.bag_dataset import (BagDataset, BagSource, Recording, build_triplets,
-                                                decode_recording)
-from hybrid_depth_core.data.bag_reader import Bag
-from hybrid_depth_core.data.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
-                                               write_drive_bag)
-from hybrid_depth_core.data.image_motion import pair_turns
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.datasets import bag_dataset
+from hybrid_depth_core.datasets.bag_dataset import (BagDataset, BagSource, Recording,
+                                                    build_triplets, decode_recording)
+from hybrid_depth_core.recordings.bag_reader import Bag
+from hybrid_depth_core.synthetic.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC,
+                                                    write_drive_bag)
+from hybrid_depth_core.tracks.image_motion import pair_turns
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.evaluation.bag_evaluation import evaluate_bag
 from hybrid_depth_core.geometry import scale_intrinsics

@@ -14,10 +14,10 @@ import pytest
 import torch
 from rosbags.highlevel import AnyReader
 
-from hybrid_depth_core.checkpoint import ModelSection, save_checkpoint
+from hybrid_depth_core.networks.checkpoint import ModelSection, save_checkpoint
 from hybrid_depth_core.config_dicts import to_dict
-from hybrid_depth_core.data.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC)
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic.bag_writer import (CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC, IMAGE_TOPIC)
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages import builders as msgs
 from hybrid_depth_core.messages.depth import depth_to_metres

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 
 
 def warp_into(target, source, K, depth_scale=1.0):
@@ -122,8 +122,8 @@ def test_bad_config_is_rejected_with_the_field_named(kwargs, message):
 def test_training_windows_rooms_and_variety():
     """Synthetic training data (issue 22): windows of a taller render with K following them,
     room walks with their own stride, and drives whose camera height and speed vary."""
-    from hybrid_depth_core.data.samples import AugmentConfig
-    from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
+    from hybrid_depth_core.datasets.samples import AugmentConfig
+    from hybrid_depth_core.datasets.synthetic_dataset import SyntheticDataset
     plain = SyntheticDataset((5,), 14, 96, 64, progress=False, render_height=128)
     rgb, depth, K = plain.drives[0]
     t = plain.index[0][1]
@@ -160,7 +160,7 @@ def test_training_windows_rooms_and_variety():
 def test_window_heights_are_drawn_per_batch_and_repeat_on_resume():
     """Issue 22: batches of taller windows (a 4:3 camera's view at the training focal length)
     among the usual ones, every item of a batch the same height, the draw repeatable."""
-    from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
+    from hybrid_depth_core.datasets.synthetic_dataset import SyntheticDataset
     from hybrid_depth_core.training.trainer import EpochSampler, WindowHeightBatches
     dataset = SyntheticDataset((5,), 14, 96, 64, progress=False, render_height=128,
                                window_heights=(64, 128), frame_stride=1)
@@ -186,7 +186,7 @@ def test_window_heights_are_drawn_per_batch_and_repeat_on_resume():
 
 
 def test_window_heights_are_checked_against_the_render():
-    from hybrid_depth_core.data.datasets import DataConfig
+    from hybrid_depth_core.datasets.sources import DataConfig
     for heights in ((64, 160), (64, 100)):  # taller than the render; not a multiple of 32
         with pytest.raises(ValueError, match='multiples of 32 from 64 up to the render height'):
             DataConfig(width=96, height=64, render_height=128, window_heights=heights)

@@ -7,9 +7,9 @@ from test_cli import run as run_cli
 from test_synthetic_drive import view_synthesis_errors
 
 from hybrid_depth_core.camera import PinholeCamera
-from hybrid_depth_core.data.synthetic import RenderedSequence, RoomWalk, RoomWalkConfig
-from hybrid_depth_core.data.synthetic.drive import R_BODY_OPTICAL, rotation_zyx
-from hybrid_depth_core.data.synthetic.scene import Boxes, Material, Poles, Scene
+from hybrid_depth_core.synthetic import RenderedSequence, RoomWalk, RoomWalkConfig
+from hybrid_depth_core.synthetic.drive import R_BODY_OPTICAL, rotation_zyx
+from hybrid_depth_core.synthetic.scene import Boxes, Material, Poles, Scene
 
 ROOM = ((0.0, 0.0, 0.0), (4.0, 5.0, 2.5))  # inner corners of a bare room
 EYE = (1.0, 2.5, 1.3)                      # the camera, 3 m from the wall x = 4

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from hybrid_depth_core.data.samples import AugmentConfig
-from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
+from hybrid_depth_core.datasets.samples import AugmentConfig
+from hybrid_depth_core.datasets.synthetic_dataset import SyntheticDataset
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.networks import DepthModelConfig
-from hybrid_depth_core.checkpoint import load_checkpoint, save_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import TrainConfig, learning_rate, load_config
 from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
 from hybrid_depth_core.training import trainer
@@ -268,7 +268,7 @@ def test_init_starts_from_another_runs_networks_with_a_new_schedule(tmp_path):
 
 
 def test_init_from_exported_weights_names_the_missing_teacher(tmp_path):
-    from hybrid_depth_core.export import export_weights
+    from hybrid_depth_core.deploy.export import export_weights
     config = load_config(None, TINY + ['model.multi_frame=true'])
     first = train(config, tmp_path / 'a', max_steps=1, progress=False)
     export_weights(first, tmp_path / 'w.pt')

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_depth_core.data.image_motion import pair_turns, turn
-from hybrid_depth_core.data.samples import AugmentConfig, make_sample, triplet_turns
-from hybrid_depth_core.data.synthetic import RoomWalk, RoomWalkConfig
-from hybrid_depth_core.export import export_onnx
+from hybrid_depth_core.tracks.image_motion import pair_turns, turn
+from hybrid_depth_core.datasets.samples import AugmentConfig, make_sample, triplet_turns
+from hybrid_depth_core.synthetic import RoomWalk, RoomWalkConfig
+from hybrid_depth_core.deploy.export import export_onnx
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.networks import PoseNet
 from hybrid_depth_core.runtime.predictor import DepthPredictor

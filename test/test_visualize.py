@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hybrid_depth_core import visualize
+from hybrid_depth_core.evaluation import visualize
 
 
 def test_point_cloud_view_puts_a_point_where_the_virtual_camera_sees_it():

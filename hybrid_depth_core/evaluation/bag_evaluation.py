@@ -6,7 +6,7 @@ Images are rectified with their camera_info (bilinear) and their ground truth wi
 maps (nearest neighbour: no depth between a foreground and a background); each depth image is
 paired with the image nearest in stamp, within a tolerance (a depth camera is not triggered
 with the colour camera). A constant depth is scored on the same pixels, the reference that
-says what an AbsRel is worth on this recording. A time span (data/time_span.py) picks the
+says what an AbsRel is worth on this recording. A time span (recordings/time_span.py) picks the
 held-out part of a bag that was partly trained on.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from hybrid_depth_core.data.bag_reader import IMAGE_DECODERS, Bag, SkippedImages
-from hybrid_depth_core.data.time_span import TimeSpan
+from hybrid_depth_core.recordings.bag_reader import IMAGE_DECODERS, Bag, SkippedImages
+from hybrid_depth_core.recordings.time_span import TimeSpan
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.evaluation import road as road_check
 from hybrid_depth_core.evaluation.drivers import KeyframeRun

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hybrid_depth_core.data.kitti import KittiRawDataset, image_path, read_rgb, read_velodyne
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.datasets.kitti import KittiRawDataset, image_path, read_rgb, read_velodyne
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.evaluation.metrics import KITTI_EIGEN, Accumulator, Protocol
 from hybrid_depth_core.runtime.predictor import Keyframes

@@ -11,8 +11,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hybrid_depth_core.atomic import check_output_directory, new_output_directory
-from hybrid_depth_core.data.bag_reader import Bag, SkippedImages
-from hybrid_depth_core.data.storage import bag_file_writer
+from hybrid_depth_core.recordings.bag_reader import Bag, SkippedImages
+from hybrid_depth_core.recordings.storage import bag_file_writer
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.builders import TYPESTORE, from_fields
 from hybrid_depth_core.messages.images import BadMessage

@@ -10,10 +10,10 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.image_motion import (MATCHING_MOTION, MAX_MATCHING_GAP, MotionTracker,
-                                                 pair_turns)
+from hybrid_depth_core.tracks.image_motion import (MATCHING_MOTION, MAX_MATCHING_GAP,
+                                                   MotionTracker, pair_turns)
 from hybrid_depth_core.camera import PinholeCamera
-from hybrid_depth_core.checkpoint import load_checkpoint, model_section
+from hybrid_depth_core.networks.checkpoint import load_checkpoint, model_section
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.geometry import invert_transform

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybrid_depth_core.config_dicts import from_dict
-from hybrid_depth_core.data.samples import AugmentConfig
-from hybrid_depth_core.data.datasets import DataConfig
+from hybrid_depth_core.datasets.samples import AugmentConfig
+from hybrid_depth_core.datasets.sources import DataConfig
 from hybrid_depth_core.device import PRECISIONS
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.networks import DepthModelConfig

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.datasets import DataConfig
-from hybrid_depth_core.data.image_motion import HEADING_AGREEMENT, camera_heading
+from hybrid_depth_core.datasets.sources import DataConfig
+from hybrid_depth_core.tracks.image_motion import HEADING_AGREEMENT, camera_heading
 from hybrid_depth_core.networks.pose import INITIAL_SPEED
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.training.config import TrainConfig
@@ -101,20 +101,20 @@ def input_size(aspect: float, pixels: int) -> tuple[int, int]:
 def source_aspect(data: DataConfig) -> float:
     """Width / height of the images the data source holds."""
     if data.source == 'synthetic':
-        from hybrid_depth_core.data.synthetic import DriveConfig
+        from hybrid_depth_core.synthetic import DriveConfig
         drive = DriveConfig()
         return drive.width / drive.height
     if data.source == 'kitti':
         return KITTI_ASPECT
     if data.source == 'folder':
-        from hybrid_depth_core.data.image_folder import read_intrinsics
+        from hybrid_depth_core.datasets.image_folder import read_intrinsics
         if not data.intrinsics:
             raise UserError('data.source=folder needs data.intrinsics')
         camera, _ = read_intrinsics(Path(data.intrinsics))
         return camera.width / camera.height
     if not data.bags:
         raise UserError('data.source=bag needs data.bags')
-    from hybrid_depth_core.data.bag_dataset import BagSource, image_aspect
+    from hybrid_depth_core.datasets.bag_dataset import BagSource, image_aspect
     aspects = {bag: image_aspect(BagSource(Path(bag), data.image_topic, data.camera_info_topic,
                                            allow_partial=data.allow_partial_bags))
                for bag in data.bags}

@@ -1,5 +1,5 @@
 """The self-supervised objective as one module (depth net, teacher, pose net), so that a single
-DistributedDataParallel wrapper synchronises all of them. Batches follow data/samples.py.
+DistributedDataParallel wrapper synchronises all of them. Batches follow datasets/samples.py.
 
 A multi-frame step is ManyDepth's (Watson et al., CVPR 2021, and its trainer.py):
 - the single-frame teacher and the pose network learn from the teacher's auto-masked
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hybrid_depth_core import losses
+from hybrid_depth_core.training import losses
 from hybrid_depth_core.geometry import invert_transform, warp
 from hybrid_depth_core.networks import DepthModel, DepthModelConfig, PoseNet, disp_to_depth
 

@@ -22,11 +22,11 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from hybrid_depth_core.data.datasets import build_dataset
+from hybrid_depth_core.datasets.sources import build_dataset
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.atomic import check_output_directory
-from hybrid_depth_core.checkpoint import ModelSection, load_checkpoint, save_checkpoint
+from hybrid_depth_core.networks.checkpoint import ModelSection, load_checkpoint, save_checkpoint
 from hybrid_depth_core.config_dicts import to_dict
 from hybrid_depth_core.training.config import (TrainConfig, checkpoint_config, is_frozen,
                                                learning_rate)
@@ -34,7 +34,7 @@ from hybrid_depth_core.training.defaults import (measure_heading, pose_prior, re
                                                  training_focal)
 from hybrid_depth_core.training.validation import build_validation_set, validate
 from hybrid_depth_core.networks.resnet import load_imagenet_weights
-from hybrid_depth_core.losses import updated_depth_range
+from hybrid_depth_core.training.losses import updated_depth_range
 from hybrid_depth_core.training.objective import (SelfSupervisedObjective,
                                                   draw_matching_augmentation)
 

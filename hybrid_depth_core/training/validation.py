@@ -18,7 +18,7 @@ def build_validation_set(config, dataset, progress: bool = True):
     if data.source == 'bag':
         held_out = dataset.held_out()
     elif data.source == 'synthetic':
-        from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
+        from hybrid_depth_core.datasets.synthetic_dataset import SyntheticDataset
         held_out = SyntheticDataset(SYNTHETIC_SEEDS, data.frames_per_drive, data.width,
                                     data.height, None, config.seed, False, dataset.stride,
                                     config.model.turn_prior)

@@ -43,9 +43,9 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.device import pick_device
     from hybrid_depth_core.errors import UserError
-    from hybrid_depth_core.checkpoint import load_checkpoint
-    from hybrid_depth_core.benchmark import (PRECISIONS, benchmark, format_report,
-                                             precision_accuracy)
+    from hybrid_depth_core.networks.checkpoint import load_checkpoint
+    from hybrid_depth_core.deploy.benchmark import (PRECISIONS, benchmark, format_report,
+                                                    precision_accuracy)
 
     width, height = network_size(args)
     device = pick_device(args.device)

@@ -70,7 +70,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.atomic import check_output_file
-    from hybrid_depth_core.data.time_span import TimeSpan
+    from hybrid_depth_core.recordings.time_span import TimeSpan
     from hybrid_depth_core.errors import UserError
     from hybrid_depth_core.evaluation.bag_evaluation import evaluate_bag
     from hybrid_depth_core.evaluation.drivers import evaluate_kitti, evaluate_synthetic

@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from hybrid_depth_core.atomic import check_output_file
     from hybrid_depth_core.errors import UserError
-    from hybrid_depth_core.export import export_onnx, export_weights
+    from hybrid_depth_core.deploy.export import export_onnx, export_weights
 
     out = args.weights or args.onnx
     # Found now, not after minutes of exporting; the input is refused before --force is

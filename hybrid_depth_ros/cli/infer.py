@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from hybrid_depth_ros.cli import float_above, int_at_least
-from hybrid_depth_core.data.storage import STORAGES
+from hybrid_depth_core.recordings.storage import STORAGES
 
 
 def add_parser(subparsers) -> None:

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from hybrid_depth_ros.cli import int_at_least
-from hybrid_depth_core.data.storage import STORAGES
+from hybrid_depth_core.recordings.storage import STORAGES
 
 
 def add_parser(subparsers) -> None:
@@ -52,8 +52,8 @@ def add_parser(subparsers) -> None:
 def make_sequence(args: argparse.Namespace):
     """The SyntheticDrive or RoomWalk the arguments ask for; sizes not given are the scene's
     own defaults. A ValueError names a bad value."""
-    from hybrid_depth_core.data.synthetic import (DriveConfig, RoomWalk, RoomWalkConfig,
-                                                  SyntheticDrive)
+    from hybrid_depth_core.synthetic import (DriveConfig, RoomWalk, RoomWalkConfig,
+                                             SyntheticDrive)
 
     given = {name: getattr(args, name) for name in ('width', 'height', 'frames')
              if getattr(args, name) is not None}
@@ -63,7 +63,7 @@ def make_sequence(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybrid_depth_core.data.bag_writer import write_drive_bag
+    from hybrid_depth_core.synthetic.bag_writer import write_drive_bag
     from hybrid_depth_core.errors import UserError
 
     if args.jpeg_quality > 100:

@@ -21,7 +21,7 @@ import yaml
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from hybrid_depth_core.data.bag_recovery import recover_files
+from hybrid_depth_core.recordings.bag_recovery import recover_files
 from hybrid_depth_core.errors import UserError, one_line
 
 # Humble's recorder embeds no type definitions in .db3 bags; its message layouts then apply

@@ -21,13 +21,13 @@ import torch
 from tqdm import tqdm
 
 from hybrid_depth_core.atomic import new_file
-from hybrid_depth_core.data.bag_motion import CameraMotion, MotionOptions, read_camera_motion
-from hybrid_depth_core.data.image_folder import read_intrinsics
-from hybrid_depth_core.data.image_motion import (MAX_MATCHING_GAP, choose_stride, is_static,
-                                                 pair_turns, stride_motions)
-from hybrid_depth_core.data.bag_reader import Bag
-from hybrid_depth_core.data.samples import AugmentConfig, make_sample
-from hybrid_depth_core.data.time_span import TimeSpan
+from hybrid_depth_core.recordings.bag_motion import CameraMotion, MotionOptions, read_camera_motion
+from hybrid_depth_core.datasets.image_folder import read_intrinsics
+from hybrid_depth_core.tracks.image_motion import (MAX_MATCHING_GAP, choose_stride, is_static,
+                                                   pair_turns, stride_motions)
+from hybrid_depth_core.recordings.bag_reader import Bag
+from hybrid_depth_core.datasets.samples import AugmentConfig, make_sample
+from hybrid_depth_core.recordings.time_span import TimeSpan
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.messages.camera_info import camera_from_info

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from hybrid_depth_core.camera import DISTORTION_MODELS, PinholeCamera, rectifier
-from hybrid_depth_core.data.kitti import read_rgb
-from hybrid_depth_core.data.samples import AugmentConfig, make_sample, triplet_turns
+from hybrid_depth_core.datasets.kitti import read_rgb
+from hybrid_depth_core.datasets.samples import AugmentConfig, make_sample, triplet_turns
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.user_files import read_yaml
 

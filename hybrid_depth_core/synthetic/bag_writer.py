@@ -10,9 +10,9 @@ import numpy as np
 from tqdm import tqdm
 
 from hybrid_depth_core.atomic import new_output_directory
-from hybrid_depth_core.data.storage import bag_file_writer, storage_plugin
-from hybrid_depth_core.data.synthetic import RenderedSequence
-from hybrid_depth_core.data.synthetic.drive import R_BODY_OPTICAL
+from hybrid_depth_core.recordings.storage import bag_file_writer, storage_plugin
+from hybrid_depth_core.synthetic import RenderedSequence
+from hybrid_depth_core.synthetic.drive import R_BODY_OPTICAL
 from hybrid_depth_core.messages import builders as msgs
 
 CAMERA_FRAME = 'camera_optical_frame'

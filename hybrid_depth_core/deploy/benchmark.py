@@ -99,7 +99,7 @@ def benchmark(device: torch.device, width: int = 640, height: int = 192, warmup:
     Multi-frame models run their pose network on frames average-pooled by `pose_downsample`
     (DepthModelConfig.pose_downsample). `compile`: the hybrid models (the paper's) are timed
     under torch.compile too (compiling each first, which is slow on a CPU)."""
-    from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+    from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 
     precisions = precisions or PRECISIONS[device.type]
     # One frame per step (warm-up included): every step's previous frame is the one before it.

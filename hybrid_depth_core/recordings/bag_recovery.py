@@ -27,7 +27,7 @@ from mcap.exceptions import EndOfFile, RecordLengthLimitExceeded
 from mcap.records import Channel, Chunk, DataEnd, Footer, Message, Schema
 from mcap.stream_reader import StreamReader, breakup_chunk
 
-from hybrid_depth_core.data.storage import MCAP_MAGIC, bag_file_writer
+from hybrid_depth_core.recordings.storage import MCAP_MAGIC, bag_file_writer
 from hybrid_depth_core.errors import one_line
 
 CHUNK_OPCODE = 0x06

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hybrid_depth_core.data.synthetic.room_furniture import (AGAINST_WALL, FREE_STANDING,
-                                                             WOOD_COLORS, BoxBuilder, Placement,
-                                                             bookshelf, box_stack, cabinet, jitter,
-                                                             pick)
-from hybrid_depth_core.data.synthetic.scene import Material, Poles, Scene
+from hybrid_depth_core.synthetic.room_furniture import (AGAINST_WALL, FREE_STANDING,
+                                                        WOOD_COLORS, BoxBuilder, Placement,
+                                                        bookshelf, box_stack, cabinet, jitter,
+                                                        pick)
+from hybrid_depth_core.synthetic.scene import Material, Poles, Scene
 
 SLAB = 0.12          # thickness of walls, floor and ceiling
 GRID = 0.1           # metres between the points of the floor plan the camera may stand on

@@ -5,12 +5,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hybrid_depth_core.data.bag_motion import CameraMotion
-from hybrid_depth_core.data.image_motion import (MAX_MATCHING_GAP, choose_stride, pair_turns,
-                                                 stride_motions)
-from hybrid_depth_core.data.samples import AugmentConfig, make_sample
-from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
-from hybrid_depth_core.data.synthetic.room import RoomWalk, RoomWalkConfig
+from hybrid_depth_core.recordings.bag_motion import CameraMotion
+from hybrid_depth_core.tracks.image_motion import (MAX_MATCHING_GAP, choose_stride, pair_turns,
+                                                   stride_motions)
+from hybrid_depth_core.datasets.samples import AugmentConfig, make_sample
+from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
+from hybrid_depth_core.synthetic.room import RoomWalk, RoomWalkConfig
 
 
 class SyntheticDataset(torch.utils.data.Dataset):

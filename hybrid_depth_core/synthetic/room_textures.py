@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hybrid_depth_core.data.synthetic.patterns import (band, cell_random, cell_value,
-                                                       detail_weight, face_coordinates, fbm, mix,
-                                                       stripes)
-from hybrid_depth_core.data.synthetic.scene import Material
+from hybrid_depth_core.synthetic.patterns import (band, cell_random, cell_value,
+                                                  detail_weight, face_coordinates, fbm, mix,
+                                                  stripes)
+from hybrid_depth_core.synthetic.scene import Material
 
 _PLATE = np.float32([0.90, 0.90, 0.88])       # sockets and switches
 _SHADOW = np.float32([0.10, 0.09, 0.08])       # gaps between books, behind handles

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hybrid_depth_core.data.bag_reader import Bag
-from hybrid_depth_core.data.tf_tree import BadTransform, TransformTree
+from hybrid_depth_core.recordings.bag_reader import Bag
+from hybrid_depth_core.recordings.tf_tree import BadTransform, TransformTree
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.messages.header import stamp_ns
 

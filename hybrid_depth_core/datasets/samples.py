@@ -14,9 +14,10 @@ A sample is a dict (batched by torch's default collate) holding only what traini
                          the pose network corrects (only for DepthModelConfig.turn_prior: datasets
                          measure turns when asked to)
     ('distance', f)      f in {-1, +1}: () float32, how far the camera moved between frames 0 and
-                         f (metres, measured: data/bag_motion.py; NaN where unknown), which the
-                         velocity loss compares with the pose network's translation (only for
-                         datasets with motion: every sample of such a dataset has them)
+                         f (metres, measured: recordings/bag_motion.py; NaN where unknown),
+                         which the velocity loss compares with the pose network's translation
+                         (only for datasets with motion: every sample of such a dataset has
+                         them)
     'hints'              (1, H, W) float32: depth hints (tracks/hints.py: triangulated from the
                          recording's own tracks), up to a scale of their own per image, NaN
                          where there is none (only for datasets asked for hints)
@@ -42,7 +43,7 @@ import cv2
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.image_motion import pair_turns
+from hybrid_depth_core.tracks.image_motion import pair_turns
 from hybrid_depth_core.geometry import scale_intrinsics
 
 FRAME_IDS = (0, -1, 1)

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hybrid_depth_core.camera import PinholeCamera
-from hybrid_depth_core.data.synthetic import raycast, textures
-from hybrid_depth_core.data.synthetic.scene import Scene, SceneConfig, generate_scene
+from hybrid_depth_core.synthetic import raycast, textures
+from hybrid_depth_core.synthetic.scene import Scene, SceneConfig, generate_scene
 
 # Optical frame (z forward, x right, y down) -> vehicle body frame (x forward, y left, z up).
 R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0],

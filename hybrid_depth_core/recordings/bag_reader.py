@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid_depth_core.data.bag_opening import RecordingReader
+from hybrid_depth_core.recordings.bag_opening import RecordingReader
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.messages.depth import is_depth_message

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from hybrid_depth_core.data.samples import AugmentConfig
-from hybrid_depth_core.data.time_span import TimeSpan
+from hybrid_depth_core.datasets.samples import AugmentConfig
+from hybrid_depth_core.recordings.time_span import TimeSpan
 from hybrid_depth_core.errors import UserError
 
 DATA_SOURCES = ('synthetic', 'kitti', 'folder', 'bag')
@@ -25,7 +25,7 @@ class DataConfig:
     frames_per_drive: int = 60     # synthetic (streets and rooms)
     room_seeds: tuple[int, ...] = ()  # synthetic: also walk these rooms (issue 10's world)
     # synthetic: render this many rows (0: height) and train on random windows of `height`
-    # rows, so that the horizon's row and the vertical view vary (data/synthetic_dataset.py)
+    # rows, so that the horizon's row and the vertical view vary (datasets/synthetic_dataset.py)
     render_height: int = 0
     # synthetic: each batch's windows are this many rows, drawn per batch from the list (empty:
     # always `height`), so that the network also sees views as tall as a 4:3 camera's once
@@ -38,21 +38,22 @@ class DataConfig:
     root: str = ''                 # kitti: the raw-data root; folder: the image folder
     split: str = ''                # kitti: split file, lines '<date>/<drive>_sync <frame> l|r'
     intrinsics: str = ''           # folder, and bags without camera_info: intrinsics YAML
-    bags: tuple[str, ...] = ()     # bag: rosbag2 directories or files (data/bag_dataset.py)
+    bags: tuple[str, ...] = ()     # bag: rosbag2 directories or files (datasets/bag_dataset.py)
     image_topic: str = ''          # bag: '' = the bag's only image topic
     camera_info_topic: str = ''    # bag: '' = the image topic's sibling camera_info
     # Triplets of frames (t - s, t, t + s); 0: chosen from the image motion (bag, synthetic;
-    # data/image_motion.py), 1 for kitti and folder (split files promise t - 1 and t + 1).
+    # tracks/image_motion.py), 1 for kitti and folder (split files promise t - 1 and t + 1).
     frame_stride: int = 0
     static_threshold: float = 1.0  # bag: frames closer than this (grey levels) are skipped
     val_fraction: float = 0.1      # bag: the last part of each bag (by time) held out
-    # bag: train on this part of each recording only (data/time_span.py: START:END, fractions
+    # bag: train on this part of each recording only (recordings/time_span.py: START:END, fractions
     # or seconds with an s), e.g. ':0.67', leaving '0.67:' for `evaluate --span`
     span: str = ''
     cache_dir: str = '~/.cache/hybrid-depth/frames'  # bag: decoded frames; '' = no cache
     allow_partial_bags: bool = False  # bag: train on what a damaged bag holds before damage
     # The camera's measured motion, which teaches metric scale (loss.velocity): a bag's TF
-    # tree, odometry or camera pose topic (data/bag_motion.py), a synthetic drive's exact poses.
+    # tree, odometry or camera pose topic (recordings/bag_motion.py), a synthetic drive's exact
+    # poses.
     motion: bool = True
     motion_topic: str = ''         # bag: '' = the first that works of TF, odometry, a pose topic
     motion_frame: str = ''         # bag: the TF chain's fixed frame; '' = odom, else the root
@@ -100,20 +101,20 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
     its training pairs (metres; empty without motion). `hints`: the samples carry depth hints
     (tracks/hints.py) where the source can give them (bags)."""
     if config.source == 'synthetic':
-        from hybrid_depth_core.data.synthetic_dataset import SyntheticDataset
+        from hybrid_depth_core.datasets.synthetic_dataset import SyntheticDataset
         return SyntheticDataset(config.seeds, config.frames_per_drive, config.width,
                                 config.height, augment, seed, progress, config.frame_stride,
                                 turns, config.motion, config.render_height, config.variety,
                                 config.room_seeds, config.window_heights,
                                 config.centred_windows)
     if config.source == 'kitti':
-        from hybrid_depth_core.data.kitti import KittiRawDataset
+        from hybrid_depth_core.datasets.kitti import KittiRawDataset
         _require(config, 'root', 'split')
         return KittiRawDataset(Path(config.root), Path(config.split), config.width,
                                config.height, augment, seed, max(config.frame_stride, 1), turns)
     if config.source == 'bag':
-        from hybrid_depth_core.data.bag_dataset import BagDataset, BagSource
-        from hybrid_depth_core.data.bag_motion import MotionOptions
+        from hybrid_depth_core.datasets.bag_dataset import BagDataset, BagSource
+        from hybrid_depth_core.recordings.bag_motion import MotionOptions
         _require(config, 'bags')
         motion = MotionOptions(config.motion, config.motion_topic, config.motion_frame)
         sources = [BagSource(Path(bag), config.image_topic, config.camera_info_topic,
@@ -124,7 +125,7 @@ def build_dataset(config: DataConfig, augment: AugmentConfig | None, seed: int,
         return BagDataset(sources, config.width, config.height, augment, seed,
                           config.frame_stride, config.static_threshold, config.val_fraction,
                           cache_dir=cache, progress=progress, turns=turns, hints=hints)
-    from hybrid_depth_core.data.image_folder import ImageFolderDataset
+    from hybrid_depth_core.datasets.image_folder import ImageFolderDataset
     _require(config, 'root', 'intrinsics')
     return ImageFolderDataset(Path(config.root), Path(config.intrinsics), config.width,
                               config.height, augment, seed, max(config.frame_stride, 1), turns)

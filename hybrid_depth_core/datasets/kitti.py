@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from hybrid_depth_core.data.samples import AugmentConfig, make_sample, triplet_turns
+from hybrid_depth_core.datasets.samples import AugmentConfig, make_sample, triplet_turns
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.user_files import read_text

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hybrid_depth_core.data.synthetic.scene import Boxes, Material
+from hybrid_depth_core.synthetic.scene import Boxes, Material
 
 # Oak, walnut, pale birch, grey-washed pine.
 WOOD_COLORS = np.array([[0.62, 0.45, 0.28], [0.38, 0.25, 0.16], [0.75, 0.62, 0.45],

@@ -28,12 +28,12 @@ import torch
 from torch import nn
 
 from hybrid_depth_core.atomic import check_output_file, new_file
-from hybrid_depth_core.data.image_motion import pair_turns
+from hybrid_depth_core.tracks.image_motion import pair_turns
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.geometry import invert_transform
 from hybrid_depth_core.networks import DepthModel, PoseNet, disp_to_depth
 from hybrid_depth_core.runtime.predictor import DepthPredictor
-from hybrid_depth_core.checkpoint import load_checkpoint, model_section, save_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint, model_section, save_checkpoint
 
 INFERENCE_PREFIXES = ('depth.', 'pose.')  # of SelfSupervisedObjective: not the teacher
 OPSET = 18
@@ -154,7 +154,7 @@ def _graph(model, pose, multi_frame: bool):
 
 def _example_inputs(predictor: DepthPredictor, multi_frame: bool, batch: int) -> dict:
     """Consecutive synthetic frames at the checkpoint's size: real motion for the cost volume."""
-    from hybrid_depth_core.data.synthetic import DriveConfig, SyntheticDrive
+    from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 
     width, height = predictor.width, predictor.height
     drive = SyntheticDrive(DriveConfig(width=width, height=height, frames=batch + 1, seed=1000))

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from hybrid_depth_core.data.synthetic.patterns import (band, cell_value, face_coordinates, fbm,
-                                                       mix, stripes)
-from hybrid_depth_core.data.synthetic.raycast import Hits
-from hybrid_depth_core.data.synthetic.room_textures import ROOM_TEXTURES
-from hybrid_depth_core.data.synthetic.scene import Material, Scene
+from hybrid_depth_core.synthetic.patterns import (band, cell_value, face_coordinates, fbm,
+                                                  mix, stripes)
+from hybrid_depth_core.synthetic.raycast import Hits
+from hybrid_depth_core.synthetic.room_textures import ROOM_TEXTURES
+from hybrid_depth_core.synthetic.scene import Material, Scene
 
 _AMBIENT = 0.55  # share of light that does not depend on the surface orientation
 # Edges are box-filtered over this many pixels: like a real lens's blur, and wide enough that

@@ -7,11 +7,11 @@ Typical use::
     for frame in drive:  # Frame(index, stamp_ns, rgb, depth, T_world_cam)
         ...
 """
-from hybrid_depth_core.data.synthetic.drive import (DriveConfig, Frame, RenderedSequence,
-                                                    SyntheticDrive)
-from hybrid_depth_core.data.synthetic.room import RoomWalk, RoomWalkConfig
-from hybrid_depth_core.data.synthetic.room_scene import RoomConfig
-from hybrid_depth_core.data.synthetic.scene import SceneConfig
+from hybrid_depth_core.synthetic.drive import (DriveConfig, Frame, RenderedSequence,
+                                               SyntheticDrive)
+from hybrid_depth_core.synthetic.room import RoomWalk, RoomWalkConfig
+from hybrid_depth_core.synthetic.room_scene import RoomConfig
+from hybrid_depth_core.synthetic.scene import SceneConfig
 
 __all__ = ['DriveConfig', 'Frame', 'RenderedSequence', 'RoomConfig', 'RoomWalk',
            'RoomWalkConfig', 'SceneConfig', 'SyntheticDrive']

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hybrid_depth_core.camera import PinholeCamera
-from hybrid_depth_core.data.synthetic.drive import (R_BODY_OPTICAL, RenderedSequence,
-                                                    rotation_zyx)
-from hybrid_depth_core.data.synthetic.room_scene import Room, RoomConfig, generate_room
+from hybrid_depth_core.synthetic.drive import (R_BODY_OPTICAL, RenderedSequence,
+                                               rotation_zyx)
+from hybrid_depth_core.synthetic.room_scene import Room, RoomConfig, generate_room
 
 # The room is closed well within this, so no pixel is sky; a NaN depth would be a bug.
 MAX_DEPTH = 20.0

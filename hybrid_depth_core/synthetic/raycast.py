@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hybrid_depth_core.camera import PinholeCamera
-from hybrid_depth_core.data.synthetic.scene import Material, Scene
+from hybrid_depth_core.synthetic.scene import Material, Scene
 
 NEAR = 0.05  # metres; surfaces closer than this to the camera plane are not rendered
 

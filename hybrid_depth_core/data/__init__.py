@@ -1,1 +1,0 @@
-"""Data sources: the synthetic drive, rosbag2 reading and writing."""
