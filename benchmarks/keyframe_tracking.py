@@ -1,5 +1,5 @@
 """What the keyframe choice adds to a streamed multi-frame step: tracking corners into each new
-frame (predictor.Keyframes.choose: Lucas-Kanade on the 160-pixel grey copy, the parallax of
+frame (keyframes.Keyframes.choose: Lucas-Kanade on the 160-pixel grey copy, the parallax of
 every held frame) and measuring the turn from the chosen keyframe (Keyframes.turn), per frame
 of a 640x480 handheld room walk at 30 Hz.
 
@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from hybrid_depth_core.synthetic import RoomWalk, RoomWalkConfig
-from hybrid_depth_core.runtime.predictor import Keyframes
+from hybrid_depth_core.runtime.keyframes import Keyframes
 
 
 def main():

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from hybrid_depth_core.camera import PinholeCamera
 from hybrid_depth_core.tracks.image_motion import MAX_MATCHING_GAP
 from hybrid_depth_core.evaluation.drivers import KeyframeRun, evaluate_synthetic
 from hybrid_depth_core.evaluation.metrics import (KITTI_EIGEN, Accumulator, Protocol,
@@ -83,6 +84,25 @@ def test_keyframe_run_passes_each_frames_keyframe_as_previous():
     alone = KeyframeRun(predict, keyframes=False)
     assert [alone(rgb, camera_matrix(120, 80))[1] for rgb in frames] == [None] * 5
     assert calls == [None] * 5
+
+
+def test_keyframe_run_breaks_sequences_where_the_node_does():
+    # Each frame moves 1.5 x MATCHING_MOTION: within a sequence its keyframe is the previous.
+    frames = shifted_frames([1.5 * i for i in range(8)], 120, 80)
+    K, t0, step = camera_matrix(120, 80), 10**9, 10**8
+    camera = PinholeCamera.from_matrix(K, 120, 80)
+    zoomed = PinholeCamera.from_matrix(K * [[1.1], [1.1], [1]], 120, 80)
+    run = KeyframeRun(lambda rgb, K, previous, turn: np.ones(rgb.shape[:2], np.float32))
+    stamps_and_cameras = [(t0, ('cam', camera)), (t0 + step, ('cam', camera)),
+                          (t0 + step // 2, ('cam', camera)),      # stamps went back
+                          (t0 + 3 * step // 2, ('cam', camera)),
+                          (t0 + 30 * step, ('cam', camera)),      # a gap of seconds
+                          (t0 + 31 * step, ('other', camera)),    # another frame id
+                          (t0 + 32 * step, ('other', zoomed)),    # other intrinsics
+                          (t0 + 33 * step, ('other', zoomed))]
+    ages = [run(rgb, K, stamp, identity)[1]
+            for rgb, (stamp, identity) in zip(frames, stamps_and_cameras)]
+    assert ages == [None, 1, None, 1, None, None, None, 1]
 
 
 def test_synthetic_evaluation_reports_the_images_matched_against_a_keyframe():

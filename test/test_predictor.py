@@ -7,6 +7,7 @@ import torch
 from hybrid_depth_core.tracks import image_motion as motion
 from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
+from hybrid_depth_core.runtime.keyframes import Keyframes
 from hybrid_depth_core.runtime.predictor import DepthPredictor
 from hybrid_depth_core.networks.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.config import load_config
@@ -72,6 +73,16 @@ def test_reset_and_a_new_size_start_the_sequence_over(checkpoint):
     assert stream_all(predictor, frames[2:], K)[1] == [None, 1]  # frames[1] is forgotten
     half = [np.ascontiguousarray(frame[::2, ::2]) for frame in frames]  # same aspect ratio
     assert stream_all(predictor, half[:2], K / np.array([[2], [2], [1]]))[1] == [None, 1]
+
+
+def test_a_frame_that_was_not_kept_is_no_part_of_the_sequence():
+    keyframes = Keyframes()
+    frames, t0 = shifted_frames([0, 1.5, 3], 240, 160), 10**9
+    assert keyframes.choose(frames[0], t0, 'camera') == (None, None)
+    keyframes.keep('first')
+    assert keyframes.choose(frames[1], t0 + 5 * 10**8, 'camera') == (1, 'first')  # not kept
+    # More than MAX_LOOKUP_GAP_NS after the last kept frame, if not after the unkept one.
+    assert keyframes.choose(frames[2], t0 + 12 * 10**8, 'camera') == (None, None)
 
 
 def test_a_single_frame_model_never_tracks_motion(checkpoint, monkeypatch):

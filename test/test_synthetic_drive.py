@@ -161,7 +161,7 @@ def test_window_heights_are_drawn_per_batch_and_repeat_on_resume():
     """Issue 22: batches of taller windows (a 4:3 camera's view at the training focal length)
     among the usual ones, every item of a batch the same height, the draw repeatable."""
     from hybrid_depth_core.datasets.synthetic_dataset import SyntheticDataset
-    from hybrid_depth_core.training.trainer import EpochSampler, WindowHeightBatches
+    from hybrid_depth_core.training.sampling import EpochSampler, WindowHeightBatches
     dataset = SyntheticDataset((5,), 14, 96, 64, progress=False, render_height=128,
                                window_heights=(64, 128), frame_stride=1)
     rgb, depth, K = dataset.drives[0]

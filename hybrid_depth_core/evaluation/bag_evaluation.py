@@ -26,7 +26,6 @@ from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.depth import DEPTH_ENCODINGS, depth_to_metres
 from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.messages.images import BadMessage
-from hybrid_depth_core.runtime.predictor import continues_sequence
 
 
 @dataclass(frozen=True)
@@ -88,8 +87,8 @@ def evaluate_bag(predict, bag_path, gt_topic: str | None = None,
                  road: road_check.RoadCheck | None = None) -> dict:
     """Score `predict(rgb, K, previous, turn) -> depth` on the images of a bag in `span`, in
     recording order, run as the node runs them (KeyframeRun: each frame's keyframe, the node's
-    sequence breaks), against `gt_topic` (None without a road check: the bag's only depth
-    topic) and/or with the `road` check.
+    sequence breaks by stamp, frame id and camera), against `gt_topic` (None without a road
+    check: the bag's only depth topic) and/or with the `road` check.
 
     The result: the metrics (metrics.Accumulator) with keyframe_images / keyframe_age_median,
     `constant` (a constant depth on the same pixels), `pairing` (counts and offsets of the
@@ -127,7 +126,7 @@ def evaluate_bag(predict, bag_path, gt_topic: str | None = None,
         skipped = SkippedImages(bag.path, len(stamps))
         bar = tqdm(total=len(selected), unit='frame', desc=f'evaluating {bag.path.name}',
                    disable=not progress)
-        previous_stamp, decoded = None, 0
+        decoded = 0
         for item in bag.messages([bag.image_topic] + ([gt_topic] if gt_topic else [])):
             stamp = stamp_ns(item.message, item.time_ns)
             if item.topic != bag.image_topic:  # a depth image
@@ -150,10 +149,8 @@ def evaluate_bag(predict, bag_path, gt_topic: str | None = None,
                                                 rgb.shape[0])
             except BadMessage as error:
                 raise UserError(f'bag {bag.path}: camera_info: {error}') from None
-            if not continues_sequence(previous_stamp, stamp):
-                run.reset()
-            previous_stamp = stamp
-            depth, age = run(maps(rgb) if maps else rgb, camera.K)
+            depth, age = run(maps(rgb) if maps else rgb, camera.K, stamp,
+                             (item.message.header.frame_id, camera))
             if road is not None and (ratio := road.ratio(depth, camera)) is not None:
                 ratios.append((ratio, age))
             if pairing is not None and stamp in pairing.pairs:

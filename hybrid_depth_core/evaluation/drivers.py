@@ -14,29 +14,33 @@ from hybrid_depth_core.datasets.kitti import KittiRawDataset, image_path, read_r
 from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.evaluation.metrics import KITTI_EIGEN, Accumulator, Protocol
-from hybrid_depth_core.runtime.predictor import Keyframes
+from hybrid_depth_core.runtime.keyframes import Keyframes
 
 
 class KeyframeRun:
     """`predict(rgb, K, previous, turn) -> depth` over the frames of a recording, in order, the
-    way the node and `DepthPredictor.stream` run them: `previous` is each frame's keyframe (the
-    choice of predictor.Keyframes: the most recent earlier frame with enough image motion) or
-    None, with which multi-frame models run single-frame; `turn` is the camera's rotation from
-    it measured on the corners the choice tracked (Keyframes.turn; None without a keyframe),
-    which turn-prior models take. keyframes=False (single-frame models, `evaluate
-    --single-frame`) always passes None and tracks nothing. `reset()` at a sequence
-    break. The keyframe age of every scored image is recorded for `summary`."""
+    way the node and `DepthPredictor.stream` run them (runtime.keyframes.Keyframes, their
+    rule): `previous` is each frame's keyframe (the most recent earlier frame of its sequence
+    with enough image motion) or None, with which multi-frame models run single-frame; `turn`
+    is the camera's rotation from it measured on the corners the choice tracked
+    (Keyframes.turn; None without a keyframe), which turn-prior models take. keyframes=False
+    (single-frame models, `evaluate --single-frame`) always passes None and tracks nothing.
+    A frame's stamp and camera mark the sequence breaks as the node's do; without them call
+    `reset()` at each break. The keyframe age of every scored image is recorded for
+    `summary`."""
 
     def __init__(self, predict, keyframes: bool = True):
         self.predict = predict
         self._keyframes = Keyframes() if keyframes else None
         self.ages: list[int | None] = []
 
-    def __call__(self, rgb: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, int | None]:
-        """depth and the keyframe's age (1: the previous frame; None: no keyframe)."""
+    def __call__(self, rgb: np.ndarray, K: np.ndarray, stamp_ns: int | None = None,
+                 camera: object = None) -> tuple[np.ndarray, int | None]:
+        """depth and the keyframe's age (1: the previous frame; None: no keyframe). `stamp_ns`
+        and `camera` as Keyframes.choose takes them."""
         if self._keyframes is None:
             return self.predict(rgb, K, None, None), None
-        age, previous = self._keyframes.choose(rgb)
+        age, previous = self._keyframes.choose(rgb, stamp_ns, camera)
         turn = None if previous is None else self._keyframes.turn(age, K)
         depth = self.predict(rgb, K, previous, turn)
         self._keyframes.keep(rgb)

@@ -149,6 +149,14 @@ def depth_edges(depth: np.ndarray, jump: float) -> np.ndarray:
     return edges
 
 
+def training_camera(input_size: tuple[int, int], focal: tuple[float, float]) -> PinholeCamera:
+    """The camera the network trained on, the one `plan` maps every camera onto: the input size
+    (width, height) with focal lengths `focal` (fx, fy). A checkpoint records only those, so
+    the principal point is put at the centre."""
+    width, height = input_size
+    return PinholeCamera(width, height, focal[0], focal[1], (width - 1) / 2, (height - 1) / 2)
+
+
 def plan(camera: PinholeCamera, input_size: tuple[int, int],
          focal: tuple[float, float] | None) -> Framing:
     """The framing of `camera` for a network trained at `input_size` (width, height) with
@@ -176,8 +184,6 @@ def far_from_training(framing: Framing, input_size: tuple[int, int],
     if focal is None:
         return None
     camera, (width, height) = framing.camera, framing.size
-    training = PinholeCamera(input_size[0], input_size[1], focal[0], focal[1],
-                             (input_size[0] - 1) / 2, (input_size[1] - 1) / 2)
     problems = []
     heights = (input_size[1], *window_heights)
     trained = (f'{input_size[0]}x{min(heights)} to {input_size[0]}x{max(heights)}'
@@ -194,7 +200,7 @@ def far_from_training(framing: Framing, input_size: tuple[int, int],
                         f'the network input (the rest gets no depth)')
     if not problems:
         return None
-    fov, trained_fov = camera.fov_deg, training.fov_deg
+    fov, trained_fov = camera.fov_deg, training_camera(input_size, focal).fov_deg
     return (f'camera {camera.width}x{camera.height} ({fov[0]:.0f}x{fov[1]:.0f} deg field of '
             f'view) is far from the training camera ({trained_fov[0]:.0f}x{trained_fov[1]:.0f} '
             f'deg at {input_size[0]}x{input_size[1]}): {"; ".join(problems)}; expect less '

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import torch
 
-from hybrid_depth_core.camera import PinholeCamera
 from hybrid_depth_core.device import pick_device
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.networks import DepthModel, DepthModelConfig
+from hybrid_depth_core.runtime.framing import training_camera
 from hybrid_depth_core.runtime.predictor import DepthPredictor
 from hybrid_depth_core.runtime.node_config import RANDOM_INPUT_SIZE, NodeConfig
 
@@ -52,8 +52,7 @@ def describe(predictor: DepthPredictor) -> str:
     if predictor.focal is None:
         camera = 'no training camera recorded: images resized to the input size'
     else:
-        training = PinholeCamera(predictor.width, predictor.height, *predictor.focal,
-                                 (predictor.width - 1) / 2, (predictor.height - 1) / 2)
+        training = training_camera((predictor.width, predictor.height), predictor.focal)
         camera = f'training camera {training.fov_deg[0]:.0f} deg wide'
     return (f'{predictor.model.config.arch} {frames} network, input {predictor.width}x'
             f'{predictor.height} ({camera}), {depth} depth, on {predictor.device} '

@@ -11,7 +11,7 @@ from hybrid_depth_core.messages import outputs
 from hybrid_depth_core.camera import PinholeCamera
 from hybrid_depth_core.messages.camera_info import camera_from_info, info_fields
 from hybrid_depth_core.messages.images import BadMessage, compressed_to_rgb, image_to_rgb
-from hybrid_depth_core.runtime.predictor import DepthPredictor, continues_sequence
+from hybrid_depth_core.runtime.predictor import DepthPredictor
 from hybrid_depth_core.runtime.node_config import NodeConfig
 from hybrid_depth_core.messages.header import stamp_ns
 
@@ -36,20 +36,12 @@ class Outputs:
         return self.lookup_age is not None
 
 
-@dataclass
-class _Frame:
-    size: tuple[int, ...]
-    stamp_ns: int
-    frame_id: str
-
-
 class DepthPipeline:
     """process(image, camera_info, received_ns) -> Outputs; raises BadMessage naming what is
     wrong."""
 
     def __init__(self, predictor: DepthPredictor, config: NodeConfig):
         self.predictor, self.config = predictor, config
-        self._previous: _Frame | None = None
 
     def process(self, image, info, received_ns: int | None = None) -> Outputs:
         """`received_ns`: when the image arrived (a bag's receive time, the node's clock), the
@@ -61,18 +53,17 @@ class DepthPipeline:
         camera, rectifier = self._camera(info, rgb.shape[1], rgb.shape[0])
         if rectifier is not None:
             rgb = rectifier(rgb)
-        frame = _Frame(rgb.shape, stamp_ns(image, received_ns), header.frame_id)
         resolution = config.output_resolution
         if self.predictor.multi_frame and not config.single_frame:
-            if self._new_sequence(frame):
-                self.predictor.reset()
-            # The predictor picks the keyframe and keeps its features: one encoder pass.
-            depth = self.predictor.stream(rgb, camera.K, resolution)
+            # The predictor picks the keyframe and keeps its features: one encoder pass. The
+            # stamp and the frame id tell it where a sequence breaks (a looping bag, a gap,
+            # another camera): no frame is matched across.
+            depth = self.predictor.stream(rgb, camera.K, resolution,
+                                          stamp_ns(image, received_ns), header.frame_id)
             lookup_age = self.predictor.last_lookup_age
         else:
             depth = self.predictor.predict(rgb, camera.K, resolution=resolution)
             lookup_age = None
-        self._previous = frame
         if resolution == 'model':  # the network input's camera, and its pixels for the cloud
             framing = self.predictor.framing(camera.width, camera.height, camera.K)
             camera, rgb = framing.network, framing.network_image(rgb)
@@ -94,15 +85,3 @@ class DepthPipeline:
             raise NoCameraInfo('no camera_info received yet; waiting for it (or set the '
                                'fallback_fov parameter)')
         return camera_from_info(info, width, height, self.config.rectify)
-
-    def _new_sequence(self, frame: _Frame) -> bool:
-        """Whether `frame` starts a new sequence, whose frames must not be matched against the
-        earlier ones: the image size or frame id changed, stamps went back (as when a bag
-        loops), or a long gap (predictor.continues_sequence). Within a sequence the predictor's
-        stream matches each frame against its keyframe, the most recent earlier frame with
-        enough image motion, and runs single-frame while there is none (the first frame, a
-        camera standing still)."""
-        previous = self._previous
-        return (previous is None or previous.size != frame.size
-                or previous.frame_id != frame.frame_id
-                or not continues_sequence(previous.stamp_ns, frame.stamp_ns))

@@ -5,32 +5,20 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
 
 import numpy as np
 import torch
 
-from hybrid_depth_core.tracks.image_motion import (MATCHING_MOTION, MAX_MATCHING_GAP,
-                                                   MotionTracker, pair_turns)
+from hybrid_depth_core.tracks.image_motion import pair_turns
 from hybrid_depth_core.camera import PinholeCamera
 from hybrid_depth_core.networks.checkpoint import load_checkpoint, model_section
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.geometry import invert_transform
 from hybrid_depth_core.networks import DepthModel, PoseNet, disp_to_depth
-from hybrid_depth_core.runtime.framing import Framing, depth_edges, far_from_training, plan
-
-# Multi-frame inference matches a frame against a keyframe of the same sequence: a gap longer
-# than this between consecutive frames starts a new sequence (older frames differ too much for
-# the cost volume, and motion tracking cannot bridge them).
-MAX_LOOKUP_GAP_NS = 1_000_000_000
-
-
-def continues_sequence(previous_ns: int | None, stamp_ns: int) -> bool:
-    """Whether a frame stamped `stamp_ns` continues the sequence of the one stamped
-    `previous_ns` (None: there was none): later, by at most MAX_LOOKUP_GAP_NS. Stamps going
-    back (a bag that loops) or a long gap start a new one."""
-    return previous_ns is not None and 0 < stamp_ns - previous_ns <= MAX_LOOKUP_GAP_NS
+from hybrid_depth_core.runtime.framing import (Framing, depth_edges, far_from_training, plan,
+                                               training_camera)
+from hybrid_depth_core.runtime.keyframes import Keyframes
 
 
 def scale_warning(predictor: DepthPredictor, weights: str) -> str | None:
@@ -58,17 +46,17 @@ class DepthPredictor:
     `framing(...).network`). Multi-frame models match the frame against a lookup frame (same size
     and camera) with the pose network's relative pose; without one they run single-frame.
 
-    For a live stream, `stream(rgb, K)` chooses the lookup frame itself: the keyframe, the most
-    recent of the last MAX_MATCHING_GAP frames whose image motion to the new frame reaches
-    MATCHING_MOTION (Keyframes), so that a slow camera still gives the cost volume a baseline;
-    with none (the first frame, a camera standing still, textureless views) the frame runs
-    single-frame. `last_lookup_age` says which frame was used (1: the previous one; None:
-    single-frame). Models trained with the turn prior (DepthModelConfig.turn_prior) are given
-    the camera's turn from the lookup frame, measured on the corners the choice tracked, as in
-    training. The stream keeps each held frame's matching features, so a multi-frame step
-    costs one encoder pass, plus pose, cost volume and the motion tracking (Lucas-Kanade on a
-    small grey image; docs/benchmarks.md times it); `reset()` forgets the history.
-    Single-frame models track nothing.
+    For a live stream, `stream(rgb, K)` chooses the lookup frame itself (keyframes.Keyframes,
+    the rule the evaluation follows too): within a sequence, the keyframe, the most recent of
+    the last frames whose image motion to the new frame is enough, so that a slow camera still
+    gives the cost volume a baseline; with none (the first frame, a camera standing still,
+    textureless views) the frame runs single-frame. `last_lookup_age` says which frame was
+    used (1: the previous one; None: single-frame). Models trained with the turn prior
+    (DepthModelConfig.turn_prior) are given the camera's turn from the lookup frame, measured
+    on the corners the choice tracked, as in training. The stream keeps each held frame's
+    matching features, so a multi-frame step costs one encoder pass, plus pose, cost volume
+    and the motion tracking (Lucas-Kanade on a small grey image; docs/benchmarks.md times it);
+    `reset()` forgets the history. Single-frame models track nothing.
     """
 
     def __init__(self, model: DepthModel, pose: PoseNet | None, input_size: tuple[int, int],
@@ -93,7 +81,6 @@ class DepthPredictor:
         self._warned: set[str] = set()
         self._warm_sizes: set[tuple[int, int]] = set()
         self._warm_multi_frame = True
-        self._stream_framing: Framing | None = None
         # Default channels_last (NHWC) on the CPU, where oneDNN's convolutions ran faster in it
         # (`hybrid-depth bench`, docs/benchmarks.md); NCHW on CUDA until a benchmark there
         # shows channels_last winning.
@@ -183,10 +170,11 @@ class DepthPredictor:
         or precision fails now. Later sizes are warmed up alike, announced through `warn`."""
         self._warm_multi_frame = multi_frame
         if framing is None:
-            width, height = self.width, self.height
-            fx, fy = self.focal or (width / 2, width / 2)
-            camera = PinholeCamera(width, height, fx, fy, (width - 1) / 2, (height - 1) / 2)
-            framing = plan(camera, (width, height), self.focal)
+            size = (self.width, self.height)
+            # Without a recorded training camera any camera is resized to the input size: one
+            # 90 degrees wide stands in.
+            focal = self.focal or (self.width / 2, self.width / 2)
+            framing = plan(training_camera(size, focal), size, self.focal)
         elif self.compiled:  # a camera seen after start: its first frame waits
             self.warn(f'compiling the network for a {framing.size[0]}x{framing.size[1]} input '
                       f'(camera {framing.camera.width}x{framing.camera.height}); frames wait')
@@ -224,21 +212,20 @@ class DepthPredictor:
                 raise ValueError(f'turn must be a finite 3x3 rotation, got {turn}')
         return self._infer(rgb, K, lookup, turn, resolution)[0]
 
-    def stream(self, rgb: np.ndarray, K: np.ndarray, resolution: str = 'input') -> np.ndarray:
+    def stream(self, rgb: np.ndarray, K: np.ndarray, resolution: str = 'input',
+               stamp_ns: int | None = None, frame_id: str | None = None) -> np.ndarray:
         """The next frame of a sequence, matched against its keyframe among the frames of the
         earlier calls (single-frame if none has moved enough); `last_lookup_age` records the
-        choice. A frame of another size than the last starts the sequence over, as `reset()`
-        does, and so does another K (call reset() yourself on any other break: a new camera, a
-        jump in time)."""
+        choice. A frame starts the sequence over, as `reset()` does, when its size, K or
+        `frame_id` (a message's header.frame_id: which camera) differ from the last frame's, or
+        its `stamp_ns` does not follow that frame's within keyframes.MAX_LOOKUP_GAP_NS (None:
+        not checked; call reset() yourself on a jump in time)."""
         if self._keyframes is None:  # single-frame model: nothing to match, nothing to track
             self.last_lookup_age = None
             return self._infer(rgb, K, None, None, resolution)[0]
         height, width = _check_image(rgb, 'rgb')
         framing = self.framing(width, height, K)
-        if framing != self._stream_framing:
-            self.reset()
-            self._stream_framing = framing
-        self.last_lookup_age, lookup = self._keyframes.choose(rgb)
+        self.last_lookup_age, lookup = self._keyframes.choose(rgb, stamp_ns, (frame_id, framing))
         turn = (self._keyframes.turn(self.last_lookup_age, _check_intrinsics(K))
                 if lookup is not None and self.turn_prior else None)
         depth, frame = self._infer(rgb, K, lookup, turn, resolution)
@@ -247,7 +234,7 @@ class DepthPredictor:
 
     def reset(self) -> None:
         """Forget the stream's history: the next frame starts a new sequence."""
-        self.last_lookup_age, self._stream_framing = None, None
+        self.last_lookup_age = None
         if self._keyframes is not None:
             self._keyframes.reset()
 
@@ -306,57 +293,6 @@ class StreamFrame:
     image: torch.Tensor
     features: torch.Tensor | None
     size: tuple[int, int]
-
-
-Frame = TypeVar('Frame')
-
-
-class Keyframes(Generic[Frame]):
-    """The keyframe choice of multi-frame inference, the one every caller uses: a new frame is
-    matched against the most recent of the last `history` frames whose image motion to it
-    (MotionTracker: median corner displacement, a fraction of the width) is at least `motion`
-    (MATCHING_MOTION, the motion training's frame stride aims at). `history` defaults to
-    MAX_MATCHING_GAP, the longest stride training uses: at 30 Hz a third of a second, enough
-    for a handheld camera, and views that still overlap as the pose network's training pairs
-    did. A frame whose motion is unknown (NaN: too few corners survived) is not a keyframe.
-
-    choose(rgb) measures the new frame against the held ones and returns (age, frame) of its
-    keyframe or (None, None); keep(frame) then holds what later frames need of it (a
-    StreamFrame, an image...). A frame of another size than the last starts over.
-    """
-
-    def __init__(self, history: int = MAX_MATCHING_GAP, motion: float = MATCHING_MOTION):
-        self.history, self.motion = history, motion
-        self._tracker = MotionTracker(history)
-        self._held: list[Frame | None] = []  # aligned with the tracker's pushes, newest last
-        self._size: tuple[int, ...] | None = None
-
-    def choose(self, rgb: np.ndarray) -> tuple[int | None, Frame | None]:
-        if rgb.shape[:2] != self._size:
-            self.reset()
-            self._size = rgb.shape[:2]
-        self._tracker.push(rgb)
-        # The new frame's slot stays None (never a keyframe) until keep() fills it.
-        self._held = (self._held + [None])[-(self.history + 1):]
-        for age in range(1, len(self._held)):
-            frame = self._held[-1 - age]
-            if frame is not None and self._tracker.motion(age) >= self.motion:
-                return age, frame
-        return None, None
-
-    def turn(self, age: int, K: np.ndarray) -> np.ndarray:
-        """The camera's turn (data/image_motion.turn) from the frame `age` back to the newest
-        chosen, on the corners the choice tracked; K (3, 3) of the frames' size."""
-        return self._tracker.rotation(age, K)
-
-    def keep(self, frame: Frame) -> None:
-        """Hold `frame` as the one choose() was last called for."""
-        if self._held:
-            self._held[-1] = frame
-
-    def reset(self) -> None:
-        self._tracker.reset()
-        self._held, self._size = [], None
 
 
 def _prefixed(weights: dict, prefix: str) -> dict:

@@ -24,73 +24,21 @@ from tqdm import tqdm
 
 from hybrid_depth_core.datasets.sources import build_dataset
 from hybrid_depth_core.device import autocast, pick_device
-from hybrid_depth_core.errors import UserError, one_line
+from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.atomic import check_output_directory
-from hybrid_depth_core.networks.checkpoint import ModelSection, load_checkpoint, save_checkpoint
-from hybrid_depth_core.config_dicts import to_dict
-from hybrid_depth_core.training.config import (TrainConfig, checkpoint_config, is_frozen,
-                                               learning_rate)
+from hybrid_depth_core.networks.checkpoint import save_checkpoint
+from hybrid_depth_core.training.checkpoints import (BEST_NAME, CHECKPOINT_NAME, check_start,
+                                                    checkpoint_state, init_state, resume_state,
+                                                    start_from_init)
+from hybrid_depth_core.training.config import TrainConfig, is_frozen, learning_rate
 from hybrid_depth_core.training.defaults import (measure_heading, pose_prior, resolve, scale_of,
                                                  training_focal)
+from hybrid_depth_core.training.sampling import EpochSampler, epoch_loader
 from hybrid_depth_core.training.validation import build_validation_set, validate
 from hybrid_depth_core.networks.resnet import load_imagenet_weights
 from hybrid_depth_core.training.losses import updated_depth_range
 from hybrid_depth_core.training.objective import (SelfSupervisedObjective,
                                                   draw_matching_augmentation)
-
-CHECKPOINT_NAME = 'last.pt'
-BEST_NAME = 'best.pt'  # the checkpoint with the lowest held-out photometric loss so far
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """A permutation drawn from (seed, epoch), split across ranks, starting at sample `start`.
-    Every rank gets the same `per_rank` samples an epoch (the rest of the permutation waits for
-    another epoch), so that all ranks agree on the epoch, and with it on the learning rate, the
-    freeze and the collective calls."""
-
-    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1,
-                 per_rank: int | None = None):
-        self.size, self.seed, self.rank, self.world = size, seed, rank, world
-        self.per_rank = size // world if per_rank is None else per_rank
-        self.epoch, self.start = 0, 0
-
-    def set_position(self, epoch: int, start_index: int) -> None:
-        self.epoch, self.start = epoch, start_index
-
-    def _indices(self) -> list[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator).tolist()
-        return order[self.rank::self.world][:self.per_rank][self.start:]
-
-    def __iter__(self):
-        return iter(self._indices())
-
-    def __len__(self) -> int:
-        return len(self._indices())
-
-
-# Keeps the per-batch height draw apart from the items' own (seed, epoch, item) draws.
-HEIGHT_DRAW = 7
-
-
-class WindowHeightBatches(torch.utils.data.Sampler):
-    """The batches of a BatchSampler over an EpochSampler, as (index, rows) items: one window
-    height per batch, drawn uniformly from `heights` by (seed, epoch, batch of the epoch), so
-    that every rank draws alike and a run resumed mid-epoch draws what it would have."""
-
-    def __init__(self, batches: torch.utils.data.BatchSampler, heights, seed: int):
-        self.batches, self.heights, self.seed = batches, tuple(heights), seed
-
-    def __iter__(self):
-        sampler = self.batches.sampler
-        first = sampler.start // self.batches.batch_size
-        for number, batch in enumerate(self.batches, start=first):
-            draw = np.random.default_rng([self.seed, sampler.epoch, number, HEIGHT_DRAW])
-            rows = self.heights[int(draw.integers(len(self.heights)))]
-            yield [(index, rows) for index in batch]
-
-    def __len__(self) -> int:
-        return len(self.batches)
 
 
 def train(config: TrainConfig, out: Path, max_steps: int | None = None,
@@ -101,25 +49,68 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     checkpoint whose networks this run starts from (a new schedule and optimiser: fine-tuning),
     instead of ImageNet or random weights."""
     out = Path(out)
-    if init is not None and resume:
-        raise UserError('--init starts a new run from other weights; --resume continues this '
-                        'one: give one of them')
-    checkpoint_path = out / CHECKPOINT_NAME
-    if checkpoint_path.exists() and not resume:
-        raise UserError(f'{checkpoint_path} exists: pass --resume to continue it, or choose '
-                        f'another --out')
-    if resume and not checkpoint_path.exists():
-        raise UserError(f'--resume: no checkpoint at {checkpoint_path}')
+    check_start(out, resume, init)
     check_output_directory(out, config.data.bags if config.data.source == 'bag' else ())
     device = pick_device(device)  # first: the process group's backend follows it
     rank, world = _init_distributed(device)
     config = resolve(config, device)
     torch.manual_seed(config.seed)
-    start = _init_state(init, config) if init is not None else None  # checked before the data
+    start = init_state(init, config) if init is not None else None  # checked before the data
+    talk = progress and rank == 0  # one process speaks for all
+    data = _training_data(config, rank, world, talk)
+    objective = SelfSupervisedObjective(config.model, config.loss).to(device)
+    if config.pretrained and start is None:  # --init brings its own weights
+        _load_imagenet_encoders(objective, config.pretrained)
+    # The fused kernel (CPU and CUDA, the devices pick_device gives) updates all parameters in
+    # one pass: faster than the per-parameter loop on the CPU (docs/benchmarks.md).
+    optimizer = torch.optim.Adam([p for p in objective.parameters() if p.requires_grad],
+                                 lr=config.learning_rate, fused=True)
+    step, elapsed, best = 0, 0.0, math.inf
+    if resume:
+        step, elapsed, best = resume_state(out, config, objective, optimizer, device)
+    elif start is not None:
+        start_from_init(objective, init, start, talk)
+    else:
+        _start_along_the_heading(objective, data, talk)
+    run = _Run(config, out, data, objective, optimizer, device, rank, world,
+               (step, elapsed, best), max_steps, minutes, talk)
+    while run.step < run.total_steps:
+        for batch in run.epoch_batches():
+            if run.budget_spent():
+                break  # the budget is spent: finish() saves
+            run_progress = run.agreed_progress()
+            run.freeze_when_due(run_progress)
+            batch, logs, outputs = run.take_step(batch, run_progress)
+            run.log(batch, logs, outputs)
+            run_time = run.elapsed()  # before a validation: what this step's checkpoints record
+            epoch_ends = run.step % data.steps_per_epoch == 0
+            if epoch_ends and data.validation is not None:
+                run.validate_and_keep_best(run_time)
+            if run.step % config.checkpoint_every == 0:
+                run.save_last(run_time)
+            if epoch_ends:
+                break  # the epoch's last batch: the next epoch re-shuffles
+    run.finish()
+    return out / CHECKPOINT_NAME
 
-    dataset = build_dataset(config.data, config.augment, config.seed,
-                            progress=progress and rank == 0, turns=config.model.turn_prior,
-                            hints=config.loss.hints > 0)
+
+@dataclasses.dataclass
+class _Data:
+    """The training samples, their order, the held-out set (None without one), and what every
+    checkpoint records of the data: its scale and its camera's focal length."""
+    dataset: torch.utils.data.Dataset
+    sampler: EpochSampler
+    steps_per_epoch: int
+    validation: torch.utils.data.Dataset | None
+    scale: dict
+    focal_px: tuple[float, float]
+
+
+def _training_data(config: TrainConfig, rank: int, world: int, talk: bool) -> _Data:
+    """This process's share of the training data, and the held-out set; what the data gives
+    of the scale said when `talk`."""
+    dataset = build_dataset(config.data, config.augment, config.seed, progress=talk,
+                            turns=config.model.turn_prior, hints=config.loss.hints > 0)
     steps_per_epoch = len(dataset) // world // config.batch_size
     if steps_per_epoch == 0:
         raise UserError(f'{len(dataset)} samples are fewer than one batch of '
@@ -127,169 +118,201 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
                         f'--frame-stride or batch_size)')
     sampler = EpochSampler(len(dataset), config.seed, rank, world,
                            per_rank=steps_per_epoch * config.batch_size)
-    validation = build_validation_set(config, dataset, progress=progress and rank == 0)
+    validation = build_validation_set(config, dataset, progress=talk)
     scale = scale_of(config, dataset)
     focal = training_focal(dataset)
-    if progress and rank == 0:
+    if talk:
         print(f'depth in metres: the velocity loss has {scale["pairs_with_motion"]} training '
               f'pairs with measured motion (median {scale["median_distance_m"]:.3f} m)'
               if scale['metric'] else
               'depth up to scale: no measured motion to learn metres from (data.motion, '
               'loss.velocity)')
-    objective = SelfSupervisedObjective(config.model, config.loss).to(device)
-    if config.pretrained and start is None:  # --init brings its own weights
-        source = True if config.pretrained == 'download' else config.pretrained
-        for model in (objective.depth, objective.pose, objective.teacher):
-            if model is not None:
-                load_imagenet_weights(model.encoder, source)
-    # The fused kernel (CPU and CUDA, the devices pick_device gives) updates all parameters in
-    # one pass: faster than the per-parameter loop on the CPU (docs/benchmarks.md).
-    optimizer = torch.optim.Adam([p for p in objective.parameters() if p.requires_grad],
-                                 lr=config.learning_rate, fused=True)
-    step, elapsed, best = 0, 0.0, math.inf
-    if resume:
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        if state['config'] != to_dict(config):
-            raise UserError(f'{checkpoint_path} was trained with a different config; resume '
-                            f'with the same --config and overrides')
-        objective.load_state_dict(state['objective'])
-        optimizer.load_state_dict(state['optimizer'])
-        step, elapsed = state['step'], state.get('elapsed_s', 0.0)
-        best_path = out / BEST_NAME  # written after last.pt's best_val, if a run died between
-        best = (load_checkpoint(best_path)['best_val'] if best_path.exists()
-                else state.get('best_val', math.inf))
-    elif start is not None:
-        try:
-            objective.load_state_dict(start['objective'])  # exported fp16 is cast to fp32
-        except RuntimeError as error:  # mis-shaped tensors
-            raise UserError(f'--init {init}: its weights do not fit this config\'s networks '
-                            f'({one_line(error)})') from None
-        if progress and rank == 0:
-            print(f'starting from the networks of {init} (step {start.get("step", 0)}): a new '
-                  f'schedule and optimiser')
-    else:
-        heading, pairs = measure_heading(dataset)
-        prior = pose_prior(heading, scale['median_distance_m'])
-        objective.pose.decoder.start_moving(prior)
-        if progress and rank == 0:
-            print(f'camera heading from {pairs} frame pairs {np.round(heading, 2).tolist()} '
-                  f'(length 1: all agree): the pose network starts '
-                  + (f'moving {np.round(prior, 2).tolist()} a frame' if prior.any()
-                     else 'standing still'))
-    wrapped = objective
-    if world > 1:
-        wrapped = torch.nn.parallel.DistributedDataParallel(
-            objective, device_ids=[device.index] if device.type == 'cuda' else None,
-            find_unused_parameters=True)  # frozen teacher/pose and zero-cost-volume steps
-    precision = autocast(device, config.precision)
+    return _Data(dataset, sampler, steps_per_epoch, validation, scale, focal)
 
-    total_steps = (max_steps if max_steps is not None else math.inf if minutes is not None
-                   else config.epochs * steps_per_epoch)
 
-    def progress_of_run(step: int) -> float:
-        if minutes is not None:
-            return min(1.0, (time.monotonic() - started) / (60 * minutes))
-        return step / total_steps  # ManyDepth's epoch >= 15 of 20 is progress >= 0.75
+def _load_imagenet_encoders(objective, pretrained) -> None:
+    """ImageNet weights into the encoders of every network of `objective` (config.pretrained:
+    'download' or a local file)."""
+    source = True if pretrained == 'download' else pretrained
+    for model in (objective.depth, objective.pose, objective.teacher):
+        if model is not None:
+            load_imagenet_weights(model.encoder, source)
 
-    writer = _tensorboard(out, rank)
-    bar = tqdm(total=None if minutes is not None else total_steps, initial=step,
-               desc='training', unit='step', disable=not progress or rank != 0)
-    started = time.monotonic() - elapsed  # earlier sessions' training time counts
-    last_log, logged, since_log, val_postfix = time.monotonic(), {}, 0, {}
-    frozen = None
-    while step < total_steps:
-        epoch, batch_in_epoch = divmod(step, steps_per_epoch)
-        dataset.set_epoch(epoch)
-        sampler.set_position(epoch, batch_in_epoch * config.batch_size)
-        batches = torch.utils.data.BatchSampler(sampler, config.batch_size, drop_last=True)
-        if config.data.window_heights:
-            batches = WindowHeightBatches(batches, config.data.window_heights, config.seed)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=batches, num_workers=config.num_workers,
-            pin_memory=device.type == 'cuda', persistent_workers=False)
-        frozen = None  # a new epoch sets the modes again
-        for batch in loader:
-            time_is_up = minutes is not None and time.monotonic() - started > 60 * minutes
-            if step >= total_steps or _on_any_rank(time_is_up, world, device):
-                total_steps = step  # budget spent: stop after saving
-                break
-            run_progress = _agreed(progress_of_run(step), world, device)
-            # ManyDepth freezes its teacher and pose network; a single-frame model has no
-            # teacher and keeps training its pose network throughout, as Monodepth2 does. The
-            # optimiser carries on (frozen parameters get no gradient, so Adam skips them):
-            # ManyDepth's trainer rebuilds it here, which also restarts its learning-rate
-            # schedule (docs/benchmarks.md measures both).
-            if frozen != is_frozen(config, run_progress):
-                frozen = is_frozen(config, run_progress)
-                objective.set_mode(frozen)
-            torch.manual_seed(config.seed * 1_000_003 + step)
-            for group in optimizer.param_groups:
-                group['lr'] = learning_rate(config, run_progress)
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            augmentation = draw_matching_augmentation(
-                config.loss, config.batch_size,
-                torch.Generator().manual_seed((config.seed * 1_000_003 + step) * 1_009 + rank))
-            with precision:
-                loss, logs, outputs = wrapped(batch, augmentation, frozen)
-            if _on_any_rank(not math.isfinite(loss.item()), world, device):
-                raise RuntimeError(f'loss became {loss.item()} at step {step} (in one of '
-                                   f'{world} processes); the last good checkpoint is '
-                                   f'{checkpoint_path}')
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if objective.teacher is not None and not frozen:
-                _update_depth_bins(objective, outputs['teacher_depth'], world)
-            step += 1
-            since_log += 1
-            for key, value in logs.items():
-                logged[key] = logged.get(key, 0.0) + float(value.detach())
-            bar.update(1)
-            if step % config.log_every == 0 or step == total_steps:
-                now = time.monotonic()
-                rate = config.batch_size * world * since_log / max(now - last_log, 1e-9)
-                averages = {k: v / since_log for k, v in logged.items()}
-                bar.set_postfix(loss=f'{averages["loss/total"]:.4f}', img_s=f'{rate:.1f}',
-                                **val_postfix)
-                if writer:
-                    for key, value in averages.items():
-                        writer.add_scalar(key, value, step)
-                    writer.add_scalar('lr', optimizer.param_groups[0]['lr'], step)
-                    writer.add_scalar('images_per_second', rate, step)
-                logged, since_log, last_log = {}, 0, now
-            if writer and step % config.image_every == 0:
-                writer.add_image('depth', _colorize(outputs['depth'][0]), step)
-                writer.add_image('image', batch[('color', 0, 0)][0], step)
-            state = {'elapsed_s': time.monotonic() - started, 'best_val': best, 'scale': scale,
-                     'focal_px': focal}
-            if step % steps_per_epoch == 0 and validation is not None:
-                scores = validate(objective, validation, device, precision)
-                objective.set_mode(frozen)
-                state['best_val'] = best = _save_if_best(out, scores, best, rank, writer, step,
-                                                         config, objective, optimizer, state)
-                val_postfix = {'val': f'{scores["val/photometric"]:.4f}'}
-            if rank == 0 and step % config.checkpoint_every == 0:
-                _save(checkpoint_path, config, objective, optimizer, step, state)
-            if step % steps_per_epoch == 0:
-                break  # the epoch's last batch: the next epoch re-shuffles
-    bar.close()
-    state = {'elapsed_s': time.monotonic() - started, 'best_val': best, 'scale': scale,
-             'focal_px': focal}
-    if validation is not None and step % steps_per_epoch:  # the last, partial epoch
-        scores = validate(objective, validation, device, precision)
-        state['best_val'] = _save_if_best(out, scores, best, rank, writer, step, config,
-                                          objective, optimizer, state)
-    if rank == 0:
-        _save(checkpoint_path, config, objective, optimizer, step, state)
-        warning = collapse_warning(objective)
-        if warning and progress:
+
+def _start_along_the_heading(objective, data: _Data, talk: bool) -> None:
+    """A new run's pose network starts moving along the camera's measured heading (by the
+    data's median distance a frame, where it has one): defaults.pose_prior."""
+    heading, pairs = measure_heading(data.dataset)
+    prior = pose_prior(heading, data.scale['median_distance_m'])
+    objective.pose.decoder.start_moving(prior)
+    if talk:
+        print(f'camera heading from {pairs} frame pairs {np.round(heading, 2).tolist()} '
+              f'(length 1: all agree): the pose network starts '
+              + (f'moving {np.round(prior, 2).tolist()} a frame' if prior.any()
+                 else 'standing still'))
+
+
+class _Run:
+    """A run under way: where it is (its step, lowest held-out loss and freeze), its budget,
+    its logs, and the steps train() takes with it: a training step, the freeze, the logs, a
+    validation, a checkpoint and the end of the run."""
+
+    def __init__(self, config: TrainConfig, out: Path, data: _Data, objective, optimizer,
+                 device: torch.device, rank: int, world: int, start: tuple[int, float, float],
+                 max_steps: int | None, minutes: float | None, talk: bool):
+        self.config, self.out, self.data = config, out, data
+        self.objective, self.optimizer = objective, optimizer
+        self.device, self.rank, self.world, self.talk = device, rank, world, talk
+        self.step, elapsed, self.best = start
+        self.minutes = minutes
+        self.wrapped = objective
+        if world > 1:
+            self.wrapped = torch.nn.parallel.DistributedDataParallel(
+                objective, device_ids=[device.index] if device.type == 'cuda' else None,
+                find_unused_parameters=True)  # frozen teacher/pose and zero-cost-volume steps
+        self.precision = autocast(device, config.precision)
+        self.total_steps = (max_steps if max_steps is not None
+                            else math.inf if minutes is not None
+                            else config.epochs * data.steps_per_epoch)
+        self.writer = _tensorboard(out, rank)
+        self.bar = tqdm(total=None if minutes is not None else self.total_steps,
+                        initial=self.step, desc='training', unit='step', disable=not talk)
+        self.started = time.monotonic() - elapsed  # earlier sessions' training time counts
+        self.last_log, self.logged, self.since_log = time.monotonic(), {}, 0
+        self.val_postfix = {}
+        self.frozen = None  # not yet set: the first step sets the modes
+
+    def epoch_batches(self) -> torch.utils.data.DataLoader:
+        """The batches from this step to the end of its epoch."""
+        self.frozen = None  # a new epoch sets the modes again
+        return epoch_loader(self.data.dataset, self.data.sampler, self.config, self.step,
+                            self.data.steps_per_epoch, pin_memory=self.device.type == 'cuda')
+
+    def budget_spent(self) -> bool:
+        """Whether the run has taken its steps or (on any process) used its minutes; the run
+        then ends at this step."""
+        time_is_up = (self.minutes is not None
+                      and time.monotonic() - self.started > 60 * self.minutes)
+        if self.step >= self.total_steps or _on_any_rank(time_is_up, self.world, self.device):
+            self.total_steps = self.step
+            return True
+        return False
+
+    def agreed_progress(self) -> float:
+        """The fraction of the run done (of its steps, or of its minutes), rank 0's on every
+        process."""
+        if self.minutes is not None:
+            done = min(1.0, (time.monotonic() - self.started) / (60 * self.minutes))
+        else:
+            done = self.step / self.total_steps  # ManyDepth's epoch >= 15 of 20 is 0.75
+        return _agreed(done, self.world, self.device)
+
+    def freeze_when_due(self, run_progress: float) -> None:
+        # ManyDepth freezes its teacher and pose network; a single-frame model has no teacher
+        # and keeps training its pose network throughout, as Monodepth2 does. The optimiser
+        # carries on (frozen parameters get no gradient, so Adam skips them): ManyDepth's
+        # trainer rebuilds it here, which also restarts its learning-rate schedule
+        # (docs/benchmarks.md measures both).
+        frozen = is_frozen(self.config, run_progress)
+        if self.frozen != frozen:
+            self.frozen = frozen
+            self.objective.set_mode(frozen)
+
+    def take_step(self, batch: dict, run_progress: float) -> tuple[dict, dict, dict]:
+        """One optimiser step on `batch` at the schedule's learning rate; returns the batch on
+        the device, the loss terms and the networks' outputs."""
+        config, step = self.config, self.step
+        torch.manual_seed(config.seed * 1_000_003 + step)
+        for group in self.optimizer.param_groups:
+            group['lr'] = learning_rate(config, run_progress)
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        augmentation = draw_matching_augmentation(
+            config.loss, config.batch_size,
+            torch.Generator().manual_seed((config.seed * 1_000_003 + step) * 1_009 + self.rank))
+        with self.precision:
+            loss, logs, outputs = self.wrapped(batch, augmentation, self.frozen)
+        if _on_any_rank(not math.isfinite(loss.item()), self.world, self.device):
+            raise RuntimeError(f'loss became {loss.item()} at step {step} (in one of '
+                               f'{self.world} processes); the last good checkpoint is '
+                               f'{self.out / CHECKPOINT_NAME}')
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.objective.teacher is not None and not self.frozen:
+            _update_depth_bins(self.objective, outputs['teacher_depth'], self.world)
+        self.step += 1
+        return batch, logs, outputs
+
+    def log(self, batch: dict, logs: dict, outputs: dict) -> None:
+        """The step's loss terms, averaged over `log_every` steps, to the progress bar and
+        TensorBoard; a depth picture every `image_every` steps."""
+        step, config = self.step, self.config
+        self.since_log += 1
+        for key, value in logs.items():
+            self.logged[key] = self.logged.get(key, 0.0) + float(value.detach())
+        self.bar.update(1)
+        if step % config.log_every == 0 or step == self.total_steps:
+            now = time.monotonic()
+            rate = (config.batch_size * self.world * self.since_log
+                    / max(now - self.last_log, 1e-9))
+            averages = {k: v / self.since_log for k, v in self.logged.items()}
+            self.bar.set_postfix(loss=f'{averages["loss/total"]:.4f}', img_s=f'{rate:.1f}',
+                                 **self.val_postfix)
+            if self.writer:
+                for key, value in averages.items():
+                    self.writer.add_scalar(key, value, step)
+                self.writer.add_scalar('lr', self.optimizer.param_groups[0]['lr'], step)
+                self.writer.add_scalar('images_per_second', rate, step)
+            self.logged, self.since_log, self.last_log = {}, 0, now
+        if self.writer and step % config.image_every == 0:
+            self.writer.add_image('depth', _colorize(outputs['depth'][0]), step)
+            self.writer.add_image('image', batch[('color', 0, 0)][0], step)
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, earlier sessions' included."""
+        return time.monotonic() - self.started
+
+    def validate_and_keep_best(self, run_time: float) -> None:
+        """Score the held-out set and log the scores; write best.pt (the networks, without the
+        optimiser's state: not for resuming) when the photometric loss is the lowest yet."""
+        scores = validate(self.objective, self.data.validation, self.device, self.precision)
+        self.objective.set_mode(self.frozen)
+        if self.writer:
+            for key, value in scores.items():
+                self.writer.add_scalar(key, value, self.step)
+        self.val_postfix = {'val': f'{scores["val/photometric"]:.4f}'}
+        if scores['val/photometric'] >= self.best:
+            return
+        self.best = scores['val/photometric']
+        if self.rank == 0:
+            save_checkpoint(self.out / BEST_NAME, self._state(run_time, scores=scores))
+
+    def save_last(self, run_time: float) -> None:
+        """last.pt, with the optimiser's state, to resume from (written by rank 0)."""
+        if self.rank == 0:
+            save_checkpoint(self.out / CHECKPOINT_NAME,
+                            self._state(run_time, optimizer=self.optimizer))
+
+    def _state(self, run_time: float, optimizer=None, scores: dict | None = None) -> dict:
+        return checkpoint_state(self.config, self.objective, self.step, run_time, self.best,
+                                self.data.scale, self.data.focal_px, optimizer, scores)
+
+    def finish(self) -> None:
+        """The last, partial epoch's validation, last.pt, a collapsed teacher reported; the
+        logs closed and the process group left."""
+        self.bar.close()
+        run_time = self.elapsed()
+        if self.data.validation is not None and self.step % self.data.steps_per_epoch:
+            self.validate_and_keep_best(run_time)
+        self.save_last(run_time)
+        warning = collapse_warning(self.objective) if self.rank == 0 else None
+        if warning and self.talk:
             print(f'warning: {warning}')
-    if writer:
-        writer.close()
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return checkpoint_path
+        if self.writer:
+            self.writer.close()
+        if self.world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 def collapse_warning(objective) -> str | None:
@@ -309,59 +332,6 @@ def collapse_warning(objective) -> str | None:
     return (f'the teacher\'s depth ended between {low:.3g} and {high:.3g} m, at the range\'s '
             f'{end}: the network learnt no depth. Check the stride and motion reported per '
             f'bag; train longer or on more varied recordings')
-
-
-def _init_state(path: Path, config: TrainConfig) -> dict:
-    """The checkpoint `path` for --init, refused unless its networks are this config's."""
-    state = load_checkpoint(path)
-    if not isinstance(state.get('config'), dict):
-        raise UserError(f'--init {path}: no training config in it, so its networks cannot be '
-                        f'checked against this run\'s')
-    theirs = checkpoint_config(state['config'], f'--init {path}').model  # older layouts too
-    differ = [f.name for f in dataclasses.fields(theirs)
-              if getattr(theirs, f.name) != getattr(config.model, f.name)]
-    if differ:
-        raise UserError(f'--init {path}: its networks differ from this config\'s (model.'
-                        f'{", model.".join(differ)}); train with its model: settings')
-    if config.model.multi_frame and not any(k.startswith('teacher.')
-                                            for k in state.get('objective', {})):
-        raise UserError(f'--init {path} lacks the teacher network (exported weights keep only '
-                        f'what inference needs): give a training checkpoint (OUT/last.pt or '
-                        f'OUT/best.pt)')
-    return state
-
-
-def _save(path: Path, config: TrainConfig, objective, optimizer, step: int,
-          state: dict) -> None:
-    save_checkpoint(path, {'model': _model_section(config, state), 'config': to_dict(config),
-                           'step': step, 'objective': objective.state_dict(),
-                           'optimizer': optimizer.state_dict(), **state})
-
-
-def _model_section(config: TrainConfig, state: dict) -> dict:
-    """What inference reads (checkpoint.ModelSection), from the run's config and scale."""
-    scale = state['scale']
-    return ModelSection(config.model, (config.data.width, config.data.height), scale['metric'],
-                        scale['median_distance_m'], state['focal_px'],
-                        config.data.window_heights).to_dict()
-
-
-def _save_if_best(out: Path, scores: dict, best: float, rank: int, writer, step: int,
-                  config: TrainConfig, objective, optimizer, state: dict) -> float:
-    """Log the held-out scores; write best.pt when the photometric loss is the lowest yet.
-    Returns the best loss."""
-    if writer:
-        for key, value in scores.items():
-            writer.add_scalar(key, value, step)
-    loss = scores['val/photometric']
-    if loss >= best:
-        return best
-    if rank == 0:  # the networks, without the optimiser's state: not for resuming
-        save_checkpoint(out / BEST_NAME, {'model': _model_section(config, state),
-                                          'config': to_dict(config), 'step': step,
-                                          'objective': objective.state_dict(),
-                                          **state, 'best_val': loss, 'val': scores})
-    return loss
 
 
 def _agreed(value: float, world: int, device: torch.device) -> float:
