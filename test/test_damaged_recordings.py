@@ -242,3 +242,58 @@ def test_sqlite3_recovery_holds_pages_not_the_file(tmp_path):
     large, large_count, size = peak(180)
     assert 0.6 * 180 < large_count < 180 and 0.6 * 60 < small_count < 60
     assert large < 1.3 * small and large < size / 3, (small, large, size)
+
+
+def test_a_topic_lost_whole_to_the_damage_reads_as_empty_not_as_every_topic(tmp_path):
+    """The one camera_info sits in the damaged chunk: after recovery its topic has no
+    connection, which must read as no messages (rosbags takes an empty list as "all")."""
+    K = np.array([[50.0, 0, 32], [0, 50, 24], [0, 0, 1]])
+    stamp = 10**9 + 12 * 10**8
+    info = ('/camera/camera_info', 'sensor_msgs/msg/CameraInfo',
+            msgs.camera_info(K, WIDTH, HEIGHT, msgs.header(stamp, 'camera')), stamp)
+    bag = tmp_path / 'bag'
+    write_bag(bag, sorted(messages(range(24)) + [info], key=lambda m: m[3]))
+    rewrite_mcap(next(bag.glob('*.mcap')), 'zstd', chunk_size=2 * WIDTH * HEIGHT * 3)
+    data = next(bag.glob('*.mcap'))
+    with open(data, 'rb') as file:
+        chunk = next(c for c in make_reader(file).get_summary().chunk_indexes
+                     if c.message_start_time <= stamp <= c.message_end_time)
+    content = bytearray(data.read_bytes())
+    content[chunk.chunk_start_offset + chunk.chunk_length // 2] ^= 0xFF
+    data.write_bytes(bytes(content))
+    with Bag(bag, allow_partial=True) as opened:
+        assert len(list(opened.images())) < 24
+        assert len(opened.camera_infos()) == 0
+
+
+def test_a_split_bag_with_an_empty_file_keeps_the_others(tmp_path):
+    bag = split_bag(tmp_path, None)
+    (bag / 'split_1.mcap').write_bytes(b'')  # the recorder died right after the split
+    from hybrid_depth_core.messages.builders import TYPESTORE
+    recovery = recover_files(sorted(bag.glob('*.mcap')), tmp_path / 'out', TYPESTORE)
+    assert recovery.messages == 12
+    assert 'split_1.mcap: nothing read' in recovery.describe()
+
+
+def test_a_message_type_only_the_file_defines_is_recovered_with_its_definition(tmp_path):
+    from rosbags.highlevel import AnyReader
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+    from hybrid_depth_core.recordings.bag_opening import DEFAULT_TYPESTORE
+
+    custom = get_typestore(Stores.ROS2_HUMBLE)
+    custom.register(get_types_from_msg('int32 count', 'my_pkg/msg/Tick'))
+    Tick = custom.types['my_pkg/msg/Tick']
+    bag = tmp_path / 'ticks'
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connection = writer.add_connection('/tick', 'my_pkg/msg/Tick', typestore=custom)
+        for i in range(5):
+            writer.write(connection, 10**9 + i, custom.serialize_cdr(Tick(count=i),
+                                                                     'my_pkg/msg/Tick'))
+    data = next(bag.glob('*.mcap'))
+    data.write_bytes(data.read_bytes()[:-100])  # cut short: its summary gone
+    recovery = recover_files([data], tmp_path / 'out', DEFAULT_TYPESTORE)
+    assert recovery.messages == 5 and not recovery.skipped_types
+    with AnyReader([tmp_path / 'out'], default_typestore=DEFAULT_TYPESTORE) as reader:
+        counts = [reader.deserialize(raw, c.msgtype).count for c, _, raw in reader.messages()]
+    assert counts == [0, 1, 2, 3, 4]

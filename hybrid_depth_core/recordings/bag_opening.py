@@ -76,6 +76,8 @@ class RecordingReader:
         while True:
             connections = [c for c in self.reader.connections
                            if topics is None or c.topic in topics]
+            if not connections:  # rosbags reads an empty list as "every connection"
+                return
             seen_at_resume = 0
             try:
                 for connection, time_ns, raw in self.reader.messages(connections=connections):
@@ -168,18 +170,23 @@ class RecordingReader:
         files = ([self.path, Path(f'{self.path}-wal')] if self.path.is_file() else
                  self.path.iterdir())
         for file in files:
-            if file.is_file() and not file.name.endswith('-shm'):  # SQLite rebuilds that
+            if not file.is_file() or file.name.endswith('-shm'):  # SQLite rebuilds that
+                continue
+            if file in logged or file.name.endswith('-wal'):  # applied: a copy
                 shutil.copy2(file, copy / file.name)
+            else:  # only read: the bag's other files, linked
+                (copy / file.name).symlink_to(file.absolute())
         counts = []
         for db in logged:
-            alone = _message_rows(f'file:{db}?immutable=1')
+            alone = _message_rows(f'{db.absolute().as_uri()}?immutable=1')
             connection = sqlite3.connect(copy / db.name)  # finds the copied log beside it
             try:
                 connection.execute('PRAGMA wal_checkpoint(TRUNCATE)')
             finally:
                 connection.close()
-            counts.append(f'{db.name}: {_message_rows(f"file:{copy / db.name}?mode=ro")} '
-                          f'messages, {alone} of them in the database file itself')
+            applied = _message_rows(f'{(copy / db.name).absolute().as_uri()}?mode=ro')
+            counts.append(f'{db.name}: {applied} messages, {alone} of them in the database '
+                          f'file itself')
         self._source = copy / self.path.name if self.path.is_file() else copy
         print(f'warning: bag {self.path}: the recorder did not close it (its write-ahead log '
               f'is left beside it); reading a copy with the log applied ({"; ".join(counts)})',

@@ -60,8 +60,11 @@ class Recovery:
             return (time_ns - self.first_ns) / 1e9 if self.first_ns is not None else 0.0
         parts = []
         for gap in self.gaps:
+            # From the damaged chunk's own header (no CRC covers it): shown only where it is
+            # plausible, within the recording the intact messages span.
             span = (f', messages logged {seconds(gap.start_ns):.2f}-{seconds(gap.end_ns):.2f} s '
-                    f'into the recording' if gap.start_ns is not None else '')
+                    f'into the recording' if gap.start_ns and self.first_ns is not None and
+                    self.first_ns <= gap.start_ns <= gap.end_ns else '')
             parts.append(f'skipped {gap.problem} in {gap.file}{span}')
         parts += self.ends
         lost = [f'{topic} {self.per_topic[topic]} of {count}'
@@ -83,14 +86,22 @@ class _Copy:
         self.writer, self.typestore, self.recovery = writer, typestore, recovery
         self.connections: dict[tuple[str, str], object] = {}
 
-    def write(self, topic: str, msgtype: str, time_ns: int, raw: bytes) -> None:
-        if msgtype not in self.typestore.types:
-            self.recovery.skipped_types.add(msgtype)
-            return
+    def write(self, topic: str, msgtype: str, time_ns: int, raw: bytes,
+              definition: str | None = None) -> None:
+        """One message; `definition`: its type's ros2msg text as the file carries it (MCAP
+        schemas), which serves a type the typestore does not know (a custom message)."""
         key = (topic, msgtype)
         if key not in self.connections:
-            self.connections[key] = self.writer.add_connection(topic, msgtype,
-                                                               typestore=self.typestore)
+            if msgtype in self.typestore.types:
+                connection = self.writer.add_connection(topic, msgtype, typestore=self.typestore)
+            else:
+                try:
+                    connection = self.writer.add_connection(
+                        topic, msgtype, msgdef=definition, rihs01=_type_hash(definition, msgtype))
+                except Exception:  # noqa: BLE001 - no definition, or one that does not parse
+                    self.recovery.skipped_types.add(msgtype)
+                    return
+            self.connections[key] = connection
         self.writer.write(self.connections[key], time_ns, raw)
         self.recovery.messages += 1
         self.recovery.per_topic[topic] += 1
@@ -104,10 +115,13 @@ def recover_files(files: list[Path], out: Path, typestore) -> Recovery:
     with bag_file_writer(out) as writer:
         copy = _Copy(writer, typestore, recovery)
         for path in files:
-            if path.suffix == '.mcap':
-                _recover_mcap(Path(path), copy)
-            else:
-                _recover_sqlite3(Path(path), copy, Path(out).parent)
+            try:  # a file that cannot be read at all (a split left empty) ends only its own part
+                if path.suffix == '.mcap':
+                    _recover_mcap(Path(path), copy)
+                else:
+                    _recover_sqlite3(Path(path), copy, Path(out).parent)
+            except (OSError, ValueError) as error:
+                recovery.ends.append(f'{Path(path).name}: nothing read ({error})')
     return recovery
 
 
@@ -118,8 +132,8 @@ def _recover_mcap(path: Path, copy: _Copy) -> None:
         summary = _summary(file)
         if summary is not None and summary.chunk_indexes:
             _by_chunk_index(path, file, summary, copy)
-        else:
-            _streaming(path, file, copy)
+        else:  # cut short, or written without chunks (a summary without chunk indexes)
+            _streaming(path, file, copy, summary_lost=summary is None)
 
 
 def _summary(file):
@@ -144,17 +158,19 @@ class _Records:
     def __init__(self, path: Path, copy: _Copy, schemas=None, channels=None):
         self.path, self.copy = path, copy
         self.schemas = {i: s.name for i, s in (schemas or {}).items()}
+        self.definitions = {i: _definition(s) for i, s in (schemas or {}).items()}
         self.channels = {i: (c.topic, c.schema_id) for i, c in (channels or {}).items()}
 
     def handle(self, record) -> None:
         if isinstance(record, Schema):
             self.schemas[record.id] = record.name
+            self.definitions[record.id] = _definition(record)
         elif isinstance(record, Channel):
             self.channels[record.id] = (record.topic, record.schema_id)
         elif isinstance(record, Message):
             topic, schema_id = self.channels[record.channel_id]
             self.copy.write(topic, self.schemas.get(schema_id, ''), record.log_time,
-                            record.data)
+                            record.data, self.definitions.get(schema_id))
 
     def chunk(self, chunk: Chunk, where: str) -> None:
         """A chunk's records; a damaged chunk becomes a gap and reading goes on."""
@@ -167,7 +183,6 @@ class _Records:
                 elif isinstance(record, Message) and record.channel_id not in declared:
                     raise ValueError('a message of an undeclared channel')
         except Exception as error:  # noqa: BLE001 - CRC, zstd, lz4 and parsing errors alike
-            self.copy.recovery._seen(chunk.message_start_time)
             self.copy.recovery.gaps.append(Gap(
                 self.path.name, f'a damaged chunk at {where} ({_problem(error)})',
                 chunk.message_start_time, chunk.message_end_time))
@@ -176,22 +191,41 @@ class _Records:
             self.handle(record)
 
 
+def _type_hash(definition: str | None, msgtype: str) -> str:
+    """ROS 2's hash (RIHS01) of a type from its ros2msg text, its dependencies included."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    if not definition:
+        raise ValueError(f'no definition of {msgtype}')
+
+    store = get_typestore(Stores.EMPTY)
+    store.register(get_types_from_msg(definition, msgtype))
+    return store.hash_rihs01(msgtype)
+
+
+def _definition(schema: Schema) -> str | None:
+    return schema.data.decode(errors='replace') if schema.encoding == 'ros2msg' else None
+
+
 def _by_chunk_index(path: Path, file, summary, copy: _Copy) -> None:
     records = _Records(path, copy, summary.schemas, summary.channels)
     if summary.statistics is not None:
         for channel_id, count in summary.statistics.channel_message_counts.items():
             if channel_id in summary.channels:
                 copy.recovery.recorded[summary.channels[channel_id].topic] += count
+    size = _size(file)
     for index in sorted(summary.chunk_indexes, key=lambda i: i.chunk_start_offset):
         where = f'byte {index.chunk_start_offset}'
-        file.seek(index.chunk_start_offset)
-        data = file.read(index.chunk_length)
         try:
+            # The summary has no CRC check here: an index is trusted only inside the file.
+            if not 0 < index.chunk_length <= size - index.chunk_start_offset:
+                raise ValueError('its index points outside the file')
+            file.seek(index.chunk_start_offset)
+            data = file.read(index.chunk_length)
             if len(data) < 9 or data[0] != CHUNK_OPCODE:
                 raise ValueError('no chunk record where the index points')
             chunk = Chunk.read(ReadDataStream(io.BytesIO(data[9:])))
         except Exception as error:  # noqa: BLE001 - its header is damaged: skip it whole
-            copy.recovery._seen(index.message_start_time)
             copy.recovery.gaps.append(Gap(path.name, f'a damaged chunk at {where} '
                                           f'({_problem(error)})', index.message_start_time,
                                           index.message_end_time))
@@ -199,7 +233,7 @@ def _by_chunk_index(path: Path, file, summary, copy: _Copy) -> None:
         records.chunk(chunk, where)
 
 
-def _streaming(path: Path, file, copy: _Copy) -> None:
+def _streaming(path: Path, file, copy: _Copy, summary_lost: bool) -> None:
     """Record after record from the start, as the spec allows when the summary is lost."""
     records = _Records(path, copy)
     size = _size(file)
@@ -208,11 +242,12 @@ def _streaming(path: Path, file, copy: _Copy) -> None:
     try:
         for record in reader.records:
             if isinstance(record, (DataEnd, Footer)):  # the data section is complete
-                copy.recovery.ends.append(f'{path.name}: its summary is cut short or damaged '
-                                          f'(every message before it was read)')
+                if summary_lost:
+                    copy.recovery.ends.append(f'{path.name}: its summary is cut short or '
+                                              f'damaged (every message before it was read)')
                 return
             if isinstance(record, Chunk):
-                records.chunk(record, f'about byte {file.tell()}')
+                records.chunk(record, f'the record ending at byte {file.tell()}')
             else:
                 records.handle(record)
         return
@@ -237,21 +272,28 @@ def _recover_sqlite3(path: Path, copy: _Copy, scratch: Path) -> None:
     page_size = int.from_bytes(header[16:18], 'big')
     page_size = 65536 if page_size == 1 else page_size
     missing = max(0, page_size * int.from_bytes(header[28:32], 'big') - size)
-    copies = [scratch / f'padded_{fill}_{path.name}' for fill in ('00', 'ff')]
+    # A file that is whole (a split bag's other files) is read as it is; one cut short from
+    # two copies filled in two ways.
+    copies = [scratch / f'padded_{fill}_{path.name}' for fill in ('00', 'ff')] if missing else []
     recovery, rows = copy.recovery, 0
     try:
         for padded, fill in zip(copies, (b'\x00', b'\xff')):
             _padded_copy(path, padded, fill * page_size, missing)
-        connections = [sqlite3.connect(f'file:{p}?mode=ro', uri=True) for p in copies]
+        # As URIs (a '#' or '?' in a path is no query), read-only: nothing is ever created.
+        connections = [sqlite3.connect(f'{p.absolute().as_uri()}?mode=ro', uri=True)
+                       for p in copies] or [sqlite3.connect(
+                           f'{path.absolute().as_uri()}?immutable=1', uri=True)]
         try:
             topics = {topic_id: (name, msgtype) for topic_id, name, msgtype in
                       connections[0].execute('SELECT id, name, type FROM topics')}
             query = 'SELECT topic_id, timestamp, data FROM messages ORDER BY id'
-            for row, same_row in zip(*(c.execute(query) for c in connections)):
-                if row != same_row:  # bytes from the filled-in pages: made up, not read
+            for row, *same_rows in zip(*(c.execute(query) for c in connections)):
+                if any(same != row for same in same_rows):  # made up from the filled-in pages
                     raise sqlite3.DatabaseError('a row reaches past the end of the file')
                 rows += 1
                 topic_id, time_ns, raw = row
+                if topic_id not in topics:
+                    raise sqlite3.DatabaseError(f'a message of an unknown topic id {topic_id}')
                 copy.write(*topics[topic_id], time_ns, raw)
             if missing:
                 recovery.ends.append(f'{path.name}: no damaged row in a damaged file')
