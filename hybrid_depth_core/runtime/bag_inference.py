@@ -35,12 +35,10 @@ class InferSummary:
 def output_topics(image_topic: str, namespace: str | None) -> dict[str, str]:
     """Output topic names: the node's, under `namespace` (default: the image topic's namespace,
     so /camera/image_raw gives /camera/depth/image, /camera/depth/camera_info,
-    /camera/depth/points). A namespace that is no valid ROS 2 name is a UserError (the bag's
-    topics could not be played or subscribed to)."""
+    /camera/depth/points). `namespace` as fully_qualified_namespace gives it (infer_bag checks
+    it before reading the bag)."""
     if namespace is None:
         namespace = image_topic.removesuffix('/compressed').rsplit('/', 1)[0]
-    else:
-        namespace = fully_qualified_namespace(namespace, '--namespace')
     return {'depth': f'{namespace}/{DEPTH_TOPIC}',
             'camera_info': f'{namespace}/{DEPTH_INFO_TOPIC}',
             'points': f'{namespace}/{POINTS_TOPIC}'}
