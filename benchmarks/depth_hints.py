@@ -1,17 +1,24 @@
 """Depth hints from a recording's own geometry (tracks/hints.py) on a real bag, from its images
-alone (as training takes them) and with its measured motion: how many per image, their
-triangulation angle, how many images get none, and, where the bag has a depth topic, how far
-the hints are from it (not used for the hints: only to judge them).
+alone (as training takes them), with its measured motion, and dense from plane-sweep stereo
+with that motion (tracks/stereo.py, around the tracked hints' median depth, as training takes
+them): how many per image, their triangulation angle, how many images get none, and, where the
+bag has a depth topic, how far the hints are from it (not used for the hints: only to judge
+them).
 
     python benchmarks/depth_hints.py --bag ../shared/data/tum_fr1_rpy --span :0.67 \
         --width 320 --height 240 --window 10
     python benchmarks/depth_hints.py --bag ../shared/data/tum_fr1_rpy --rotation-check 480
+
+--rendered room|drive instead judges the dense hints on a rendered room (seed 1, frames 20-63,
+320x240) or drive (seed 3, 30 frames, 320x96) with their exact motion against the rendered
+depth, and their agreement with the tracked hints (as training checks it).
 
 --rotation-check N instead compares, over the first N frames, the rotation the images show
 between frames 3 apart (image_motion.pair_turns) with the measured motion's, with the motion's
 stamps shifted by -60 to +60 ms: the median angle between the two per shift.
 """
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +32,7 @@ from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.tracks.hints import recording_hints
+from hybrid_depth_core.tracks.stereo import agreement, agrees, dense_hints
 
 
 def rotation_check(bag_path: Path, recording, frames: int, stride: int = 3) -> None:
@@ -45,6 +53,37 @@ def rotation_check(bag_path: Path, recording, frames: int, stride: int = 3) -> N
                 angles.append(np.degrees(np.arccos(np.clip((np.trace(difference) - 1) / 2,
                                                            -1, 1))))
             print(f'| {shift_ms:+d} | {np.median(angles):.2f} |', flush=True)
+
+
+def rendered(scene: str) -> None:
+    from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
+    from hybrid_depth_core.synthetic.room import RoomWalk, RoomWalkConfig
+    if scene == 'room':
+        sequence, chosen = RoomWalk(RoomWalkConfig(width=320, height=240, frames=70,
+                                                   seed=1)), range(20, 64)
+    else:
+        sequence, chosen = SyntheticDrive(DriveConfig(width=320, height=96, frames=30,
+                                                      seed=3)), range(30)
+    frames = [sequence.render(index) for index in chosen]
+    rgb, poses = np.stack([f.rgb for f in frames]), np.stack([f.T_world_cam for f in frames])
+    K = np.repeat(sequence.camera.K[None], len(frames), 0)
+    tracked = recording_hints(rgb, K, poses, 10)
+    started = time.perf_counter()
+    dense = dense_hints(rgb, K, poses, float(np.median(np.concatenate(tracked.depths))))
+    seconds = (time.perf_counter() - started) / len(frames)
+    scale = rgb.shape[2] / dense.size[0]
+    errors = []
+    for frame, pixels, depths in zip(frames, dense.pixels, dense.depths):
+        u, v = np.round((pixels + 0.5) * scale - 0.5).astype(int).T
+        truth = frame.depth[v, u]
+        errors.append(np.abs(depths / truth - 1)[np.isfinite(truth)])
+    errors = np.concatenate(errors)
+    ratio, shared = agreement(tracked, dense)
+    print(f'rendered {scene}, {len(frames)} frames: tracked {tracked.report()}')
+    print(f'dense: {dense.report()} (of {dense.size[0]}x{dense.size[1]} pixels); against the '
+          f'rendered depth: median {np.median(errors):.3f}, p90 {np.percentile(errors, 90):.3f}'
+          f'; {shared} pixels shared with the tracked ones, ratio {ratio:.3f}; '
+          f'{seconds:.2f} s per frame')
 
 
 def judge(hints, stamps, truth, info, width) -> str:
@@ -78,13 +117,18 @@ def judge(hints, stamps, truth, info, width) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--bag', type=Path, required=True)
+    parser.add_argument('--bag', type=Path)
+    parser.add_argument('--rendered', choices=('room', 'drive'))
     parser.add_argument('--span', default='')
     parser.add_argument('--width', type=int, default=320)
     parser.add_argument('--height', type=int, default=240)
     parser.add_argument('--window', type=int, default=10)
     parser.add_argument('--rotation-check', type=int, metavar='N')
     args = parser.parse_args()
+    if args.rendered:
+        return rendered(args.rendered)
+    if args.bag is None:
+        parser.error('--bag or --rendered is needed')
     source = BagSource(args.bag)
     recording = load_recording(source, args.width, args.height, None, progress=False)
     if args.rotation_check:
@@ -110,6 +154,14 @@ def main():
         print(f'{name}: {hints.report()}')
         if truth:
             print('  ' + judge(hints, stamps, truth, info, args.width))
+        known = np.concatenate(hints.depths)
+        if poses is not None and len(known):
+            dense = dense_hints(rgb, K, poses, float(np.median(known)))
+            ratio, shared = agreement(hints, dense)
+            print(f'dense, {name}: {dense.report()}; {shared} pixels shared with the tracked '
+                  f'ones, ratio {ratio:.3f} (training uses them: {agrees(ratio, shared)})')
+            if truth:
+                print('  ' + judge(dense, stamps, truth, info, dense.size[0]))
 
 
 if __name__ == '__main__':

@@ -1,9 +1,10 @@
 """Pictures of what a checkpoint does on a real recording, for docs/benchmarks.md: for a few
-images of a span, the image with the depth hints there (tracks/hints.py, from the images alone
-as training's up-to-scale hints are, but tracked on the images as recorded: dots coloured by
-depth after scaling them to the reference's median), the prediction (as the node runs it:
-keyframes, metres as predicted), and the ground truth (the bag's depth topic) or, for a street
-without depth, the flat road at the camera's height where the road check looks.
+images of a span, the image with the depth hints there as training finds them on frames
+HINTS_WIDTH wide (with the bag's motion: the tracked and dense metric hints, dots coloured by
+their depth in metres; without: the up-to-scale ones, scaled to the reference's median), the
+prediction (as the node runs it: keyframes, metres as predicted), and the ground truth (the
+bag's depth topic) or, for a street without depth, the flat road at the camera's height where
+the road check looks.
 
     python benchmarks/recording_pictures.py --checkpoint RUN/last.pt \
         --bag ../shared/data/tum_fr1_rpy --span 0.67: --out docs/tum_fr1_rpy.png
@@ -17,7 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hybrid_depth_core.datasets.bag_dataset import HINTS_WINDOW
+from hybrid_depth_core.datasets.bag_dataset import HINTS_WIDTH, HINTS_WINDOW
+from hybrid_depth_core.geometry import scale_intrinsics
+from hybrid_depth_core.recordings.bag_motion import MotionOptions, read_camera_motion
 from hybrid_depth_core.recordings.bag_reader import Bag
 from hybrid_depth_core.recordings.time_span import TimeSpan
 from hybrid_depth_core.evaluation.road import flat_road_depth, road_region
@@ -26,7 +29,8 @@ from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.messages.outputs import colorize
 from hybrid_depth_core.runtime.predictor import DepthPredictor
-from hybrid_depth_core.tracks.hints import recording_hints
+from hybrid_depth_core.tracks.hints import Hints, recording_hints
+from hybrid_depth_core.tracks.stereo import with_dense_hints
 from hybrid_depth_core.evaluation.visualize import labelled, write_png
 
 PICTURES = 3
@@ -42,7 +46,7 @@ def main():
     parser.add_argument('--out', type=Path, required=True)
     args = parser.parse_args()
     predictor = DepthPredictor.from_checkpoint(args.checkpoint, device='cpu')
-    frames, depths, cameras, truths = [], [], [], []
+    frames, depths, cameras, truths, stamps_of = [], [], [], [], []
     with Bag(args.bag) as bag:
         infos = bag.camera_infos()
         stamps = bag.image_stamps()
@@ -65,13 +69,14 @@ def main():
             depth = predictor.stream(rgb, camera.K)
             frames.append(rgb)
             cameras.append(camera)
+            stamps_of.append(stamp)
             depths.append(depth if stamp in picked else None)
             if stamp in picked and truth_topic:
                 message = truth[truth_stamps[nearest_index(truth_stamps, stamp)]]
                 raw = depth_to_metres(message)
                 truths.append(maps(raw, nearest=True) if maps else raw)
-    hints = recording_hints(np.stack(frames), np.stack([c.K for c in cameras]), None,
-                            HINTS_WINDOW)
+    hints = training_hints(args.bag, frames, cameras, stamps_of)
+    spread = frames[0].shape[1] / hints.size[0]  # hint pixels -> image pixels
     rows = []
     for index, depth in enumerate(depths):
         if depth is None:
@@ -90,22 +95,42 @@ def main():
         image = frames[index].copy()
         found = hints.depths[index]
         if len(found):
-            scaled = found * np.median(known) / np.median(found)
+            scaled = found if hints.metric else found * np.median(known) / np.median(found)
             colours = colorize(scaled[None], low, high)[0]
-            for (u, v), colour in zip(hints.pixels[index], colours):
-                cv2.circle(image, (int(round(u)), int(round(v))), 3,
+            for (u, v), colour in zip((hints.pixels[index] + 0.5) * spread - 0.5, colours):
+                cv2.circle(image, (int(round(u)), int(round(v))), 2,
                            tuple(int(c) for c in colour), -1)
         size = (PANEL_WIDTH, round(PANEL_WIDTH * image.shape[0] / image.shape[1]))
 
         def fit(picture):
             return cv2.resize(picture, size, interpolation=cv2.INTER_NEAREST)
         rows.append(np.hstack([
-            labelled(fit(image), f'{len(found)} hints (up to scale)'),
+            labelled(fit(image), f'{len(found)} hints '
+                                 f'({"metres" if hints.metric else "up to scale"})'),
             labelled(fit(colorize(depth, low, high)), f'prediction, {low:.1f}-{high:.1f} m'),
             labelled(fit(colorize(reference, low, high)), label)]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_png(args.out, np.vstack(rows))
     print(f'wrote {args.out}')
+
+
+def training_hints(bag_path: Path, frames: list, cameras: list, stamps: list) -> Hints:
+    """The hints training finds on these frames: on them resized to HINTS_WIDTH, metric (with
+    the dense ones where they agree) where the bag has the camera's motion."""
+    height = round(HINTS_WIDTH * frames[0].shape[0] / frames[0].shape[1])
+    scale = (HINTS_WIDTH / frames[0].shape[1], height / frames[0].shape[0])
+    small = np.stack([cv2.resize(f, (HINTS_WIDTH, height), interpolation=cv2.INTER_AREA)
+                      for f in frames])
+    K = scale_intrinsics(np.stack([c.K for c in cameras]), *scale)
+    with Bag(bag_path) as bag:
+        motion, _ = read_camera_motion(bag, np.array(stamps, np.int64), MotionOptions())
+    if motion is None:
+        return recording_hints(small, K, None, HINTS_WINDOW)
+    tracked = recording_hints(small, K, motion.poses, HINTS_WINDOW)
+    hints, why_not = with_dense_hints(tracked, small, K, motion.poses)
+    if why_not:
+        print(why_not)
+    return hints
 
 
 if __name__ == '__main__':

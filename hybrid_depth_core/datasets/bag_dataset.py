@@ -33,10 +33,11 @@ from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_core.tracks.hints import Hints, hint_map, hint_settings, recording_hints
+from hybrid_depth_core.tracks.stereo import stereo_settings, with_dense_hints
 from hybrid_depth_core.user_files import read_text
 
 CACHE_VERSION = 1           # bump when decoding changes what a cached frame holds
-HINTS_VERSION = 1           # bump when tracks/hints.py's code changes what the hints hold
+HINTS_VERSION = 2           # bump when tracks/'s code changes what the hints hold
 # Hints are tracked on frames this wide whatever the training size: a tracking error of a pixel
 # at 128 wide is too much of the triangulation's angle (docs/benchmarks.md, "Depth hints").
 HINTS_WIDTH = 320
@@ -173,13 +174,14 @@ def load_hints(source: BagSource, frames: Recording, cache_dir: Path | None,
                motion: CameraMotion | None = None, progress: bool = True) -> Hints:
     """tracks/hints.py's hints for every one of `frames` (`hint_frames`), through the disk
     cache; pixels in those frames. Without `motion`, each window's geometry comes from its own
-    tracks (up to scale); with it, from the measured poses (metres)."""
+    tracks (up to scale); with it, from the measured poses (metres), joined, where the two
+    agree, by the dense hints of plane-sweep stereo with those poses (tracks/stereo.py)."""
     poses = None if motion is None else motion.poses
     path = None
     if cache_dir is not None:
         key = hashlib.sha256(json.dumps([
             _cache_key(source, frames.rgb.shape[2], frames.rgb.shape[1]), HINTS_VERSION,
-            HINTS_WINDOW, hint_settings(), cv2.__version__, str(source.span),
+            HINTS_WINDOW, hint_settings(), stereo_settings(), cv2.__version__, str(source.span),
             None if poses is None else [str(source.motion), hashlib.sha256(
                 np.ascontiguousarray(poses).tobytes()).hexdigest()]]).encode()).hexdigest()[:32]
         path = Path(cache_dir) / f'{key}.hints.npz'
@@ -191,6 +193,12 @@ def load_hints(source: BagSource, frames: Recording, cache_dir: Path | None,
     hints = recording_hints(frames.rgb, frames.K, poses, HINTS_WINDOW,
                             progress=f'{kind} depth hints, {source.path.name}' if progress
                             else None)
+    if poses is not None:
+        hints, why_not = with_dense_hints(
+            hints, frames.rgb, frames.K, poses,
+            progress=f'dense depth hints, {source.path.name}' if progress else None)
+        if why_not:  # (a cached result keeps the decision, not this line)
+            print(f'{source.path}: {why_not}')
     if path is not None:
         with new_file(path) as file:  # readers see the whole file or none
             np.savez(file, **hints.arrays())

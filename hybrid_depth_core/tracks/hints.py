@@ -60,6 +60,16 @@ class Hints:
                      for name in ('pixels', 'depths', 'angles')),
                    bool(arrays['metric']), tuple(int(n) for n in arrays['size']))
 
+    def joined(self, other: Hints) -> Hints:
+        """These hints and `other`'s, of the same frames and kind, as one set in this one's
+        pixels (of the nearer of two in one pixel, hint_map keeps the nearer)."""
+        scale = np.array(self.size, np.float64) / np.array(other.size, np.float64)
+        return Hints([np.concatenate([a, (b + 0.5) * scale - 0.5])
+                      for a, b in zip(self.pixels, other.pixels)],
+                     [np.concatenate([a, b]) for a, b in zip(self.depths, other.depths)],
+                     [np.concatenate([a, b]) for a, b in zip(self.angles, other.angles)],
+                     self.metric, self.size)
+
     def report(self) -> str:
         counts = np.array([len(d) for d in self.depths])
         angles = np.concatenate(self.angles) if counts.sum() else np.zeros(0)
