@@ -31,7 +31,7 @@ from hybrid_depth_core.recordings.time_span import TimeSpan
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.messages.header import nearest_index, stamp_ns
-from hybrid_depth_core.tracks.hints import recording_hints
+from hybrid_depth_core.tracks.hints import recording_hints, resized_pixels
 from hybrid_depth_core.tracks.stereo import agreement, agrees, dense_hints
 
 
@@ -74,7 +74,7 @@ def rendered(scene: str) -> None:
     scale = rgb.shape[2] / dense.size[0]
     errors = []
     for frame, pixels, depths in zip(frames, dense.pixels, dense.depths):
-        u, v = np.round((pixels + 0.5) * scale - 0.5).astype(int).T
+        u, v = np.round(resized_pixels(pixels, scale)).astype(int).T
         truth = frame.depth[v, u]
         errors.append(np.abs(depths / truth - 1)[np.isfinite(truth)])
     errors = np.concatenate(errors)
@@ -101,8 +101,8 @@ def judge(hints, stamps, truth, info, width) -> str:
         gt = maps(raw, nearest=True) if maps else raw
         scale = raw.shape[1] / width
         mine = []
-        for (u, v), z in zip(hints.pixels[index], hints.depths[index]):
-            x, y = int(round((u + 0.5) * scale - 0.5)), int(round((v + 0.5) * scale - 0.5))
+        at = np.round(resized_pixels(hints.pixels[index], scale)).astype(int)
+        for (x, y), z in zip(at, hints.depths[index]):
             if 0 <= x < gt.shape[1] and 0 <= y < gt.shape[0] and gt[y, x] > 0:
                 mine.append(z / gt[y, x])
         ratios += mine

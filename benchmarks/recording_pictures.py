@@ -29,7 +29,7 @@ from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.messages.outputs import colorize
 from hybrid_depth_core.runtime.predictor import DepthPredictor
-from hybrid_depth_core.tracks.hints import Hints, recording_hints
+from hybrid_depth_core.tracks.hints import Hints, recording_hints, resized_pixels
 from hybrid_depth_core.tracks.stereo import with_dense_hints
 from hybrid_depth_core.evaluation.visualize import labelled, write_png
 
@@ -97,7 +97,7 @@ def main():
         if len(found):
             scaled = found if hints.metric else found * np.median(known) / np.median(found)
             colours = colorize(scaled[None], low, high)[0]
-            for (u, v), colour in zip((hints.pixels[index] + 0.5) * spread - 0.5, colours):
+            for (u, v), colour in zip(resized_pixels(hints.pixels[index], spread), colours):
                 cv2.circle(image, (int(round(u)), int(round(v))), 2,
                            tuple(int(c) for c in colour), -1)
         size = (PANEL_WIDTH, round(PANEL_WIDTH * image.shape[0] / image.shape[1]))

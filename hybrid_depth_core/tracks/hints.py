@@ -64,7 +64,7 @@ class Hints:
         """These hints and `other`'s, of the same frames and kind, as one set in this one's
         pixels (of the nearer of two in one pixel, hint_map keeps the nearer)."""
         scale = np.array(self.size, np.float64) / np.array(other.size, np.float64)
-        return Hints([np.concatenate([a, (b + 0.5) * scale - 0.5])
+        return Hints([np.concatenate([a, resized_pixels(b, scale)])
                       for a, b in zip(self.pixels, other.pixels)],
                      [np.concatenate([a, b]) for a, b in zip(self.depths, other.depths)],
                      [np.concatenate([a, b]) for a, b in zip(self.angles, other.angles)],
@@ -247,6 +247,12 @@ def recording_hints(rgb: np.ndarray, K: np.ndarray, poses: np.ndarray | None, wi
                  size=(rgb.shape[2], rgb.shape[1]))
 
 
+def resized_pixels(pixels: np.ndarray, scale) -> np.ndarray:
+    """Pixels (M, 2) u, v of an image, where they are in the image resized by `scale` (x, y):
+    pixel centres at integers, as geometry.scale_intrinsics has them."""
+    return (np.asarray(pixels, np.float64) + 0.5) * np.asarray(scale, np.float64) - 0.5
+
+
 def hint_map(pixels: np.ndarray, depths: np.ndarray, scale: tuple[float, float], width: int,
              height: int) -> np.ndarray:
     """One frame's hints as a (height, width) float32 depth map, NaN where there is none:
@@ -256,8 +262,7 @@ def hint_map(pixels: np.ndarray, depths: np.ndarray, scale: tuple[float, float],
     depth = np.full((height, width), np.nan, np.float32)
     if not len(depths):
         return depth
-    u = np.round((pixels[:, 0] + 0.5) * scale[0] - 0.5).astype(int)
-    v = np.round((pixels[:, 1] + 0.5) * scale[1] - 0.5).astype(int)
+    u, v = np.round(resized_pixels(pixels, scale)).astype(int).T
     inside = (u >= 0) & (u < width) & (v >= 0) & (v < height) & (depths > 0)
     order = np.argsort(-depths[inside])  # nearest written last
     depth[v[inside][order], u[inside][order]] = depths[inside][order]

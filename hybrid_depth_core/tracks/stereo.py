@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from hybrid_depth_core.geometry import scale_intrinsics
-from hybrid_depth_core.tracks.hints import Hints, hint_map
+from hybrid_depth_core.tracks.hints import Hints, hint_map, resized_pixels
 
 SEARCH = 15
 SOURCES = 4
@@ -71,7 +71,7 @@ def agreement(tracked: Hints, dense: Hints) -> tuple[float, int]:
         if not len(depths) or not len(dense_depths):
             continue
         there = hint_map(dense_pixels, dense_depths, (1.0, 1.0), width, height)
-        u, v = np.round((pixels + 0.5) * scale - 0.5).astype(int).T
+        u, v = np.round(resized_pixels(pixels, scale)).astype(int).T
         inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
         found = there[v[inside], u[inside]] / depths[inside]
         ratios.append(found[np.isfinite(found)])
