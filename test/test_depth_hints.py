@@ -141,6 +141,30 @@ def test_the_hint_loss_pulls_depth_to_a_hint_only_where_the_hint_reprojects_bett
     assert loss.item() == 0 and used.sum() == 0 and (depth.grad == 0).all()
 
 
+def test_metric_hints_give_their_shape_at_each_images_own_scale_and_their_metres_apart():
+    from hybrid_depth_core.networks import DepthModelConfig
+    from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
+
+    truth = torch.rand(2, 1, 8, 12, generator=torch.Generator().manual_seed(0)) + 1
+    hints = torch.full_like(truth, torch.nan)
+    hints[..., ::3, ::3] = truth[..., ::3, ::3]
+    # each image at a wrong scale of its own, the shape right
+    depth = truth * torch.tensor([2.0, 0.5]).view(-1, 1, 1, 1)
+
+    def terms(**weights):
+        objective = SelfSupervisedObjective(DepthModelConfig(arch='resnet18', multi_frame=False),
+                                            LossConfig(hints_rule='always', **weights))
+        found = objective._hints({'metric_hints': hints}, depth, poses={})
+        return {name: (losses.hint_loss(depth, hint, None, None)[0].item(), weight)
+                for name, (hint, _, weight) in found.items()}
+
+    found = terms(hints=10, metric_hints=1)
+    assert found['loss/metric_hints_shape'] == (pytest.approx(0, abs=1e-6), 10)
+    assert found['loss/metric_hints'] == (pytest.approx(np.log(2)), 1)
+    assert set(terms(hints=10, metric_hints=0)) == {'loss/metric_hints_shape'}
+    assert terms(hints=0, metric_hints=1) == {}  # hints 0: no hints at all
+
+
 def test_a_bags_hints_come_from_its_images_and_motion_are_cached_and_reach_both_networks(
         tmp_path, monkeypatch):
     from hybrid_depth_core.datasets import bag_dataset

@@ -15,7 +15,8 @@ A multi-frame step is ManyDepth's (Watson et al., CVPR 2021, and its trainer.py)
   the teacher only.
 Where the batch has depth hints (tracks/hints.py), both the teacher and the multi-frame network
 add Depth Hints' term (Watson et al., ICCV 2019; losses.hint_loss) at each scale, on top of
-ManyDepth's losses, which stay as they are.
+ManyDepth's losses, which stay as they are: once for the hints' shape (each image's hints at its
+predicted scale) and once for the metric hints' metres, each with a weight of its own.
 One deliberate difference: the consistency loss is relative by default (`relative_consistency`;
 docs/benchmarks.md measures it against ManyDepth's absolute one). A single-frame model trains
 with the teacher's step.
@@ -49,18 +50,21 @@ class LossConfig:
     # velocity loss, its paper's weight): the pose network's translation, and with it the
     # depth, in metres.
     velocity: float = 0.05
-    # |log depth - log hint| to the recording's own triangulated depth (0: off), used where the
-    # hint reprojects better than the prediction ('depth_hints', Depth Hints' rule) or at every
-    # hint ('always').
-    hints: float = 1.0
-    hints_rule: str = 'depth_hints'
+    # |log depth - log hint| to the recording's own depth hints, at every hint ('always') or
+    # where the hint reprojects better than the prediction ('depth_hints', Depth Hints' rule).
+    # `hints` weighs their shape: each image's hints brought to its predicted scale first (0:
+    # no hints at all); `metric_hints` the metric ones as they are (their metres). Why these
+    # values: docs/benchmarks.md, "A faster learner".
+    hints: float = 10.0
+    metric_hints: float = 1.0
+    hints_rule: str = 'always'
 
     def __post_init__(self):
         if self.hints_rule not in HINT_RULES:
             raise ValueError(f'hints_rule must be one of {", ".join(HINT_RULES)}, got '
                              f'{self.hints_rule!r}')
         for name in ('smoothness', 'consistency', 'static_camera_probability',
-                     'zero_cost_volume_probability', 'velocity', 'hints'):
+                     'zero_cost_volume_probability', 'velocity', 'hints', 'metric_hints'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f'{name} must be a number >= 0, got {value!r}')
@@ -130,9 +134,9 @@ class SelfSupervisedObjective(nn.Module):
         single_loss = photometric + smoothness
         terms = {'automask/kept': kept.mean()}
         hints = self._hints(batch, single_depths[0], poses)
-        for name, (hint, hint_error) in hints.items():
+        for name, (hint, hint_error, weight) in hints.items():
             term, used = self._hint_term(single_depths, errors, hint, hint_error)
-            single_loss = single_loss + self.loss_config.hints * term
+            single_loss = single_loss + weight * term
             terms.update({name: term, name.replace('loss/', 'used/'): used})
         if ('distance', 1) in batch:  # measured motion: the pose network learns metres
             velocity = losses.velocity_loss(  # the mean over every pair with a distance
@@ -167,9 +171,9 @@ class SelfSupervisedObjective(nn.Module):
                                     self.loss_config.relative_consistency)
             for depth, teacher_depth in zip(depths, single_depths)) / len(depths)
         total = photometric + smoothness + self.loss_config.consistency * consistency
-        for name, (hint, hint_error) in hints.items():
+        for name, (hint, hint_error, weight) in hints.items():
             term, _ = self._hint_term(depths, errors, hint, hint_error)
-            total = total + self.loss_config.hints * term
+            total = total + weight * term
             terms[name.replace('loss/', 'loss/multi_frame_')] = term
         if not frozen:
             total = total + single_loss
@@ -210,29 +214,35 @@ class SelfSupervisedObjective(nn.Module):
 
     @torch.no_grad()
     def _hints(self, batch: dict, depth: torch.Tensor, poses: dict) -> dict:
-        """{term name: (hints, their per-pixel reprojection error or None)} for the batch's
-        hints (none with the term off): 'hints', up to scale, each image's brought to the
-        scale of its `depth` (the median ratio over its hints), and 'metric_hints' as they are.
-        The error is the view synthesis with the pose network's poses of the hints where there
-        are any and `depth` elsewhere ("always" needs none)."""
-        found = {}
-        for key in ('hints', 'metric_hints') if self.loss_config.hints else ():
-            if key not in batch:
+        """{term name: (hints, their per-pixel reprojection error or None, weight)} for the
+        batch's hints (none with `hints` 0): 'hints' (up to scale) and 'metric_hints_shape'
+        (metric) with each image's hints brought to the scale of its `depth` (the median ratio
+        over its hints), weighted by `hints`, and 'metric_hints' as they are, by
+        `metric_hints`. A metric image's scale can be off where its poses are (rotation error
+        of the motion capture: docs/benchmarks.md), its shape much less. The error is the view
+        synthesis with the pose network's poses of the hints where there are any and `depth`
+        elsewhere ("always" needs none)."""
+        config, found = self.loss_config, {}
+        terms = [('hints', 'hints', True, config.hints),
+                 ('metric_hints', 'metric_hints_shape', True, config.hints),
+                 ('metric_hints', 'metric_hints', False, config.metric_hints)]
+        for key, name, aligned, weight in terms if config.hints else ():
+            if key not in batch or not weight:
                 continue
             hints = batch[key]
             known = torch.isfinite(hints) & (hints > 0)
-            if key == 'hints':
+            if aligned:
                 ratio = torch.where(known, depth.float() / torch.where(known, hints, 1.0),
                                     torch.nan)
                 scale = torch.nanmedian(ratio.flatten(1), dim=1).values.nan_to_num(1.0)
                 hints = hints * scale.view(-1, 1, 1, 1)
             error = None
-            if self.loss_config.hints_rule == 'depth_hints':
+            if config.hints_rule == 'depth_hints':
                 filled = torch.where(known, hints, depth.float())
                 warped = [warp(batch[('color', f, 0)], filled, poses[f].float(),
                                batch[('K', 0)], batch[('inv_K', 0)]) for f in SOURCE_FRAMES]
                 error = losses.reprojection_loss(warped, batch[('color', 0, 0)])
-            found[f'loss/{key}'] = (hints, error)
+            found[f'loss/{name}'] = (hints, error, weight)
         return found
 
     def _hint_term(self, depths, errors, hints, hint_error):
