@@ -1,10 +1,10 @@
 """The most any depth hint could give: `hybrid-depth train` with a recording's own depth topic
 (a depth camera's, or a rendered bag's ground truth) as its metric hints, every other pixel of
-each training frame that has a depth image within 16 ms, instead of the hints tracking and
-stereo find; with --at-hint-pixels, only at the pixels where those found one (their coverage,
-the depth topic's values). A diagnostic for docs/benchmarks.md ("A faster learner"): it tells
-whether a score is held back by the hints (their coverage or their values) or by the learner.
-Training itself never reads a depth topic.
+each training frame that has a depth image within 16 ms (paired as `evaluate` pairs them),
+instead of the hints tracking and stereo find; with --at-hint-pixels, only at the pixels where
+those found one (their coverage, the depth topic's values). A diagnostic for
+docs/benchmarks.md ("A faster learner"): it tells whether a score is held back by the hints
+(their coverage or their values) or by the learner. Training itself never reads a depth topic.
 
     python benchmarks/hint_ceiling.py [--at-hint-pixels] \\
         /camera/depth_registered/image_raw/compressedDepth \\
@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from hybrid_depth_core.datasets import bag_dataset
+from hybrid_depth_core.evaluation.bag_evaluation import pair_by_stamp
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.messages.header import stamp_ns
@@ -42,27 +43,28 @@ def depth_topic_hints(topic: str, at_hint_pixels: bool):
             with Bag(source.path, source.image_topic or None,
                      source.camera_info_topic or None) as bag:
                 infos = bag.camera_infos()
-                for item in bag.messages([topic]):
-                    stamp = stamp_ns(item.message, item.time_ns)
-                    i = int(np.argmin(np.abs(frames.stamps_ns - stamp)))
-                    if abs(int(frames.stamps_ns[i]) - stamp) > TOLERANCE_NS:
-                        continue
-                    truth = depth_to_metres(item.message)
-                    _, rectify = camera_from_info(infos.nearest(stamp), truth.shape[1],
-                                                  truth.shape[0])
-                    if rectify is not None:
-                        truth = rectify(truth, nearest=True)
-                    truth = cv2.resize(truth, (width, height), interpolation=cv2.INTER_NEAREST)
-                    if ours is None:
-                        v, u = np.mgrid[0:height:STRIDE, 0:width:STRIDE]
-                    else:
-                        u, v = np.round(resized_pixels(ours.pixels[i], (
-                            width / ours.size[0], height / ours.size[1]))).astype(int).T
-                        u, v = u.clip(0, width - 1), v.clip(0, height - 1)
-                    found = truth[v, u]
-                    known = np.isfinite(found) & (found > 0)
-                    pixels[i] = np.stack([u[known], v[known]], 1).astype(np.float64)
-                    depths[i] = found[known].astype(np.float64)
+                messages = {stamp_ns(item.message, item.time_ns): item.message
+                            for item in bag.messages([topic])}
+            index = {int(stamp): i for i, stamp in enumerate(frames.stamps_ns)}
+            pairs = pair_by_stamp(frames.stamps_ns, list(messages), TOLERANCE_NS).pairs
+            for image_stamp, depth_stamp in pairs.items():
+                i = index[image_stamp]
+                truth = depth_to_metres(messages[depth_stamp])
+                _, rectify = camera_from_info(infos.nearest(depth_stamp), truth.shape[1],
+                                              truth.shape[0])
+                if rectify is not None:
+                    truth = rectify(truth, nearest=True)
+                truth = cv2.resize(truth, (width, height), interpolation=cv2.INTER_NEAREST)
+                if ours is None:
+                    v, u = np.mgrid[0:height:STRIDE, 0:width:STRIDE]
+                else:
+                    u, v = np.round(resized_pixels(ours.pixels[i], (
+                        width / ours.size[0], height / ours.size[1]))).astype(int).T
+                    u, v = u.clip(0, width - 1), v.clip(0, height - 1)
+                found = truth[v, u]
+                known = np.isfinite(found) & (found > 0)
+                pixels[i] = np.stack([u[known], v[known]], 1).astype(np.float64)
+                depths[i] = found[known].astype(np.float64)
             print(f'{source.path}: {topic} gives the hints of '
                   f'{sum(len(d) > 0 for d in depths)} of {n} frames')
         return Hints(pixels, depths, [np.full(len(d), np.nan) for d in depths],
