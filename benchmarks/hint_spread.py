@@ -34,12 +34,14 @@ from hybrid_depth_core.tracks.hints import hint_map
 
 WIDTH, HEIGHT = 160, 120  # judged at the dense hints' size
 LEVELS, ITERATIONS = 4, 200
+MIN_PIXELS = 10  # an image is scored only where every row has this many pixels to judge
 
 
 def spread(depth: np.ndarray, rgb: np.ndarray, sigma: float) -> np.ndarray:
     """Depth maps (N, H, W), NaN where unknown, filled everywhere: inverse depth relaxed
     towards the mean of its 4 neighbours weighted exp(-|colour step|^2 / 2 sigma^2) (colour in
-    [0, 1]), held at the known pixels (Jacobi iterations, coarse to fine)."""
+    [0, 1]; at least 1e-6, so that no pixel is cut off) and, at a known pixel, towards its
+    value with weight 10 (Jacobi iterations, coarse to fine)."""
     known = torch.as_tensor(np.isfinite(depth), dtype=torch.float32)[:, None]
     inverse = torch.as_tensor(np.nan_to_num(1 / depth), dtype=torch.float32)[:, None] * known
     colour = torch.as_tensor(rgb, dtype=torch.float32).permute(0, 3, 1, 2) / 255
@@ -55,9 +57,9 @@ def spread(depth: np.ndarray, rgb: np.ndarray, sigma: float) -> np.ndarray:
     for inverse, known, colour in reversed(pyramid):
         filled = F.interpolate(filled, size=inverse.shape[2:], mode='bilinear')
         across = torch.exp(-(colour[..., 1:] - colour[..., :-1]).pow(2).sum(1, keepdim=True)
-                           / (2 * sigma ** 2))
+                           / (2 * sigma ** 2)).clamp(min=1e-6)
         down = torch.exp(-(colour[..., 1:, :] - colour[..., :-1, :]).pow(2).sum(1, keepdim=True)
-                         / (2 * sigma ** 2))
+                         / (2 * sigma ** 2)).clamp(min=1e-6)
         weights = (F.pad(across, (0, 1)) + F.pad(across, (1, 0)) + F.pad(down, (0, 0, 0, 1))
                    + F.pad(down, (0, 0, 1, 0)) + 10 * known)
         for _ in range(ITERATIONS):
@@ -99,10 +101,11 @@ def fused(maps: np.ndarray, K: np.ndarray, poses: np.ndarray, index: int, radius
 
 
 def scaled_error(depth: np.ndarray, truth: np.ndarray) -> tuple[float, int]:
-    """Mean |d s / t - 1| over the pixels both know, s the median ratio of t to d."""
+    """Mean |d s / t - 1| over the pixels both know (NaN under MIN_PIXELS of them), s the
+    median ratio of t to d; and how many pixels."""
     both = np.isfinite(depth) & np.isfinite(truth) & (truth > 0) & (depth > 0)
-    if both.sum() < 10:
-        return float('nan'), 0
+    if both.sum() < MIN_PIXELS:
+        return float('nan'), int(both.sum())
     scaled = depth[both] * np.median(truth[both] / depth[both])
     return float(np.mean(np.abs(scaled / truth[both] - 1))), int(both.sum())
 
@@ -155,14 +158,17 @@ def main():
     for radius, views in ((3, 2), (5, 3)):
         rows[f'median over the frames within {radius} ({views} or more seeing a pixel)'] = \
             np.stack([fused(maps, K, motion.poses, i, radius, views) for i in chosen])
+    scored = {name: np.array([scaled_error(d, t) for d, t in zip(depth, truths)])
+              for name, depth in rows.items()}
+    common = np.all([np.isfinite(errors[:, 0]) for errors in scored.values()], 0)
     print(f'{args.bag} {args.span or "(whole)"}: {len(chosen)} frames with {topic} within 16 '
-          f'ms, judged at {WIDTH}x{HEIGHT}; {hints.report()}')
+          f'ms, {common.sum()} with {MIN_PIXELS} or more pixels to judge in every row (scored), '
+          f'at {WIDTH}x{HEIGHT}; {hints.report()}')
     print('| depth | pixels per image (median) | AbsRel, each image median-scaled |')
     print('|---|---|---|')
-    for name, depth in rows.items():
-        scored = [scaled_error(d, t) for d, t in zip(depth, truths)]
-        errors = [e for e, n in scored if n]
-        print(f'| {name} | {np.median([n for _, n in scored]):.0f} | {np.mean(errors):.3f} |')
+    for name, errors in scored.items():
+        print(f'| {name} | {np.median(errors[common, 1]):.0f} | '
+              f'{np.mean(errors[common, 0]):.3f} |')
 
 
 if __name__ == '__main__':
