@@ -29,6 +29,29 @@ TOLERANCE_NS = 16_000_000
 STRIDE = 2  # every other pixel of every other row
 
 
+def depth_at_frames(source, topic: str, stamps_ns: np.ndarray, width: int,
+                    height: int) -> dict[int, np.ndarray]:
+    """{index of a frame: `topic`'s depth (height, width) in metres, rectified, 0 or NaN where
+    none} for the frames (`stamps_ns`) with a depth image within TOLERANCE_NS, paired as
+    `evaluate` pairs them."""
+    with Bag(source.path, source.image_topic or None, source.camera_info_topic or None) as bag:
+        infos = bag.camera_infos()
+        messages = {stamp_ns(item.message, item.time_ns): item.message
+                    for item in bag.messages([topic])}
+    index = {int(stamp): i for i, stamp in enumerate(stamps_ns)}
+    found = {}
+    for image_stamp, depth_stamp in pair_by_stamp(stamps_ns, list(messages),
+                                                  TOLERANCE_NS).pairs.items():
+        truth = depth_to_metres(messages[depth_stamp])
+        _, rectify = camera_from_info(infos.nearest(depth_stamp), truth.shape[1],
+                                      truth.shape[0])
+        if rectify is not None:
+            truth = rectify(truth, nearest=True)
+        found[index[image_stamp]] = cv2.resize(truth, (width, height),
+                                               interpolation=cv2.INTER_NEAREST)
+    return found
+
+
 def depth_topic_hints(topic: str, at_hint_pixels: bool):
     """A stand-in for bag_dataset.load_hints giving `topic`'s depth as the metric hints (and no
     up-to-scale ones), everywhere or at the pixels of the hints training would use."""
@@ -40,21 +63,8 @@ def depth_topic_hints(topic: str, at_hint_pixels: bool):
         pixels = [np.zeros((0, 2)) for _ in range(n)]
         depths = [np.zeros(0) for _ in range(n)]
         if motion is not None:
-            with Bag(source.path, source.image_topic or None,
-                     source.camera_info_topic or None) as bag:
-                infos = bag.camera_infos()
-                messages = {stamp_ns(item.message, item.time_ns): item.message
-                            for item in bag.messages([topic])}
-            index = {int(stamp): i for i, stamp in enumerate(frames.stamps_ns)}
-            pairs = pair_by_stamp(frames.stamps_ns, list(messages), TOLERANCE_NS).pairs
-            for image_stamp, depth_stamp in pairs.items():
-                i = index[image_stamp]
-                truth = depth_to_metres(messages[depth_stamp])
-                _, rectify = camera_from_info(infos.nearest(depth_stamp), truth.shape[1],
-                                              truth.shape[0])
-                if rectify is not None:
-                    truth = rectify(truth, nearest=True)
-                truth = cv2.resize(truth, (width, height), interpolation=cv2.INTER_NEAREST)
+            for i, truth in depth_at_frames(source, topic, frames.stamps_ns, width,
+                                            height).items():
                 if ours is None:
                     v, u = np.mgrid[0:height:STRIDE, 0:width:STRIDE]
                 else:

@@ -1,8 +1,8 @@
 """Would the metric hints training finds be enough if they covered every pixel? On a bag with
 a depth topic (used here only to judge), at the training frames with a depth image within
-16 ms: the error of the hints at their pixels; of the hints spread to every pixel by
-edge-aware propagation (`spread`); of the depth topic's own values at the same pixels, spread
-the same way (what the hints' coverage alone would allow); and of each pixel's median over the
+16 ms, the hints a run with no config finds: their error at their pixels; spread to every pixel
+by edge-aware propagation (`spread`); the depth topic's own values at the same pixels, spread
+the same way (what the hints' coverage alone would allow); and each pixel's median over the
 hints of the frames around it (`fused`: do their errors average out across frames?). Each
 image's depth is scaled by its median ratio to the truth first; a constant depth scores as
 "constant". Figures: docs/benchmarks.md, "Denser hints".
@@ -22,15 +22,13 @@ from hybrid_depth_core.datasets.bag_dataset import (HINTS_WIDTH, MIN_HINTS_HEIGH
                                                     Recording, image_aspect, load_hints,
                                                     load_motion, load_recording)
 from hybrid_depth_core.datasets.sources import DataConfig
-from hybrid_depth_core.evaluation.bag_evaluation import pair_by_stamp
 from hybrid_depth_core.geometry import scale_intrinsics
-from hybrid_depth_core.messages.camera_info import camera_from_info
-from hybrid_depth_core.messages.depth import depth_to_metres
-from hybrid_depth_core.messages.header import stamp_ns
 from hybrid_depth_core.recordings.bag_motion import MotionOptions
 from hybrid_depth_core.recordings.bag_reader import Bag
 from hybrid_depth_core.recordings.time_span import TimeSpan
 from hybrid_depth_core.tracks.hints import hint_map
+
+from hint_ceiling import depth_at_frames  # one pairing of depth images with frames
 
 WIDTH, HEIGHT = 160, 120  # judged at the dense hints' size
 LEVELS, ITERATIONS = 4, 200
@@ -132,22 +130,12 @@ def main():
     K = scale_intrinsics(frames.K, WIDTH / frames.rgb.shape[2], HEIGHT / frames.rgb.shape[1])
     with Bag(args.bag) as bag:
         topic = next(iter(bag.depth_topics()), None)
-        if topic is None:
-            raise SystemExit(f'{args.bag}: no depth topic to judge the hints by')
-        infos = bag.camera_infos()
-        messages = {stamp_ns(item.message, item.time_ns): item.message
-                    for item in bag.messages([topic])}
-    index = {int(stamp): i for i, stamp in enumerate(frames.stamps_ns)}
-    chosen, truths = [], []
-    for image_stamp, depth_stamp in pair_by_stamp(frames.stamps_ns, list(messages),
-                                                  16_000_000).pairs.items():
-        truth = depth_to_metres(messages[depth_stamp])
-        _, rectify = camera_from_info(infos.nearest(depth_stamp), truth.shape[1],
-                                      truth.shape[0])
-        truth = rectify(truth, nearest=True) if rectify is not None else truth
-        truths.append(cv2.resize(truth, (WIDTH, HEIGHT), interpolation=cv2.INTER_NEAREST))
-        chosen.append(index[image_stamp])
-    truths = np.where(np.stack(truths) > 0, np.stack(truths), np.nan)
+    if topic is None:
+        raise SystemExit(f'{args.bag}: no depth topic to judge the hints by')
+    paired = depth_at_frames(source, topic, frames.stamps_ns, WIDTH, HEIGHT)
+    chosen = list(paired)
+    truths = np.stack(list(paired.values()))
+    truths = np.where(truths > 0, truths, np.nan)
     rgb = np.stack([cv2.resize(frames.rgb[i], (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
                     for i in chosen])
     ours = maps[chosen]
