@@ -1,9 +1,11 @@
 """Depth hints from a recording's own geometry (tracks/hints.py) on a real bag, from its images
-alone (as training takes them), with its measured motion, and dense from plane-sweep stereo
-with that motion (tracks/stereo.py, around the tracked hints' median depth, as training takes
-them): how many per image, their triangulation angle, how many images get none, and, where the
-bag has a depth topic, how far the hints are from it (not used for the hints: only to judge
-them).
+alone (as training takes them), with its measured motion at the image stamps, and dense from
+plane-sweep stereo with that motion (tracks/stereo.py, around the tracked hints' median depth);
+last, the metric ones as training takes them: tracked and dense on the frames unrolled to the
+camera's timing against its motion (tracks/shutter.py), judged where they are on the recorded
+frames. For each: how many per image, their triangulation angle, how many images get none,
+and, where the bag has a depth topic, how far the hints are from it (not used for the hints:
+only to judge them).
 
     python benchmarks/depth_hints.py --bag ../shared/data/tum_fr1_rpy --span :0.67 \
         --width 320 --height 240 --window 10
@@ -32,7 +34,8 @@ from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.tracks.hints import recording_hints, resized_pixels
-from hybrid_depth_core.tracks.stereo import agreement, agrees, dense_hints
+from hybrid_depth_core.tracks import shutter
+from hybrid_depth_core.tracks.stereo import agreement, agrees, dense_hints, with_dense_hints
 
 
 def rotation_check(bag_path: Path, recording, frames: int, stride: int = 3) -> None:
@@ -148,7 +151,7 @@ def main():
           f'{args.height}, windows of {args.window}; {report}')
     ways = {'from the images alone (as training takes them)': None}
     if motion is not None:
-        ways['with the measured motion'] = motion.poses
+        ways['with the measured motion at the image stamps'] = motion.poses
     for name, poses in ways.items():
         hints = recording_hints(rgb, K, poses, args.window)
         print(f'{name}: {hints.report()}')
@@ -162,6 +165,30 @@ def main():
                   f'ones, ratio {ratio:.3f} (training uses them: {agrees(ratio, shared)})')
             if truth:
                 print('  ' + judge(dense, stamps, truth, info, dense.size[0]))
+    if motion is not None:
+        timed_metric_hints(args.bag, rgb, K, stamps, args.window, truth, info, args.width)
+
+
+def timed_metric_hints(bag_path, rgb, K, stamps, window, truth, info, width) -> None:
+    """The metric hints as training takes them: tracked and dense on the frames unrolled to the
+    camera's fitted timing (tracks/shutter.py), judged where they are on the recorded frames."""
+    def poses_at(at):
+        with Bag(bag_path) as bag:
+            found, _ = read_camera_motion(bag, at, MotionOptions())
+        return np.full((len(at), 4, 4), np.nan) if found is None else found.poses
+    timing = shutter.fit_timing(rgb, K, stamps, poses_at)
+    at = stamps + timing.offset_ns
+    rates = shutter.turn_rates(poses_at(at - shutter.RATE_SPAN_NS), poses_at(at),
+                               poses_at(at + shutter.RATE_SPAN_NS), shutter.RATE_SPAN_NS / 1e9)
+    flat = shutter.unrolled(rgb, K, rates, timing.readout_s)
+    hints, why_not = with_dense_hints(recording_hints(flat, K, poses_at(at), window), flat, K,
+                                      poses_at(at))
+    print(f'with the measured motion, tracked and dense, on the frames unrolled to the camera\'s '
+          f'timing (as training takes them): {timing.report()}; {hints.report()}'
+          + (f'; {why_not}' if why_not else ''))
+    if truth:
+        raw = shutter.hints_to_raw(hints, K, rates, timing.readout_s, (width, rgb.shape[1]))
+        print('  ' + judge(raw, stamps, truth, info, width))
 
 
 if __name__ == '__main__':
