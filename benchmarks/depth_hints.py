@@ -1,11 +1,11 @@
 """Depth hints from a recording's own geometry (tracks/hints.py) on a real bag, from its images
 alone (as training takes them), with its measured motion at the image stamps, and dense from
-plane-sweep stereo with that motion (tracks/stereo.py, around the tracked hints' median depth);
-last, the metric ones as training takes them: tracked and dense on the frames unrolled to the
-camera's timing against its motion (tracks/shutter.py), judged where they are on the recorded
-frames. For each: how many per image, their triangulation angle, how many images get none,
-and, where the bag has a depth topic, how far the hints are from it (not used for the hints:
-only to judge them).
+plane-sweep stereo with that motion (tracks/stereo.py, around the tracked hints' median depth;
+as training takes them); last, tracked and dense on the frames unrolled to the camera's timing
+against its motion (tracks/shutter.py; training does not use these yet), judged where they are
+on the recorded frames. For each: how many per image, their triangulation angle, how many
+images get none, and, where the bag has a depth topic, how far the hints are from it (not used
+for the hints: only to judge them).
 
     python benchmarks/depth_hints.py --bag ../shared/data/tum_fr1_rpy --span :0.67 \
         --width 320 --height 240 --window 10
@@ -170,8 +170,8 @@ def main():
 
 
 def timed_metric_hints(bag_path, rgb, K, stamps, window, truth, info, width) -> None:
-    """The metric hints as training takes them: tracked and dense on the frames unrolled to the
-    camera's fitted timing (tracks/shutter.py), judged where they are on the recorded frames."""
+    """Tracked and dense metric hints on the frames unrolled to the camera's fitted timing
+    (tracks/shutter.py), judged where they are on the recorded frames."""
     def poses_at(at):
         with Bag(bag_path) as bag:
             found, _ = read_camera_motion(bag, at, MotionOptions())
@@ -184,7 +184,7 @@ def timed_metric_hints(bag_path, rgb, K, stamps, window, truth, info, width) -> 
     hints, why_not = with_dense_hints(recording_hints(flat, K, poses_at(at), window), flat, K,
                                       poses_at(at))
     print(f'with the measured motion, tracked and dense, on the frames unrolled to the camera\'s '
-          f'timing (as training takes them): {timing.report()}; {hints.report()}'
+          f'timing (training does not use these yet): {timing.report()}; {hints.report()}'
           + (f'; {why_not}' if why_not else ''))
     if truth:
         raw = shutter.hints_to_raw(hints, K, rates, timing.readout_s, (width, rgb.shape[1]))

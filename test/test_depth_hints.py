@@ -173,7 +173,7 @@ def test_a_bags_hints_come_from_its_images_and_motion_are_cached_and_reach_both_
     from hybrid_depth_core.synthetic.bag_writer import write_drive_bag
     from hybrid_depth_core.networks import DepthModelConfig
     from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
-    from hybrid_depth_core.tracks import shutter, stereo
+    from hybrid_depth_core.tracks import stereo
 
     drive = SyntheticDrive(DriveConfig(width=HINTS_WIDTH, height=96, frames=16, seed=3))
     write_drive_bag(drive, tmp_path / 'bag', progress=False)
@@ -215,7 +215,6 @@ def test_a_bags_hints_come_from_its_images_and_motion_are_cached_and_reach_both_
     # a second run reads the cache
     monkeypatch.setattr(bag_dataset, 'recording_hints', lambda *args: 1 / 0)
     monkeypatch.setattr(stereo, 'dense_hints', lambda *args, **kwargs: 1 / 0)
-    monkeypatch.setattr(shutter, 'fit_timing', lambda *args: 1 / 0)
     assert_same(build('bag').hints[0], dataset.hints[0])
     assert 'hints' not in build('bag', hints=False)[0]
 

@@ -152,28 +152,3 @@ def test_hints_found_on_the_unrolled_frames_are_the_recorded_pixels_depth(rollin
     timed_errors, recorded_errors = errors(hints), errors(as_recorded)
     assert len(timed_errors) > 300 and np.median(timed_errors) < 0.04
     assert np.median(recorded_errors) > 3 * np.median(timed_errors)
-
-
-def test_training_takes_the_frames_unrolled_to_a_fitted_timing(tmp_path, monkeypatch, capsys):
-    from hybrid_depth_core.datasets import bag_dataset
-    from hybrid_depth_core.recordings.bag_motion import MotionOptions
-    from hybrid_depth_core.synthetic import DriveConfig, SyntheticDrive
-    from hybrid_depth_core.synthetic.bag_writer import write_drive_bag
-
-    write_drive_bag(SyntheticDrive(DriveConfig(width=320, height=96, frames=12, seed=3)),
-                    tmp_path / 'bag', progress=False)
-    source = bag_dataset.BagSource(tmp_path / 'bag', motion=MotionOptions())
-
-    def dataset():
-        return bag_dataset.BagDataset([source], 224, 64, stride=1, progress=False, hints=True)
-    recorded = dataset()  # a rendered global shutter: as recorded
-    assert recorded.recordings[0].timing == (0, 0.0) and capsys.readouterr().out == ''
-    monkeypatch.setattr(bag_dataset, 'camera_timing',
-                        lambda *args: shutter.Timing(10_000_000, 0.03, 1.0, 2.0))
-    timed = dataset()
-    assert 'rolling-shutter readout 30 ms' in capsys.readouterr().out
-    assert timed.recordings[0].timing == (10_000_000, 0.03)
-    np.testing.assert_array_equal(timed.recordings[0].stamps_ns, recorded.recordings[0].stamps_ns)
-    assert not np.array_equal(timed.recordings[0].rgb, recorded.recordings[0].rgb)
-    assert not np.array_equal(np.concatenate(timed.hints[0][1].depths),
-                              np.concatenate(recorded.hints[0][1].depths))

@@ -2,17 +2,13 @@
 
 Per bag: images in recording order -> rectified with the nearest camera_info (or undistorted
 with an intrinsics YAML) -> resized to the training size -> cached on disk, keyed by the bag's
-content and everything that changes the decoded frames. Where the bag has the camera's motion,
-the frames are then redrawn as a global shutter would have taken them, at the camera's
-rolling-shutter readout and time offset fitted against the motion (tracks/shutter.py; as
-recorded where no other timing fits clearly better). Then frames where the camera did not move
-are dropped, sequences break at gaps in time, the last `val_fraction` of each bag (by time) is
-held out, and (t - s, t, t + s) triplets are built with the frame stride s.
+content and everything that changes the decoded frames. Then frames where the camera did not
+move are dropped, sequences break at gaps in time, the last `val_fraction` of each bag (by
+time) is held out, and (t - s, t, t + s) triplets are built with the frame stride s.
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -37,14 +33,11 @@ from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_core.tracks.hints import Hints, hint_map, hint_settings, recording_hints
-from hybrid_depth_core.tracks.shutter import (RATE_SPAN_NS, Timing, fit_timing, timing_settings,
-                                              turn_rates, unrolled)
 from hybrid_depth_core.tracks.stereo import stereo_settings, with_dense_hints
 from hybrid_depth_core.user_files import read_text
 
 CACHE_VERSION = 1           # bump when decoding changes what a cached frame holds
 HINTS_VERSION = 2           # bump when tracks/'s code changes what the hints hold
-TIMING_VERSION = 1          # bump when tracks/shutter.py's fit changes
 # Hints are tracked on frames this wide whatever the training size: a tracking error of a pixel
 # at 128 wide is too much of the triangulation's angle (docs/benchmarks.md, "Depth hints").
 HINTS_WIDTH = 320
@@ -72,9 +65,6 @@ class Recording:
     rgb: np.ndarray        # (N, H, W, 3) uint8 at the training size, rectified
     stamps_ns: np.ndarray  # (N,) int64
     K: np.ndarray          # (N, 3, 3) float64 intrinsics at the training size
-    # (offset ns, readout s) of tracks/shutter.py the frames were unrolled with; (0, 0): as
-    # recorded
-    timing: tuple = (0, 0.0)
 
 
 def decode_recording(source: BagSource, width: int, height: int,
@@ -182,18 +172,16 @@ def hint_frames(source: BagSource, recording: Recording, cache_dir: Path | None,
 
 def load_hints(source: BagSource, frames: Recording, cache_dir: Path | None,
                motion: CameraMotion | None = None, progress: bool = True) -> Hints:
-    """tracks/hints.py's hints for every one of `frames` (`hint_frames`, or
-    `unrolled_recording`'s), through the disk cache; pixels in those frames. Without `motion`,
-    each window's geometry comes from its own tracks (up to scale); with it, from the measured
-    poses at the frames' time (metres), joined, where the two agree, by the dense hints of
-    plane-sweep stereo with those poses (tracks/stereo.py)."""
+    """tracks/hints.py's hints for every one of `frames` (`hint_frames`), through the disk
+    cache; pixels in those frames. Without `motion`, each window's geometry comes from its own
+    tracks (up to scale); with it, from the measured poses (metres), joined, where the two
+    agree, by the dense hints of plane-sweep stereo with those poses (tracks/stereo.py)."""
     poses = None if motion is None else motion.poses
     path = None
     if cache_dir is not None:
         key = hashlib.sha256(json.dumps([
             _cache_key(source, frames.rgb.shape[2], frames.rgb.shape[1]), HINTS_VERSION,
             HINTS_WINDOW, hint_settings(), stereo_settings(), cv2.__version__, str(source.span),
-            frames.timing,
             None if poses is None else [str(source.motion), hashlib.sha256(
                 np.ascontiguousarray(poses).tobytes()).hexdigest()]]).encode()).hexdigest()[:32]
         path = Path(cache_dir) / f'{key}.hints.npz'
@@ -215,66 +203,6 @@ def load_hints(source: BagSource, frames: Recording, cache_dir: Path | None,
         with new_file(path) as file:  # readers see the whole file or none
             np.savez(file, **hints.arrays())
     return hints
-
-
-def camera_timing(source: BagSource, frames: Recording, cache_dir: Path | None) -> Timing:
-    """tracks/shutter.py's fit of the camera's timing against the bag's motion, on `frames`
-    (`hint_frames`), through the disk cache."""
-    path = None
-    if cache_dir is not None:
-        key = hashlib.sha256(json.dumps([
-            _cache_key(source, frames.rgb.shape[2], frames.rgb.shape[1]), TIMING_VERSION,
-            timing_settings(), hint_settings(), cv2.__version__, str(source.span),
-            str(source.motion)]).encode()).hexdigest()[:32]
-        path = Path(cache_dir) / f'{key}.timing.npz'
-        cached = _read_cache(path, 'cached camera timing', 'fitting it again',
-                             lambda data: Timing(int(data['offset_ns']), float(data['readout_s']),
-                                                 float(data['fit_px']),
-                                                 float(data['recorded_px'])))
-        if cached is not None:
-            return cached
-    timing = fit_timing(frames.rgb, frames.K, frames.stamps_ns,
-                        lambda stamps_ns: _poses_at(source, stamps_ns))
-    if path is not None:
-        with new_file(path) as file:
-            np.savez(file, **dataclasses.asdict(timing))
-    return timing
-
-
-def unrolled_recording(source: BagSource, recording: Recording, timing: Timing) -> Recording:
-    """`recording` as a global shutter would have taken it at `timing` (tracks/shutter.py's
-    `unrolled`, turning as the bag's motion says), or itself where that is as recorded."""
-    if timing.recorded:
-        return recording
-    at = recording.stamps_ns + timing.offset_ns
-    rates = turn_rates(_poses_at(source, at - RATE_SPAN_NS), _poses_at(source, at),
-                       _poses_at(source, at + RATE_SPAN_NS), RATE_SPAN_NS / 1e9)
-    return Recording(unrolled(recording.rgb, recording.K, rates, timing.readout_s),
-                     recording.stamps_ns, recording.K, (timing.offset_ns, timing.readout_s))
-
-
-def _unrolled_frames(source: BagSource, recording: Recording, motion: CameraMotion | None,
-                     cache_dir: Path | None, progress: bool):
-    """Where the bag has the camera's motion, its timing fitted (`camera_timing`) and, unless
-    that is as recorded, the training frames and the hint frames unrolled to it -> (training
-    frames, hint frames or None without motion, the motion at the frames' time)."""
-    if motion is None:
-        return recording, None, None
-    frames = hint_frames(source, recording, cache_dir, progress)
-    timing = camera_timing(source, frames, cache_dir)
-    if progress or not timing.recorded:
-        print(f'{source.path}: {timing.report()}')
-    if timing.recorded:
-        return recording, frames, motion
-    at_their_time, _ = load_motion(source, recording.stamps_ns + timing.offset_ns)
-    return (unrolled_recording(source, recording, timing),
-            unrolled_recording(source, frames, timing), at_their_time or motion)
-
-
-def _poses_at(source: BagSource, stamps_ns: np.ndarray) -> np.ndarray:
-    """The camera's poses at (sorted) stamps, NaN where the motion does not say."""
-    motion, _ = load_motion(source, stamps_ns)
-    return np.full((len(stamps_ns), 4, 4), np.nan) if motion is None else motion.poses
 
 
 def _read_cache(path: Path, what: str, remedy: str, read: Callable):
@@ -394,11 +322,9 @@ class BagDataset(torch.utils.data.Dataset):
                 if progress:
                     print(f'{source.path}: {source.span.describe(recording.stamps_ns)}')
                 recording = _within(recording, source)
+            triplets = build_triplets(recording, stride, static_threshold, val_fraction, turns)
             motion, motion_report = (load_motion(source, recording.stamps_ns)
                                      if source.motion.enabled else (None, ''))
-            recording, frames, hint_motion = _unrolled_frames(source, recording, motion,
-                                                              cache_dir, progress)
-            triplets = build_triplets(recording, stride, static_threshold, val_fraction, turns)
             chosen = getattr(triplets, split)
             self.held_out_items += [(len(self.recordings), triplet) for triplet in triplets.val]
             if progress:
@@ -411,9 +337,9 @@ class BagDataset(torch.utils.data.Dataset):
                       + (f'; {motion_report}' if motion_report else ''))
             found = []
             if hints:
-                frames = frames or hint_frames(source, recording, cache_dir, progress)
+                frames = hint_frames(source, recording, cache_dir, progress)
                 found = [load_hints(source, frames, cache_dir, kind, progress)
-                         for kind in ([None] if motion is None else [None, hint_motion])]
+                         for kind in ([None] if motion is None else [None, motion])]
             if progress:
                 for kind in found:
                     print(f'{source.path}: {"metric" if kind.metric else "up-to-scale"} '

@@ -14,9 +14,10 @@ out (millimetres at walking pace).
 measured poses best (the median over tracks of their worst reprojection error after
 triangulation with each observation's own pose), and keeps the recorded timing unless that is
 MIN_GAIN better. `unrolled` redraws frames as a global shutter would have taken them at that
-time: training takes those (the view synthesis, the tracking and the stereo all assume a
-global shutter; hints found on them and carried back to the recorded frames, `hints_to_raw`,
-made the depth run off to the range's ceiling: docs/benchmarks.md, "The camera's timing").
+time, so that the tracking and stereo of tracks/ run unchanged on them, and `hints_to_raw`
+carries hints found there back to the recorded frames. benchmarks/depth_hints.py judges the
+hints so found; training does not use them yet: with them, most runs on TUM ran off to the
+depth range's ceiling (docs/benchmarks.md, "The camera's timing against its motion").
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from typing import Callable
 
 import cv2
 import numpy as np
+import torch
 
+from hybrid_depth_core.geometry import axis_angle_to_matrix
 from hybrid_depth_core.tracks.hints import MIN_VIEWS, Hints, resized_pixels, track
 
 OFFSETS_MS = (-20, -15, -10, -5, 0, 5, 10, 15, 20)
@@ -36,13 +39,10 @@ FIT_WINDOWS = 40        # windows of tracks the fit uses at most, spread over th
 FIT_WINDOW = 10         # frames per window
 
 
-def timing_settings() -> list:
-    """What the timing depends on besides the frames and poses (for caches)."""
-    return [OFFSETS_MS, READOUTS_MS, MIN_GAIN, RATE_SPAN_NS, FIT_WINDOWS, FIT_WINDOW]
-
-
 @dataclass(frozen=True)
 class Timing:
+    """A camera's timing against its motion (the module docstring), and how well it fits."""
+
     offset_ns: int = 0
     readout_s: float = 0.0
     fit_px: float = float('nan')       # the tracks' fit with this timing
@@ -82,25 +82,16 @@ def _turned(rates: np.ndarray, times: np.ndarray) -> np.ndarray:
     (M,) seconds."""
     rates = np.broadcast_to(rates, (len(times), 2, 3))
     t = times[:, None]
-    return _rotations(rates[:, 0] * t + rates[:, 1] * t ** 2 / 2)
-
-
-def _rotations(vectors: np.ndarray) -> np.ndarray:
-    """Axis-angle (M, 3) -> rotation matrices (M, 3, 3) (Rodrigues' formula)."""
-    angle = np.linalg.norm(vectors, axis=1)[:, None, None]
-    axis = vectors / np.maximum(angle[:, :, 0], 1e-15)
-    cross = np.zeros((len(vectors), 3, 3))
-    cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    cross -= cross.transpose(0, 2, 1)
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+    return axis_angle_to_matrix(torch.from_numpy(rates[:, 0] * t + rates[:, 1] * t ** 2 / 2)
+                                ).numpy()
 
 
 def to_raw(pixels: np.ndarray, depths: np.ndarray | None, K: np.ndarray, rates: np.ndarray,
            readout: float, height: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Pixels (M, 2) of an image as a global shutter takes it at the middle row's time (and
     their depths, or None) -> where the rolling shutter put them, and their depths there. The
-    row a point lands on sets its time, so this iterates (a pixel moves under 0.1 row a
-    step)."""
+    row a point lands on sets its time, so this iterates from the row it has in the global
+    shutter's image."""
     rays = np.c_[pixels, np.ones(len(pixels))] @ np.linalg.inv(K).T
     if depths is not None:
         rays = rays * np.asarray(depths)[:, None]
