@@ -178,11 +178,11 @@ def timed_metric_hints(bag_path, rgb, K, stamps, window, truth, info, width) -> 
         return np.full((len(at), 4, 4), np.nan) if found is None else found.poses
     timing = shutter.fit_timing(rgb, K, stamps, poses_at)
     at = stamps + timing.offset_ns
-    rates = shutter.turn_rates(poses_at(at - shutter.RATE_SPAN_NS), poses_at(at),
+    poses = poses_at(at)
+    rates = shutter.turn_rates(poses_at(at - shutter.RATE_SPAN_NS), poses,
                                poses_at(at + shutter.RATE_SPAN_NS), shutter.RATE_SPAN_NS / 1e9)
     flat = shutter.unrolled(rgb, K, rates, timing.readout_s)
-    hints, why_not = with_dense_hints(recording_hints(flat, K, poses_at(at), window), flat, K,
-                                      poses_at(at))
+    hints, why_not = with_dense_hints(recording_hints(flat, K, poses, window), flat, K, poses)
     print(f'with the measured motion, tracked and dense, on the frames unrolled to the camera\'s '
           f'timing (training does not use these yet): {timing.report()}; {hints.report()}'
           + (f'; {why_not}' if why_not else ''))

@@ -177,7 +177,7 @@ def relative_poses(points: np.ndarray, seen: np.ndarray, K: np.ndarray) -> np.nd
     poses[far] = np.linalg.inv(_transform(R, t[:, 0]))
     tracks = np.flatnonzero(both)[kept]
     X = np.full((len(points), 3), np.nan)
-    X[tracks] = _linear_points(points[tracks][:, [0, far]], K, poses[[0, far]])
+    X[tracks] = linear_points(points[tracks][:, [0, far]], K, poses[[0, far]])
     for v in range(1, views):
         use = np.isfinite(X).all(1) & seen[:, v]
         if v == far or use.sum() < MIN_SHARED // 2:
@@ -195,7 +195,7 @@ def _transform(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     return T
 
 
-def _linear_points(points: np.ndarray, K: np.ndarray, poses: np.ndarray) -> np.ndarray:
+def linear_points(points: np.ndarray, K: np.ndarray, poses: np.ndarray) -> np.ndarray:
     """(T, V, 2) pixels seen in all V views with poses T_world_camera -> (T, 3) DLT points."""
     projections = K @ np.linalg.inv(poses)[:, :3, :]
     rows = np.concatenate([points[:, v, :1] * projections[v, 2] - projections[v, 0][None]

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from hybrid_depth_core.geometry import axis_angle_to_matrix
-from hybrid_depth_core.tracks.hints import MIN_VIEWS, Hints, resized_pixels, track
+from hybrid_depth_core.tracks.hints import (MIN_VIEWS, Hints, linear_points, resized_pixels,
+                                            track)
 
 OFFSETS_MS = (-20, -15, -10, -5, 0, 5, 10, 15, 20)
 READOUTS_MS = (0, 10, 20, 30, 40)
@@ -153,7 +154,8 @@ def fit_timing(rgb: np.ndarray, K: np.ndarray, stamps_ns: np.ndarray,
 
 def _fit(windows, K, poses, rates, readout, height) -> float:
     """The median over the windows' tracks seen MIN_VIEWS times of their worst reprojection
-    error (pixels) after linear triangulation, each observation with its row's pose."""
+    error (pixels) after linear triangulation (hints.linear_points), each observation with its
+    row's pose and the window's first intrinsics, as recording_hints triangulates."""
     worst = []
     for start, points, seen in windows:
         for t in np.flatnonzero(seen.sum(1) >= MIN_VIEWS):
@@ -164,13 +166,11 @@ def _fit(windows, K, poses, rates, readout, height) -> float:
             times = (pixels[:, 1] / height - 0.5) * readout
             at_row = poses[views].copy()
             at_row[:, :3, :3] = at_row[:, :3, :3] @ _turned(rates[views], times)
-            projections = K[views] @ np.linalg.inv(at_row)[:, :3, :]
-            rows = np.concatenate([pixels[:, :1] * projections[:, 2] - projections[:, 0],
-                                   pixels[:, 1:] * projections[:, 2] - projections[:, 1]])
-            X = np.linalg.svd(rows)[2][-1]
-            if abs(X[3]) < 1e-12:
+            with np.errstate(divide='ignore', invalid='ignore'):  # a point at infinity
+                X = linear_points(pixels[None], K[start], at_row)[0]
+            if not np.isfinite(X).all():
                 continue
-            seen_at = projections @ (X / X[3])
+            seen_at = (np.linalg.inv(at_row)[:, :3, :] @ np.append(X, 1.0)) @ K[start].T
             if (seen_at[:, 2] <= 0).any():
                 continue
             worst.append(np.linalg.norm(seen_at[:, :2] / seen_at[:, 2:] - pixels, axis=1).max())
