@@ -15,9 +15,8 @@ measured poses best (the median over tracks of their worst reprojection error af
 triangulation with each observation's own pose), and keeps the recorded timing unless that is
 MIN_GAIN better. `unrolled` redraws frames as a global shutter would have taken them at that
 time, so that the tracking and stereo of tracks/ run unchanged on them, and `hints_to_raw`
-carries hints found there back to the recorded frames. benchmarks/depth_hints.py judges the
-hints so found; training does not use them yet: with them, most runs on TUM ran off to the
-depth range's ceiling (docs/benchmarks.md, "The camera's timing against its motion").
+carries hints found there back to the recorded frames, which training sees
+(datasets/bag_dataset.py).
 """
 from __future__ import annotations
 
@@ -38,6 +37,11 @@ MIN_GAIN = 0.9          # the chosen timing's fit must be this times the recorde
 RATE_SPAN_NS = 10_000_000  # the turn's rates from the poses this far either side
 FIT_WINDOWS = 40        # windows of tracks the fit uses at most, spread over the recording
 FIT_WINDOW = 10         # frames per window
+
+
+def timing_settings() -> list:
+    """What the timing depends on besides the frames and poses (for caches)."""
+    return [OFFSETS_MS, READOUTS_MS, MIN_GAIN, RATE_SPAN_NS, FIT_WINDOWS, FIT_WINDOW]
 
 
 @dataclass(frozen=True)
