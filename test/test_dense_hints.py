@@ -44,7 +44,7 @@ def test_dense_hints_with_the_true_motion_are_a_rendered_room_and_streets_depth(
         typical = float(np.nanmedian([f.depth for f in frames]))
         hints = stereo.dense_hints(rgb, K, poses, typical)
         assert hints.metric and hints.size[0] == stereo.WIDTH
-        pixels = hints.size[0] * hints.size[1]
+        pixels = hints.size[0] * hints.size[1] / stereo.KEEP_EVERY ** 2
         assert all(len(d) >= least * pixels for d in hints.depths[1:-1])  # densely
         errors = np.concatenate(_errors(frames, hints, rgb.shape[2]))
         assert np.median(errors) < median and np.percentile(errors, 90) < p90

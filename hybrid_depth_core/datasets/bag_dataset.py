@@ -210,7 +210,7 @@ def load_hints(source: BagSource, frames: Recording, cache_dir: Path | None,
 def _metric_hints(source: BagSource, frames: Recording, cache_dir: Path | None,
                   progress: bool) -> Hints:
     """Tracked and dense metric hints (`load_hints`) of `frames`, at the camera's timing."""
-    timing = camera_timing(source, frames, cache_dir)
+    timing = camera_timing(source, frames, cache_dir, progress)
     if progress or not timing.recorded:
         print(f'{source.path}: {timing.report()}')
     at = frames.stamps_ns + timing.offset_ns
@@ -233,7 +233,8 @@ def _metric_hints(source: BagSource, frames: Recording, cache_dir: Path | None,
                         (frames.rgb.shape[2], frames.rgb.shape[1]))
 
 
-def camera_timing(source: BagSource, frames: Recording, cache_dir: Path | None) -> Timing:
+def camera_timing(source: BagSource, frames: Recording, cache_dir: Path | None,
+                  progress: bool = False) -> Timing:
     """tracks/shutter.py's fit of the camera's timing against the bag's motion, on `frames`
     (`hint_frames`), through the disk cache."""
     path = None
@@ -250,7 +251,9 @@ def camera_timing(source: BagSource, frames: Recording, cache_dir: Path | None) 
         if cached is not None:
             return cached
     timing = fit_timing(frames.rgb, frames.K, frames.stamps_ns,
-                        lambda stamps_ns: _poses_at(source, stamps_ns))
+                        lambda stamps_ns: _poses_at(source, stamps_ns),
+                        f'camera timing against its motion, {source.path.name}' if progress
+                        else None)
     if path is not None:
         with new_file(path) as file:
             np.savez(file, **dataclasses.asdict(timing))

@@ -26,6 +26,7 @@ from typing import Callable
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from hybrid_depth_core.geometry import axis_angle_to_matrix
 from hybrid_depth_core.tracks.hints import (MIN_VIEWS, Hints, linear_points, resized_pixels,
@@ -125,7 +126,8 @@ def unrolled(rgb: np.ndarray, K: np.ndarray, rates: np.ndarray, readout: float) 
 
 
 def fit_timing(rgb: np.ndarray, K: np.ndarray, stamps_ns: np.ndarray,
-               poses_at: Callable[[np.ndarray], np.ndarray]) -> Timing:
+               poses_at: Callable[[np.ndarray], np.ndarray],
+               progress: str | None = None) -> Timing:
     """The timing (module docstring) of frames `rgb` (N, H, W, 3) with intrinsics K (N, 3, 3)
     and stamps, `poses_at(stamps_ns)` giving the measured T_world_camera (NaN unknown). Only
     the frames of FIT_WINDOWS windows are tracked and posed, however long the recording."""
@@ -136,7 +138,7 @@ def fit_timing(rgb: np.ndarray, K: np.ndarray, stamps_ns: np.ndarray,
         grey[index] = cv2.cvtColor(rgb[index], cv2.COLOR_RGB2GRAY)
     windows = [(start, *track(grey, start, FIT_WINDOW)) for start in starts]
     scores = {}
-    for offset_ms in OFFSETS_MS:
+    for offset_ms in tqdm(OFFSETS_MS, desc=progress, unit='offset', disable=progress is None):
         at = stamps_ns[used] + int(offset_ms * 1e6)
         poses = np.full((len(rgb), 4, 4), np.nan)
         rates = np.zeros((len(rgb), 2, 3))

@@ -45,6 +45,9 @@ MIN_FIT_PIXELS = 200  # and only with this many
 MAX_RESIDUAL_PX = 1.0
 WIDTH = 320         # frames are matched this wide (pixel figures above are at this width)
 MIN_HEIGHT = 16
+# A depth is kept on every KEEP_EVERY-th pixel of every KEEP_EVERY-th row: at 320x240 that is
+# still more than a 128x96 network has pixels, at a quarter of the memory and cache.
+KEEP_EVERY = 2
 # Dense hints are used only if, at the pixels of the tracked hints (the same poses), their
 # median ratio to those is within AGREEMENT of 1 over at least MIN_SHARED pixels: where the
 # measured poses do not fit the images (docs/benchmarks.md, "Depth hints"), stereo with them
@@ -57,7 +60,7 @@ def stereo_settings() -> list:
     """What the dense hints depend on besides the frames (for caches)."""
     return ['flow', SEARCH, OVERLAP, MIN_PARALLAX_PX, TARGET_PARALLAX_PX, FLOW_AGREEMENT_PX,
             MIN_SOURCES, ROTATION_ROUNDS, FIT_PIXELS, MIN_FIT_PIXELS, MAX_RESIDUAL_PX, WIDTH,
-            MIN_HEIGHT, AGREEMENT, MIN_SHARED]
+            MIN_HEIGHT, KEEP_EVERY, AGREEMENT, MIN_SHARED]
 
 
 def agreement(tracked: Hints, dense: Hints) -> tuple[float, int]:
@@ -258,8 +261,8 @@ def dense_hints(rgb: np.ndarray, K: np.ndarray, poses: np.ndarray, depth: float,
     """Dense hints for every frame of a recording, frames (N, H, W, 3) uint8 with intrinsics K
     (N, 3, 3) and measured poses T_world_camera (N, 4, 4; NaN where unknown, metres), sources
     chosen around the scene's typical `depth` (the sparse hints' median): the kept pixels of
-    the frames resized to WIDTH, their `angles` the widest triangulation angle to a source
-    (degrees)."""
+    the frames resized to WIDTH (KEEP_EVERY), their `angles` the widest triangulation angle to
+    a source (degrees)."""
     scale = WIDTH / rgb.shape[2]
     size = (WIDTH, max(MIN_HEIGHT, round(rgb.shape[1] * scale)))
     grey = [cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), size,
@@ -275,7 +278,7 @@ def dense_hints(rgb: np.ndarray, K: np.ndarray, poses: np.ndarray, depth: float,
             found = fitted_depth([match(flow, grey[index], grey[other], K[index], K[other],
                                         np.linalg.inv(poses[other]) @ poses[index])
                                   for other in chosen], K[index], size)
-        kept = np.isfinite(found)
+        kept = np.isfinite(found) & (u % KEEP_EVERY == 0) & (v % KEEP_EVERY == 0)
         pixels.append(np.stack([u[kept], v[kept]], 1).astype(np.float32))
         depths.append(found[kept].astype(np.float32))
         angles.append(_angles(K[index], u[kept], v[kept], found[kept], poses, index, chosen))
