@@ -51,8 +51,9 @@ KEEP_EVERY = 2
 # Dense hints are used only if, at the pixels of the tracked hints (the same poses), their
 # median ratio to those is within AGREEMENT of 1 over at least MIN_SHARED pixels: where the
 # measured poses do not fit the images (docs/benchmarks.md, "Depth hints"), stereo with them
-# is off by more than the tracks, whose every view must agree within a pixel.
-AGREEMENT = 0.1
+# is off by much more than that. Within it, the tracks are the rougher: on TUM's Kinect they
+# are 10% nearer than the dense hints, which are within 6% of the depth camera there.
+AGREEMENT = 0.15
 MIN_SHARED = 20
 
 
