@@ -130,8 +130,11 @@ def fit_timing(rgb: np.ndarray, K: np.ndarray, stamps_ns: np.ndarray,
                progress: str | None = None) -> Timing:
     """The timing (module docstring) of frames `rgb` (N, H, W, 3) with intrinsics K (N, 3, 3)
     and stamps, `poses_at(stamps_ns)` giving the measured T_world_camera (NaN unknown). Only
-    the frames of FIT_WINDOWS windows are tracked and posed, however long the recording."""
-    starts = np.unique(np.linspace(0, max(0, len(rgb) - FIT_WINDOW), FIT_WINDOWS).astype(int))
+    the frames of FIT_WINDOWS windows at most are tracked and posed, however long the
+    recording."""
+    # windows overlap by half at most: more would repeat the same tracks at the same cost
+    count = min(FIT_WINDOWS, max(1, 2 * len(rgb) // FIT_WINDOW - 1))
+    starts = np.unique(np.linspace(0, max(0, len(rgb) - FIT_WINDOW), count).astype(int))
     used = np.unique(np.minimum(starts[:, None] + np.arange(FIT_WINDOW), len(rgb) - 1))
     grey = [None] * len(rgb)
     for index in used:
