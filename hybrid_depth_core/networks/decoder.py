@@ -60,8 +60,9 @@ class DepthDecoder(nn.Module):
         return [disparities[s] for s in self.scales]
 
 
-def depth_to_disp(depth: float, min_depth: float, max_depth: float) -> float:
-    """The inverse of disp_to_depth: the sigmoid output that gives `depth`."""
+def depth_to_disp(depth, min_depth: float, max_depth: float):
+    """The inverse of disp_to_depth: the sigmoid output that gives `depth` (a number or a
+    tensor)."""
     min_disp, max_disp = 1 / max_depth, 1 / min_depth
     return (1 / depth - min_disp) / (max_disp - min_disp)
 

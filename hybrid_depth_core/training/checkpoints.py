@@ -13,6 +13,7 @@ from hybrid_depth_core.config_dicts import to_dict
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.networks.checkpoint import ModelSection, load_checkpoint
 from hybrid_depth_core.training.config import TrainConfig, checkpoint_config
+from hybrid_depth_core.training.defaults import FITTED_RANGE
 
 CHECKPOINT_NAME = 'last.pt'
 BEST_NAME = 'best.pt'  # the checkpoint with the lowest held-out photometric loss so far
@@ -51,13 +52,12 @@ def check_start(out: Path, resume: bool, init: Path | None) -> None:
         raise UserError(f'--resume: no checkpoint at {checkpoint_path}')
 
 
-def resume_state(out: Path, config: TrainConfig, objective, optimizer,
-                 device: torch.device) -> tuple[int, float, float]:
-    """--resume: OUT/last.pt's networks and optimiser state loaded into `objective` and
-    `optimizer`; returns its step, the training seconds spent so far and the lowest held-out
-    loss so far."""
+def resume_state(out: Path, state: dict, config: TrainConfig, objective,
+                 optimizer) -> tuple[int, float, float]:
+    """--resume: the networks and optimiser state of OUT/last.pt (`state`, loaded) put into
+    `objective` and `optimizer`; returns its step, the training seconds spent so far and the
+    lowest held-out loss so far."""
     checkpoint_path = out / CHECKPOINT_NAME
-    state = load_checkpoint(checkpoint_path, map_location=device)
     if state['config'] != to_dict(config):
         raise UserError(f'{checkpoint_path} was trained with a different config; resume '
                         f'with the same --config and overrides')
@@ -76,8 +76,9 @@ def init_state(path: Path, config: TrainConfig) -> dict:
         raise UserError(f'--init {path}: no training config in it, so its networks cannot be '
                         f'checked against this run\'s')
     theirs = checkpoint_config(state['config'], f'--init {path}').model  # older layouts too
-    differ = [f.name for f in dataclasses.fields(theirs)
-              if getattr(theirs, f.name) != getattr(config.model, f.name)]
+    inherited = FITTED_RANGE if config.fit_depth_range else ()  # the run takes the checkpoint's
+    differ = [f.name for f in dataclasses.fields(theirs) if f.name not in inherited
+              and getattr(theirs, f.name) != getattr(config.model, f.name)]
     if differ:
         raise UserError(f'--init {path}: its networks differ from this config\'s (model.'
                         f'{", model.".join(differ)}); train with its model: settings')

@@ -41,6 +41,10 @@ class TrainConfig:
     checkpoint_every: int = 250   # steps between checkpoints (also written at the end)
     pretrained: str = ''          # ImageNet ResNet18 weights: '' none, 'download', or a path
     precision: str = 'auto'       # autocast: bf16 on CUDA, fp32 on CPU (device.py)
+    # Narrow model.max_depth (and initial_depth) to the recording's metric depth hints at the
+    # start of a run (training/defaults.fit_depth_range); --resume and --init keep their
+    # checkpoint's range, which the network's output is in.
+    fit_depth_range: bool = True
 
     def __post_init__(self):
         fractions = {'warmup': self.warmup, 'lr_step_at': self.lr_step_at,

@@ -12,6 +12,7 @@ import torch
 
 from hybrid_depth_core.datasets.sources import DataConfig
 from hybrid_depth_core.tracks.image_motion import HEADING_AGREEMENT, camera_heading
+from hybrid_depth_core.networks import DepthModelConfig
 from hybrid_depth_core.networks.pose import INITIAL_SPEED
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.training.config import TrainConfig
@@ -20,6 +21,14 @@ from hybrid_depth_core.training.config import TrainConfig
 # the budget, docs/benchmarks.md), ManyDepth's 640x192 on a GPU.
 CPU_PIXELS, GPU_PIXELS = 192 * 64, 640 * 192
 CPU_BATCH, GPU_BATCH = 6, 12
+# The depth range fitted to a recording's metric hints (fit_depth_range): the far end at
+# RANGE_MARGIN x their RANGE_PERCENTILE-th percentile, the start at START_FRACTION of it. A
+# far end within reach of a room's depths keeps a run from settling on a flat depth at the
+# range's end (docs/benchmarks.md, "A depth range fitted to the recording").
+RANGE_MARGIN, RANGE_PERCENTILE, START_FRACTION = 2.5, 99, 0.3
+RANGE_MIN_HINTS = 1000  # fewer metric hints than this: the recording does not count
+RANGE_FLOOR = 20        # the far end stays at or beyond RANGE_FLOOR x model.min_depth
+FITTED_RANGE = ('max_depth', 'initial_depth')  # the model fields fit_depth_range sets
 GPU_WORKERS = 4
 KITTI_ASPECT = 1242 / 375  # the raw colour camera
 
@@ -88,6 +97,35 @@ def training_focal(dataset, samples: int = 8) -> tuple[float, float]:
     picks = np.unique(np.linspace(0, len(dataset) - 1, min(samples, len(dataset))).round())
     Ks = np.stack([dataset[int(index)][('K', 0)].numpy() for index in picks])
     return float(np.median(Ks[:, 0, 0])), float(np.median(Ks[:, 1, 1]))
+
+
+def fit_depth_range(model: DepthModelConfig, dataset) -> tuple[DepthModelConfig, str | None]:
+    """`model` with its depth range narrowed to the data's metric hints, and the line that says
+    so (None where the range stays): the far end at RANGE_MARGIN x the RANGE_PERCENTILE-th
+    percentile of the metric hints of the recording whose hints reach farthest (each recording
+    with RANGE_MIN_HINTS or more counts; the hints of held-out frames too: they are the
+    recording's geometry, not its ground truth), never beyond the config's far end nor nearer
+    than RANGE_FLOOR x min_depth; the start at START_FRACTION of the new far end where that is
+    nearer than the config's. Data without metric hints keeps the config's range."""
+    farthest = []
+    for kinds in getattr(dataset, 'hints', []):
+        for kind in kinds:
+            depths = np.concatenate(kind.depths) if kind.metric and kind.depths else np.zeros(0)
+            depths = depths[np.isfinite(depths) & (depths > 0)]
+            if len(depths) >= RANGE_MIN_HINTS:
+                farthest.append(float(np.percentile(depths, RANGE_PERCENTILE)))
+    if not farthest:
+        return model, None
+    reach = max(farthest)
+    far = max(RANGE_MARGIN * reach, RANGE_FLOOR * model.min_depth)
+    if far >= model.max_depth:
+        return model, None
+    fitted = dataclasses.replace(model, max_depth=far,
+                                 initial_depth=min(model.initial_depth, START_FRACTION * far))
+    return fitted, (f'depth range {model.min_depth:g}-{far:.1f} m, starting at '
+                    f'{fitted.initial_depth:.1f} m: {RANGE_MARGIN:g} x the metric hints\' '
+                    f'{RANGE_PERCENTILE}th percentile ({reach:.2f} m; fit_depth_range=false '
+                    f'keeps {model.min_depth:g}-{model.max_depth:g} m)')
 
 
 def input_size(aspect: float, pixels: int) -> tuple[int, int]:

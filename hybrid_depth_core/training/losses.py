@@ -7,9 +7,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from hybrid_depth_core.networks.decoder import depth_to_disp
+
 SSIM_C1, SSIM_C2 = 0.01 ** 2, 0.03 ** 2
 SSIM_WEIGHT = 0.85  # photometric error = 0.85 (1 - SSIM) / 2 + 0.15 L1
 SMOOTHNESS_WEIGHT = 1e-3  # divided by 2^scale
+LEASH_FACTOR = 2.0  # hint_leash holds a depth within this factor beyond its metric hint
 
 
 def box_filter_3x3(x: torch.Tensor) -> torch.Tensor:
@@ -113,6 +116,31 @@ def hint_loss(depth: torch.Tensor, hints: torch.Tensor, depth_error: torch.Tenso
     error = (torch.log(depth.float().clamp(min=1e-6)) - torch.log(safe)).abs()
     used = used.to(error.dtype)
     return masked_mean(error, used), used
+
+
+def hint_leash(disparity: torch.Tensor, hints: torch.Tensor, min_depth: float,
+               max_depth: float) -> torch.Tensor:
+    """A pull on the network's sigmoid input (its logit) back to where the depth would be
+    LEASH_FACTOR x the metric hint, at the hint pixels whose depth lies beyond that; zero
+    elsewhere. Summed over those pixels, divided by the number of hints it can hold (those
+    whose LEASH_FACTOR x lies within the range; 0 without any).
+    `disparity` (B, 1, H, W): the decoder's sigmoid output at the hints' size.
+
+    Why the logit: once a pixel's depth sits at the range's far end, the sigmoid saturates and
+    the log-depth hint term's gradient vanishes (below 1e-8 at a logit of -25), so the hints
+    cannot pull back a run that settled on a flat, far depth (docs/benchmarks.md); here the
+    gradient stays 1 per pixel."""
+    known = torch.isfinite(hints) & (hints > 0)
+    bound = depth_to_disp(LEASH_FACTOR * torch.where(known, hints, 1.0), min_depth, max_depth)
+    known = known & (bound > 0)  # LEASH_FACTOR x the hint beyond the range: nothing to hold
+    gap = F.relu(_logit(bound.clamp(min=1e-30)) - _logit(disparity.float()))
+    return torch.where(known, gap, 0.0).sum() / known.sum().clamp(min=1)
+
+
+def _logit(p: torch.Tensor) -> torch.Tensor:
+    """The inverse of the sigmoid, finite for p in (0, 1] (clamped inside)."""
+    p = p.clamp(1e-37, 1 - 1e-7)
+    return torch.log(p) - torch.log1p(-p)
 
 
 def reliable_matching(argmin_depth: torch.Tensor, confidence: torch.Tensor,

@@ -16,7 +16,8 @@ A multi-frame step is ManyDepth's (Watson et al., CVPR 2021, and its trainer.py)
 Where the batch has depth hints (tracks/hints.py), both the teacher and the multi-frame network
 add Depth Hints' term (Watson et al., ICCV 2019; losses.hint_loss) at each scale, on top of
 ManyDepth's losses, which stay as they are: once for the hints' shape (each image's hints at its
-predicted scale) and once for the metric hints' metres, each with a weight of its own.
+predicted scale) and once for the metric hints' metres, each with a weight of its own, and
+a leash on depth run far beyond the metric hints (losses.hint_leash).
 One deliberate difference: the consistency loss is relative by default (`relative_consistency`;
 docs/benchmarks.md measures it against ManyDepth's absolute one). A single-frame model trains
 with the teacher's step.
@@ -58,13 +59,17 @@ class LossConfig:
     hints: float = 10.0
     metric_hints: float = 1.0
     hints_rule: str = 'always'
+    # losses.hint_leash on each network's first scale where the batch has metric hints: a
+    # guard against the run-off to a flat, far depth (docs/benchmarks.md); 0 turns it off.
+    hint_leash: float = 1.0
 
     def __post_init__(self):
         if self.hints_rule not in HINT_RULES:
             raise ValueError(f'hints_rule must be one of {", ".join(HINT_RULES)}, got '
                              f'{self.hints_rule!r}')
         for name in ('smoothness', 'consistency', 'static_camera_probability',
-                     'zero_cost_volume_probability', 'velocity', 'hints', 'metric_hints'):
+                     'zero_cost_volume_probability', 'velocity', 'hints', 'metric_hints',
+                     'hint_leash'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f'{name} must be a number >= 0, got {value!r}')
@@ -138,6 +143,10 @@ class SelfSupervisedObjective(nn.Module):
             term, used = self._hint_term(single_depths, errors, hint, hint_error)
             single_loss = single_loss + weight * term
             terms.update({name: term, name.replace('loss/', 'used/'): used})
+        leash = self._leash(single.disparities[0], batch)
+        if leash is not None:
+            single_loss = single_loss + self.loss_config.hint_leash * leash
+            terms['loss/hint_leash'] = leash
         if ('distance', 1) in batch:  # measured motion: the pose network learns metres
             velocity = losses.velocity_loss(  # the mean over every pair with a distance
                 torch.cat([poses[f][:, :3, 3] for f in SOURCE_FRAMES]),
@@ -175,6 +184,10 @@ class SelfSupervisedObjective(nn.Module):
             term, _ = self._hint_term(depths, errors, hint, hint_error)
             total = total + weight * term
             terms[name.replace('loss/', 'loss/multi_frame_')] = term
+        leash = self._leash(output.disparities[0], batch)
+        if leash is not None:
+            total = total + self.loss_config.hint_leash * leash
+            terms['loss/multi_frame_hint_leash'] = leash
         if not frozen:
             total = total + single_loss
         terms.update({'loss/depth': photometric, 'loss/smoothness': smoothness,
@@ -244,6 +257,18 @@ class SelfSupervisedObjective(nn.Module):
                 error = losses.reprojection_loss(warped, batch[('color', 0, 0)])
             found[f'loss/{name}'] = (hints, error, weight)
         return found
+
+    def _leash(self, disparity: torch.Tensor, batch: dict) -> torch.Tensor | None:
+        """losses.hint_leash of a network's first-scale `disparity` to the batch's metric
+        hints, None where it does not apply (no metric hints, hints off, `hint_leash` 0)."""
+        config = self.loss_config
+        if 'metric_hints' not in batch or not (config.hints and config.hint_leash):
+            return None
+        hints = batch['metric_hints']
+        full = F.interpolate(disparity.float(), hints.shape[-2:], mode='bilinear',
+                             align_corners=False)
+        return losses.hint_leash(full, hints, self.depth.config.min_depth,
+                                 self.depth.config.max_depth)
 
     def _hint_term(self, depths, errors, hints, hint_error):
         """losses.hint_loss averaged over the scales, and the fraction of hints the first

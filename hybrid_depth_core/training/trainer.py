@@ -26,13 +26,14 @@ from hybrid_depth_core.datasets.sources import build_dataset
 from hybrid_depth_core.device import autocast, pick_device
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.atomic import check_output_directory
-from hybrid_depth_core.networks.checkpoint import save_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.training.checkpoints import (BEST_NAME, CHECKPOINT_NAME, check_start,
                                                     checkpoint_state, init_state, resume_state,
                                                     start_from_init)
-from hybrid_depth_core.training.config import TrainConfig, is_frozen, learning_rate
-from hybrid_depth_core.training.defaults import (measure_heading, pose_prior, resolve, scale_of,
-                                                 training_focal)
+from hybrid_depth_core.training.config import (TrainConfig, checkpoint_config, is_frozen,
+                                               learning_rate)
+from hybrid_depth_core.training.defaults import (FITTED_RANGE, fit_depth_range, measure_heading,
+                                                 pose_prior, resolve, scale_of, training_focal)
 from hybrid_depth_core.training.sampling import EpochSampler, epoch_loader
 from hybrid_depth_core.training.validation import build_validation_set, validate
 from hybrid_depth_core.networks.resnet import load_imagenet_weights
@@ -56,8 +57,10 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
     config = resolve(config, device)
     torch.manual_seed(config.seed)
     start = init_state(init, config) if init is not None else None  # checked before the data
+    resumed = load_checkpoint(out / CHECKPOINT_NAME, map_location=device) if resume else None
     talk = progress and rank == 0  # one process speaks for all
     data = _training_data(config, rank, world, talk)
+    config = _depth_range(config, data.dataset, resumed or start, world, device, talk)
     objective = SelfSupervisedObjective(config.model, config.loss).to(device)
     if config.pretrained and start is None:  # --init brings its own weights
         _load_imagenet_encoders(objective, config.pretrained)
@@ -67,7 +70,7 @@ def train(config: TrainConfig, out: Path, max_steps: int | None = None,
                                  lr=config.learning_rate, fused=True)
     step, elapsed, best = 0, 0.0, math.inf
     if resume:
-        step, elapsed, best = resume_state(out, config, objective, optimizer, device)
+        step, elapsed, best = resume_state(out, resumed, config, objective, optimizer)
     elif start is not None:
         start_from_init(objective, init, start, talk)
     else:
@@ -128,6 +131,26 @@ def _training_data(config: TrainConfig, rank: int, world: int, talk: bool) -> _D
               'depth up to scale: no measured motion to learn metres from (data.motion, '
               'loss.velocity)')
     return _Data(dataset, sampler, steps_per_epoch, validation, scale, focal)
+
+
+def _depth_range(config: TrainConfig, dataset, checkpoint: dict | None, world: int,
+                 device: torch.device, talk: bool) -> TrainConfig:
+    """`config` with the depth range the run trains in: with `fit_depth_range`, the range of
+    `checkpoint` (--resume, --init: the network's output is in it), else the one fitted to the
+    data (defaults.fit_depth_range; rank 0's on every rank); otherwise the config's."""
+    if not config.fit_depth_range:
+        return config
+    if checkpoint is not None:
+        theirs = checkpoint_config(checkpoint['config'], 'the checkpoint').model
+        model = dataclasses.replace(config.model,
+                                    **{name: getattr(theirs, name) for name in FITTED_RANGE})
+        return dataclasses.replace(config, model=model)
+    model, line = fit_depth_range(config.model, dataset)
+    model = dataclasses.replace(model, **{name: _agreed(getattr(model, name), world, device)
+                                          for name in FITTED_RANGE})
+    if talk and line is not None:
+        print(line)
+    return dataclasses.replace(config, model=model)
 
 
 def _load_imagenet_encoders(objective, pretrained) -> None:
