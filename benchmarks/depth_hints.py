@@ -1,19 +1,21 @@
-"""Depth hints from a recording's own geometry (tracks/hints.py) on a real bag, from its images
-alone (as training takes them), with its measured motion at the image stamps, and dense from
-plane-sweep stereo with that motion (tracks/stereo.py, around the tracked hints' median depth;
-as training takes them); last, tracked and dense on the frames unrolled to the camera's timing
-against its motion (tracks/shutter.py; training does not use these yet), judged where they are
-on the recorded frames. For each: how many per image, their triangulation angle, how many
-images get none, and, where the bag has a depth topic, how far the hints are from it (not used
-for the hints: only to judge them).
+"""Depth hints from a recording's own geometry (tracks/hints.py) on a real bag: from its images
+alone (training's up-to-scale hints), tracked with its measured motion at the image stamps,
+and training's metric hints (datasets/bag_dataset.load_hints: tracked and dense, by the matcher
+tracks/dense_hints.py chooses for the motion; with optical flow on the frames unrolled to the
+camera's timing against its motion, tracks/shutter.py, judged where they are on the recorded
+frames). For
+each: how many per image, their triangulation angle, how many images get none, and, where the
+bag has a depth topic, how far the hints are from it (not used for the hints: only to judge
+them).
 
     python benchmarks/depth_hints.py --bag ../shared/data/tum_fr1_rpy --span :0.67 \
         --width 320 --height 240 --window 10
     python benchmarks/depth_hints.py --bag ../shared/data/tum_fr1_rpy --rotation-check 480
 
---rendered room|drive instead judges the dense hints on a rendered room (seed 1, frames 20-63,
-320x240) or drive (seed 3, 30 frames, 320x96) with their exact motion against the rendered
-depth, and their agreement with the tracked hints (as training checks it).
+--rendered room|drive instead judges the dense hints alone, of each matcher (plane sweep and
+optical flow), on a rendered room (seed 1, frames 20-63, 320x240) or drive (seed 3, 30 frames,
+320x96) with their exact motion against the rendered depth, and their agreement with the
+tracked hints (as training checks it).
 
 --rotation-check N instead compares, over the first N frames, the rotation the images show
 between frames 3 apart (image_motion.pair_turns) with the measured motion's, with the motion's
@@ -25,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid_depth_core.datasets.bag_dataset import BagSource, load_recording
+from hybrid_depth_core.datasets.bag_dataset import (BagSource, Recording, load_hints,
+                                                    load_motion, load_recording)
 from hybrid_depth_core.recordings.bag_motion import MotionOptions, read_camera_motion
 from hybrid_depth_core.recordings.bag_reader import Bag
 from hybrid_depth_core.tracks.image_motion import pair_turns
@@ -34,8 +37,8 @@ from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.tracks.hints import recording_hints, resized_pixels
-from hybrid_depth_core.tracks import shutter
-from hybrid_depth_core.tracks.stereo import agreement, agrees, dense_hints, with_dense_hints
+from hybrid_depth_core.tracks import flow_stereo, sweep_stereo
+from hybrid_depth_core.tracks.dense_hints import agreement, matcher_for
 
 
 def rotation_check(bag_path: Path, recording, frames: int, stride: int = 3) -> None:
@@ -71,22 +74,25 @@ def rendered(scene: str) -> None:
     rgb, poses = np.stack([f.rgb for f in frames]), np.stack([f.T_world_cam for f in frames])
     K = np.repeat(sequence.camera.K[None], len(frames), 0)
     tracked = recording_hints(rgb, K, poses, 10)
-    started = time.perf_counter()
-    dense = dense_hints(rgb, K, poses, float(np.median(np.concatenate(tracked.depths))))
-    seconds = (time.perf_counter() - started) / len(frames)
-    scale = rgb.shape[2] / dense.size[0]
-    errors = []
-    for frame, pixels, depths in zip(frames, dense.pixels, dense.depths):
-        u, v = np.round(resized_pixels(pixels, scale)).astype(int).T
-        truth = frame.depth[v, u]
-        errors.append(np.abs(depths / truth - 1)[np.isfinite(truth)])
-    errors = np.concatenate(errors)
-    ratio, shared = agreement(tracked, dense)
-    print(f'rendered {scene}, {len(frames)} frames: tracked {tracked.report()}')
-    print(f'dense: {dense.report()} (of {dense.size[0]}x{dense.size[1]} pixels); against the '
-          f'rendered depth: median {np.median(errors):.3f}, p90 {np.percentile(errors, 90):.3f}'
-          f'; {shared} pixels shared with the tracked ones, ratio {ratio:.3f}; '
-          f'{seconds:.2f} s per frame')
+    print(f'rendered {scene}, {len(frames)} frames: tracked {tracked.report()}; training '
+          f'would match by {matcher_for(poses, K[0], rgb.shape[2:0:-1]).__name__}')
+    for matcher in (sweep_stereo, flow_stereo):
+        started = time.perf_counter()
+        dense = matcher.dense_hints(rgb, K, poses,
+                                    float(np.median(np.concatenate(tracked.depths))))
+        seconds = (time.perf_counter() - started) / len(frames)
+        scale = rgb.shape[2] / dense.size[0]
+        errors = []
+        for frame, pixels, depths in zip(frames, dense.pixels, dense.depths):
+            u, v = np.round(resized_pixels(pixels, scale)).astype(int).T
+            truth = frame.depth[v, u]
+            errors.append(np.abs(depths / truth - 1)[np.isfinite(truth)])
+        errors = np.concatenate(errors)
+        ratio, shared = agreement(tracked, dense)
+        print(f'dense, {matcher.__name__}: {dense.report()} (of {dense.size[0]}x'
+              f'{dense.size[1]} pixels); against the rendered depth: median '
+              f'{np.median(errors):.3f}, p90 {np.percentile(errors, 90):.3f}; {shared} pixels '
+              f'shared with the tracked ones, ratio {ratio:.3f}; {seconds:.2f} s per frame')
 
 
 def judge(hints, stamps, truth, info, width) -> str:
@@ -132,63 +138,39 @@ def main():
         return rendered(args.rendered)
     if args.bag is None:
         parser.error('--bag or --rendered is needed')
-    source = BagSource(args.bag)
+    source = BagSource(args.bag, motion=MotionOptions(), span=TimeSpan(args.span))
     recording = load_recording(source, args.width, args.height, None, progress=False)
     if args.rotation_check:
         return rotation_check(args.bag, recording, args.rotation_check)
-    chosen = TimeSpan(args.span).mask(recording.stamps_ns)
-    rgb, K, stamps = recording.rgb[chosen], recording.K[chosen], recording.stamps_ns[chosen]
+    chosen = source.span.mask(recording.stamps_ns)
+    frames = Recording(recording.rgb[chosen], recording.stamps_ns[chosen], recording.K[chosen])
+    motion, report = load_motion(source, frames.stamps_ns)
+    truth = {}
     with Bag(args.bag) as bag:
-        motion, report = read_camera_motion(bag, stamps, MotionOptions())
-        truth = {}
         depth_topics = bag.depth_topics()
         if depth_topics:
             topic = next(iter(depth_topics))
             for item in bag.messages([topic]):
                 truth[stamp_ns(item.message, item.time_ns)] = item.message
-            info = bag.camera_infos().nearest(int(stamps[0]))
-    print(f'{args.bag} {args.span or "(whole)"}: {len(stamps)} frames at {args.width}x'
-          f'{args.height}, windows of {args.window}; {report}')
-    ways = {'from the images alone (as training takes them)': None}
+            info = bag.camera_infos().nearest(int(frames.stamps_ns[0]))
+    print(f'{args.bag} {args.span or "(whole)"}: {len(frames.stamps_ns)} frames at '
+          f'{args.width}x{args.height}, windows of {args.window}; {report}')
+    ways = {'from the images alone (training\'s up-to-scale hints)': None}
     if motion is not None:
-        ways['with the measured motion at the image stamps'] = motion.poses
+        ways['tracked with the measured motion at the image stamps'] = motion.poses
     for name, poses in ways.items():
-        hints = recording_hints(rgb, K, poses, args.window)
+        hints = recording_hints(frames.rgb, frames.K, poses, args.window)
         print(f'{name}: {hints.report()}')
         if truth:
-            print('  ' + judge(hints, stamps, truth, info, args.width))
-        known = np.concatenate(hints.depths)
-        if poses is not None and len(known):
-            dense = dense_hints(rgb, K, poses, float(np.median(known)))
-            ratio, shared = agreement(hints, dense)
-            print(f'dense, {name}: {dense.report()}; {shared} pixels shared with the tracked '
-                  f'ones, ratio {ratio:.3f} (training uses them: {agrees(ratio, shared)})')
-            if truth:
-                print('  ' + judge(dense, stamps, truth, info, dense.size[0]))
+            print('  ' + judge(hints, frames.stamps_ns, truth, info, args.width))
     if motion is not None:
-        timed_metric_hints(args.bag, rgb, K, stamps, args.window, truth, info, args.width)
-
-
-def timed_metric_hints(bag_path, rgb, K, stamps, window, truth, info, width) -> None:
-    """Tracked and dense metric hints on the frames unrolled to the camera's fitted timing
-    (tracks/shutter.py), judged where they are on the recorded frames."""
-    def poses_at(at):
-        with Bag(bag_path) as bag:
-            found, _ = read_camera_motion(bag, at, MotionOptions())
-        return np.full((len(at), 4, 4), np.nan) if found is None else found.poses
-    timing = shutter.fit_timing(rgb, K, stamps, poses_at)
-    at = stamps + timing.offset_ns
-    poses = poses_at(at)
-    rates = shutter.turn_rates(poses_at(at - shutter.RATE_SPAN_NS), poses,
-                               poses_at(at + shutter.RATE_SPAN_NS), shutter.RATE_SPAN_NS / 1e9)
-    flat = shutter.unrolled(rgb, K, rates, timing.readout_s)
-    hints, why_not = with_dense_hints(recording_hints(flat, K, poses, window), flat, K, poses)
-    print(f'with the measured motion, tracked and dense, on the frames unrolled to the camera\'s '
-          f'timing (training does not use these yet): {timing.report()}; {hints.report()}'
-          + (f'; {why_not}' if why_not else ''))
-    if truth:
-        raw = shutter.hints_to_raw(hints, K, rates, timing.readout_s, (width, rgb.shape[1]))
-        print('  ' + judge(raw, stamps, truth, info, width))
+        started = time.perf_counter()
+        hints = load_hints(source, frames, None, motion, progress=False)
+        seconds = (time.perf_counter() - started) / len(frames.stamps_ns)
+        print(f'training\'s metric hints (tracked and dense): '
+              f'{hints.report()}; {seconds:.2f} s per frame')
+        if truth:
+            print('  ' + judge(hints, frames.stamps_ns, truth, info, args.width))
 
 
 if __name__ == '__main__':

@@ -18,9 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hybrid_depth_core.datasets.bag_dataset import HINTS_WIDTH, HINTS_WINDOW
+from hybrid_depth_core.datasets.bag_dataset import (HINTS_WIDTH, HINTS_WINDOW, BagSource,
+                                                    Recording, load_hints, load_motion)
 from hybrid_depth_core.geometry import scale_intrinsics
-from hybrid_depth_core.recordings.bag_motion import MotionOptions, read_camera_motion
+from hybrid_depth_core.recordings.bag_motion import MotionOptions
 from hybrid_depth_core.recordings.bag_reader import Bag
 from hybrid_depth_core.recordings.time_span import TimeSpan
 from hybrid_depth_core.evaluation.road import flat_road_depth, road_region
@@ -29,8 +30,7 @@ from hybrid_depth_core.messages.depth import depth_to_metres
 from hybrid_depth_core.messages.header import nearest_index, stamp_ns
 from hybrid_depth_core.messages.outputs import colorize
 from hybrid_depth_core.runtime.predictor import DepthPredictor
-from hybrid_depth_core.tracks.hints import Hints, recording_hints, resized_pixels
-from hybrid_depth_core.tracks.stereo import with_dense_hints
+from hybrid_depth_core.tracks.hints import Hints, resized_pixels
 from hybrid_depth_core.evaluation.visualize import labelled, write_png
 
 PICTURES = 3
@@ -115,22 +115,17 @@ def main():
 
 
 def training_hints(bag_path: Path, frames: list, cameras: list, stamps: list) -> Hints:
-    """The hints training finds on these frames: on them resized to HINTS_WIDTH, metric (with
-    the dense ones where they agree) where the bag has the camera's motion."""
+    """The hints training finds on these frames (bag_dataset.load_hints): on them resized to
+    HINTS_WIDTH, metric (with the dense ones where they agree) where the
+    bag has the camera's motion."""
     height = round(HINTS_WIDTH * frames[0].shape[0] / frames[0].shape[1])
     scale = (HINTS_WIDTH / frames[0].shape[1], height / frames[0].shape[0])
-    small = np.stack([cv2.resize(f, (HINTS_WIDTH, height), interpolation=cv2.INTER_AREA)
-                      for f in frames])
-    K = scale_intrinsics(np.stack([c.K for c in cameras]), *scale)
-    with Bag(bag_path) as bag:
-        motion, _ = read_camera_motion(bag, np.array(stamps, np.int64), MotionOptions())
-    if motion is None:
-        return recording_hints(small, K, None, HINTS_WINDOW)
-    tracked = recording_hints(small, K, motion.poses, HINTS_WINDOW)
-    hints, why_not = with_dense_hints(tracked, small, K, motion.poses)
-    if why_not:
-        print(why_not)
-    return hints
+    small = Recording(np.stack([cv2.resize(f, (HINTS_WIDTH, height), interpolation=cv2.INTER_AREA)
+                                for f in frames]), np.array(stamps, np.int64),
+                      scale_intrinsics(np.stack([c.K for c in cameras]), *scale))
+    source = BagSource(bag_path, motion=MotionOptions())
+    motion, _ = load_motion(source, small.stamps_ns)
+    return load_hints(source, small, None, motion, progress=False)
 
 
 if __name__ == '__main__':

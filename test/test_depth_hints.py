@@ -201,7 +201,7 @@ def test_a_bags_hints_come_from_its_images_and_motion_are_cached_and_reach_both_
     from hybrid_depth_core.synthetic.bag_writer import write_drive_bag
     from hybrid_depth_core.networks import DepthModelConfig
     from hybrid_depth_core.training.objective import LossConfig, SelfSupervisedObjective
-    from hybrid_depth_core.tracks import stereo
+    from hybrid_depth_core.tracks import sweep_stereo
 
     drive = SyntheticDrive(DriveConfig(width=HINTS_WIDTH, height=96, frames=16, seed=3))
     write_drive_bag(drive, tmp_path / 'bag', progress=False)
@@ -225,7 +225,7 @@ def test_a_bags_hints_come_from_its_images_and_motion_are_cached_and_reach_both_
     for found, expected in zip(hints.depths + hints.pixels, alone.depths + alone.pixels,
                                strict=True):
         np.testing.assert_allclose(found, expected, rtol=1e-6)
-    # the metric ones: the tracks' and, many more, plane-sweep stereo's (tracks/stereo.py)
+    # the metric ones: the tracks' and, many more, plane-sweep stereo's (the drive's matcher)
     poses = np.stack([f.T_world_cam for f in drive])
     tracked = recording_hints(frames, K, poses, bag_dataset.HINTS_WINDOW)
     assert (sum(len(d) for d in metric.depths) - sum(len(d) for d in tracked.depths)
@@ -242,7 +242,7 @@ def test_a_bags_hints_come_from_its_images_and_motion_are_cached_and_reach_both_
     assert_same(build('deeper').hints[0], dataset.hints[0])
     # a second run reads the cache
     monkeypatch.setattr(bag_dataset, 'recording_hints', lambda *args: 1 / 0)
-    monkeypatch.setattr(stereo, 'dense_hints', lambda *args, **kwargs: 1 / 0)
+    monkeypatch.setattr(sweep_stereo, 'dense_hints', lambda *args, **kwargs: 1 / 0)
     assert_same(build('bag').hints[0], dataset.hints[0])
     assert 'hints' not in build('bag', hints=False)[0]
 

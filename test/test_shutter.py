@@ -1,19 +1,23 @@
 """A rolling shutter and a time offset against the measured motion (tracks/shutter.py): on a room
 rendered row by row by a turning camera, the fit finds the readout and offset it was rendered
 with, and keeps a global shutter as recorded; the unrolled frames are the room as a global
-shutter sees it: hints found on them, carried back, land on the recorded pixels at the
-rendered depth, where hints found as if the shutter were global do not."""
+shutter sees it: training's metric hints (datasets/bag_dataset.py), found on them and carried
+back, land on the recorded pixels at the rendered depth, where hints found as if the shutter
+were global do not."""
 import dataclasses
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from hybrid_depth_core.datasets import bag_dataset
 from hybrid_depth_core.synthetic import raycast, textures
 from hybrid_depth_core.synthetic.room import RoomWalk, RoomWalkConfig
 from hybrid_depth_core.tracks import shutter
 from hybrid_depth_core.tracks.hints import recording_hints, resized_pixels
-from hybrid_depth_core.tracks.stereo import with_dense_hints
+from hybrid_depth_core.tracks import flow_stereo
+from hybrid_depth_core.tracks.dense_hints import matcher_for, with_dense_hints
 
 RATE = 30.0                                # frames per second
 AXIS = np.array([0.1, 0.99, 0.05]) / np.linalg.norm([0.1, 0.99, 0.05])  # mostly a pan
@@ -127,14 +131,18 @@ def test_hints_found_on_the_unrolled_frames_are_the_recorded_pixels_depth(rollin
     truth = np.stack([_rates(t / 1e9) for t in at])
     np.testing.assert_allclose(rates[:, 0], truth[:, 0], atol=2e-3)
     np.testing.assert_allclose(rates[:, 1], truth[:, 1], atol=5e-2)
-    timing = shutter.fit_timing(rgb, K, stamps, poses_at)
+    # training's metric hints (bag_dataset): a turning camera's, by optical flow, with the
+    # timing fitted, found on the unrolled frames and carried back to the recorded ones
+    monkeypatch.setattr(bag_dataset, '_poses_at', lambda source, stamps_ns: poses_at(stamps_ns))
+    monkeypatch.setattr(bag_dataset, 'HINTS_WINDOW', 8)
+    assert matcher_for(poses_at(stamps), K[0], (320, 240)) is flow_stereo
+    frames = bag_dataset.Recording(rgb, stamps, K)
+    source = bag_dataset.BagSource(Path('rolling shutter room'))
+    timing = bag_dataset.camera_timing(source, frames, None)
     assert (timing.offset_ns, timing.readout_s) == (10_000_000, 0.03)
-    flat = shutter.unrolled(rgb, K, rates, timing.readout_s)
-    hints, _ = with_dense_hints(recording_hints(flat, K, poses_at(at), window=8), flat, K,
-                                poses_at(at))
-    hints = shutter.hints_to_raw(hints, K, rates, timing.readout_s, (320, 240))
+    hints = bag_dataset._metric_hints(source, frames, poses_at(stamps), None, progress=False)
     as_recorded, _ = with_dense_hints(recording_hints(rgb, K, poses_at(stamps), window=8), rgb,
-                                      K, poses_at(stamps))
+                                      K, poses_at(stamps), flow_stereo)
 
     def errors(found):
         """Per hint, its error against the rendered depth of its pixel (the nearest of the 3x3

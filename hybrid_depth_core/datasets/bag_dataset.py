@@ -9,6 +9,7 @@ time) is held out, and (t - s, t, t + s) triplets are built with the frame strid
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -33,11 +34,15 @@ from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_core.tracks.hints import Hints, hint_map, hint_settings, recording_hints
-from hybrid_depth_core.tracks.stereo import stereo_settings, with_dense_hints
+from hybrid_depth_core.tracks import sweep_stereo
+from hybrid_depth_core.tracks.dense_hints import matcher_for, settings as dense_settings
+from hybrid_depth_core.tracks.dense_hints import with_dense_hints
+from hybrid_depth_core.tracks.shutter import (RATE_SPAN_NS, Timing, fit_timing, hints_to_raw,
+                                              timing_settings, turn_rates, unrolled)
 from hybrid_depth_core.user_files import read_text
 
 CACHE_VERSION = 1           # bump when decoding changes what a cached frame holds
-HINTS_VERSION = 2           # bump when tracks/'s code changes what the hints hold
+HINTS_VERSION = 3           # bump when tracks/'s code changes what the hints hold
 # Hints are tracked on frames this wide whatever the training size: a tracking error of a pixel
 # at 128 wide is too much of the triangulation's angle (docs/benchmarks.md, "Depth hints").
 HINTS_WIDTH = 320
@@ -175,34 +180,103 @@ def load_hints(source: BagSource, frames: Recording, cache_dir: Path | None,
     """tracks/hints.py's hints for every one of `frames` (`hint_frames`), through the disk
     cache; pixels in those frames. Without `motion`, each window's geometry comes from its own
     tracks (up to scale); with it, from the measured poses (metres), joined, where the two
-    agree, by the dense hints of plane-sweep stereo with those poses (tracks/stereo.py)."""
+    agree, by dense hints with those poses (`_metric_hints`)."""
     poses = None if motion is None else motion.poses
     path = None
     if cache_dir is not None:
         key = hashlib.sha256(json.dumps([
             _cache_key(source, frames.rgb.shape[2], frames.rgb.shape[1]), HINTS_VERSION,
-            HINTS_WINDOW, hint_settings(), stereo_settings(), cv2.__version__, str(source.span),
-            None if poses is None else [str(source.motion), hashlib.sha256(
+            HINTS_WINDOW, hint_settings(), dense_settings(), cv2.__version__, str(source.span),
+            None if poses is None else [str(source.motion), timing_settings(), hashlib.sha256(
                 np.ascontiguousarray(poses).tobytes()).hexdigest()]]).encode()).hexdigest()[:32]
         path = Path(cache_dir) / f'{key}.hints.npz'
         cached = _read_cache(path, 'cached depth hints', 'tracking them again',
                              lambda data: Hints.from_arrays(dict(data), len(frames.stamps_ns)))
         if cached is not None:
             return cached
-    kind = 'up-to-scale' if poses is None else 'metric'
-    hints = recording_hints(frames.rgb, frames.K, poses, HINTS_WINDOW,
-                            progress=f'{kind} depth hints, {source.path.name}' if progress
-                            else None)
-    if poses is not None:
-        hints, why_not = with_dense_hints(
-            hints, frames.rgb, frames.K, poses,
-            progress=f'dense depth hints, {source.path.name}' if progress else None)
-        if why_not:  # (a cached result keeps the decision, not this line)
-            print(f'{source.path}: {why_not}')
+    if poses is None:
+        hints = recording_hints(frames.rgb, frames.K, None, HINTS_WINDOW,
+                                progress=f'up-to-scale depth hints, {source.path.name}'
+                                if progress else None)
+    else:
+        hints = _metric_hints(source, frames, poses, cache_dir, progress)
     if path is not None:
         with new_file(path) as file:  # readers see the whole file or none
             np.savez(file, **hints.arrays())
     return hints
+
+
+def _metric_hints(source: BagSource, frames: Recording, poses: np.ndarray,
+                  cache_dir: Path | None, progress: bool) -> Hints:
+    """Tracked and dense metric hints (`load_hints`) of `frames` with the measured `poses` at
+    their stamps. The dense ones by the matcher tracks/dense_hints.py chooses: the plane sweep
+    on the frames as recorded for a camera that drives toward what it sees; otherwise optical
+    flow on the frames as a global shutter would have taken them at the camera's timing
+    against the motion (tracks/shutter.py, `camera_timing`), the hints carried back to the
+    frames as recorded, which training sees."""
+    size = (frames.rgb.shape[2], frames.rgb.shape[1])
+    matcher = matcher_for(poses, frames.K[0], size)
+    if progress:
+        print(f'{source.path}: dense depth hints by '
+              + ('plane-sweep stereo: the camera drives toward what it sees'
+                 if matcher is sweep_stereo else
+                 'optical flow: the camera does not drive toward what it sees'))
+    timing = Timing()  # as recorded
+    if matcher is not sweep_stereo:
+        timing = camera_timing(source, frames, cache_dir, progress)
+        if progress or not timing.recorded:
+            print(f'{source.path}: {timing.report()}')
+    rgb, rates = frames.rgb, None
+    if not timing.recorded:
+        at = frames.stamps_ns + timing.offset_ns
+        poses = _poses_at(source, at)
+        rates = turn_rates(_poses_at(source, at - RATE_SPAN_NS), poses,
+                           _poses_at(source, at + RATE_SPAN_NS), RATE_SPAN_NS / 1e9)
+        rgb = unrolled(frames.rgb, frames.K, rates, timing.readout_s)
+    hints = recording_hints(rgb, frames.K, poses, HINTS_WINDOW,
+                            progress=f'metric depth hints, {source.path.name}' if progress
+                            else None)
+    hints, why_not = with_dense_hints(
+        hints, rgb, frames.K, poses, matcher,
+        progress=f'dense depth hints, {source.path.name}' if progress else None)
+    if why_not:  # (a cached result keeps the decision, not this line)
+        print(f'{source.path}: {why_not}')
+    if timing.recorded:
+        return hints
+    return hints_to_raw(hints, frames.K, rates, timing.readout_s, size)
+
+
+def camera_timing(source: BagSource, frames: Recording, cache_dir: Path | None,
+                  progress: bool = False) -> Timing:
+    """tracks/shutter.py's fit of the camera's timing against the bag's motion, on `frames`
+    (`hint_frames`), through the disk cache."""
+    path = None
+    if cache_dir is not None:
+        key = hashlib.sha256(json.dumps([
+            _cache_key(source, frames.rgb.shape[2], frames.rgb.shape[1]), timing_settings(),
+            hint_settings(), cv2.__version__, str(source.span),
+            str(source.motion)]).encode()).hexdigest()[:32]
+        path = Path(cache_dir) / f'{key}.timing.npz'
+        cached = _read_cache(path, 'cached camera timing', 'fitting it again',
+                             lambda data: Timing(int(data['offset_ns']), float(data['readout_s']),
+                                                 float(data['fit_px']),
+                                                 float(data['recorded_px'])))
+        if cached is not None:
+            return cached
+    timing = fit_timing(frames.rgb, frames.K, frames.stamps_ns,
+                        lambda stamps_ns: _poses_at(source, stamps_ns),
+                        f'camera timing against its motion, {source.path.name}' if progress
+                        else None)
+    if path is not None:
+        with new_file(path) as file:
+            np.savez(file, **dataclasses.asdict(timing))
+    return timing
+
+
+def _poses_at(source: BagSource, stamps_ns: np.ndarray) -> np.ndarray:
+    """The camera's poses at (sorted) stamps, NaN where the motion does not say."""
+    motion, _ = load_motion(source, stamps_ns)
+    return np.full((len(stamps_ns), 4, 4), np.nan) if motion is None else motion.poses
 
 
 def _read_cache(path: Path, what: str, remedy: str, read: Callable):

@@ -15,9 +15,8 @@ measured poses best (the median over tracks of their worst reprojection error af
 triangulation with each observation's own pose), and keeps the recorded timing unless that is
 MIN_GAIN better. `unrolled` redraws frames as a global shutter would have taken them at that
 time, so that the tracking and stereo of tracks/ run unchanged on them, and `hints_to_raw`
-carries hints found there back to the recorded frames. benchmarks/depth_hints.py judges the
-hints so found; training does not use them yet: with them, most runs on TUM ran off to the
-depth range's ceiling (docs/benchmarks.md, "The camera's timing against its motion").
+carries hints found there back to the recorded frames, which training sees
+(datasets/bag_dataset.py).
 """
 from __future__ import annotations
 
@@ -27,6 +26,7 @@ from typing import Callable
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from hybrid_depth_core.geometry import axis_angle_to_matrix
 from hybrid_depth_core.tracks.hints import (MIN_VIEWS, Hints, linear_points, resized_pixels,
@@ -38,6 +38,11 @@ MIN_GAIN = 0.9          # the chosen timing's fit must be this times the recorde
 RATE_SPAN_NS = 10_000_000  # the turn's rates from the poses this far either side
 FIT_WINDOWS = 40        # windows of tracks the fit uses at most, spread over the recording
 FIT_WINDOW = 10         # frames per window
+
+
+def timing_settings() -> list:
+    """What the timing depends on besides the frames and poses (for caches)."""
+    return [OFFSETS_MS, READOUTS_MS, MIN_GAIN, RATE_SPAN_NS, FIT_WINDOWS, FIT_WINDOW]
 
 
 @dataclass(frozen=True)
@@ -121,18 +126,22 @@ def unrolled(rgb: np.ndarray, K: np.ndarray, rates: np.ndarray, readout: float) 
 
 
 def fit_timing(rgb: np.ndarray, K: np.ndarray, stamps_ns: np.ndarray,
-               poses_at: Callable[[np.ndarray], np.ndarray]) -> Timing:
+               poses_at: Callable[[np.ndarray], np.ndarray],
+               progress: str | None = None) -> Timing:
     """The timing (module docstring) of frames `rgb` (N, H, W, 3) with intrinsics K (N, 3, 3)
     and stamps, `poses_at(stamps_ns)` giving the measured T_world_camera (NaN unknown). Only
-    the frames of FIT_WINDOWS windows are tracked and posed, however long the recording."""
-    starts = np.unique(np.linspace(0, max(0, len(rgb) - FIT_WINDOW), FIT_WINDOWS).astype(int))
+    the frames of FIT_WINDOWS windows at most are tracked and posed, however long the
+    recording."""
+    # windows overlap by half at most: more would repeat the same tracks at the same cost
+    count = min(FIT_WINDOWS, max(1, 2 * len(rgb) // FIT_WINDOW - 1))
+    starts = np.unique(np.linspace(0, max(0, len(rgb) - FIT_WINDOW), count).astype(int))
     used = np.unique(np.minimum(starts[:, None] + np.arange(FIT_WINDOW), len(rgb) - 1))
     grey = [None] * len(rgb)
     for index in used:
         grey[index] = cv2.cvtColor(rgb[index], cv2.COLOR_RGB2GRAY)
     windows = [(start, *track(grey, start, FIT_WINDOW)) for start in starts]
     scores = {}
-    for offset_ms in OFFSETS_MS:
+    for offset_ms in tqdm(OFFSETS_MS, desc=progress, unit='offset', disable=progress is None):
         at = stamps_ns[used] + int(offset_ms * 1e6)
         poses = np.full((len(rgb), 4, 4), np.nan)
         rates = np.zeros((len(rgb), 2, 3))

@@ -7,7 +7,6 @@ import dataclasses
 import math
 from pathlib import Path
 
-import torch
 
 from hybrid_depth_core.config_dicts import to_dict
 from hybrid_depth_core.errors import UserError, one_line

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from hybrid_depth_core.geometry import scale_intrinsics
-from hybrid_depth_core.tracks.hints import Hints, hint_map, resized_pixels
+from hybrid_depth_core.tracks.hints import Hints
+from hybrid_depth_core.tracks.views import grid_rays, project, widest_angles
 
 SEARCH = 15
 SOURCES = 4
@@ -46,59 +47,17 @@ CONSISTENT_PX = 1.0
 CONSISTENT_DEPTH = 0.01
 WIDTH = 160         # frames are matched this wide (pixel figures above are at this width)
 # Dense hints are used only if, at the pixels of the tracked hints (the same poses), their
-# median ratio to those is within AGREEMENT of 1 over at least MIN_SHARED pixels: where the
+# median ratio to those is within AGREEMENT of 1 (dense_hints.agrees): where the
 # measured poses do not fit the images (docs/benchmarks.md, "Depth hints"), stereo with them
 # is off by more than the tracks, whose every view must agree within a pixel.
 AGREEMENT = 0.1
-MIN_SHARED = 20
 
 
-def stereo_settings() -> list:
+def settings() -> list:
     """What the dense hints depend on besides the frames (for caches)."""
     return [SEARCH, SOURCES, OVERLAP, MIN_PARALLAX_PX, TARGET_PARALLAX_PX, PLANES, NEAR, FAR,
             PATCH, MAX_COST, UNIQUENESS, UNIQUE_PLANES, MIN_TEXTURE, MIN_CONSISTENT, CONSISTENT_PX,
-            CONSISTENT_DEPTH, WIDTH, AGREEMENT, MIN_SHARED]
-
-
-def agreement(tracked: Hints, dense: Hints) -> tuple[float, int]:
-    """The median ratio of the `dense` hints' depth to the `tracked` hints' at the tracked
-    hints' pixels where a dense one is (NaN where none), and at how many pixels."""
-    width, height = dense.size
-    scale = np.array(dense.size, np.float64) / np.array(tracked.size, np.float64)
-    ratios = []
-    for pixels, depths, dense_pixels, dense_depths in zip(tracked.pixels, tracked.depths,
-                                                          dense.pixels, dense.depths):
-        if not len(depths) or not len(dense_depths):
-            continue
-        there = hint_map(dense_pixels, dense_depths, (1.0, 1.0), width, height)
-        u, v = np.round(resized_pixels(pixels, scale)).astype(int).T
-        inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
-        found = there[v[inside], u[inside]] / depths[inside]
-        ratios.append(found[np.isfinite(found)])
-    ratios = np.concatenate(ratios) if ratios else np.zeros(0)
-    return (float(np.median(ratios)) if len(ratios) else float('nan')), len(ratios)
-
-
-def agrees(ratio: float, shared: int) -> bool:
-    return shared >= MIN_SHARED and abs(ratio - 1) <= AGREEMENT
-
-
-def with_dense_hints(tracked: Hints, rgb: np.ndarray, K: np.ndarray, poses: np.ndarray,
-                     progress: str | None = None) -> tuple[Hints, str]:
-    """The `tracked` metric hints of frames `rgb` (intrinsics K, measured poses, as for
-    dense_hints) joined by their dense hints around the tracked ones' median depth where the
-    two agree (`agrees`) -> (hints, '') or (`tracked` alone, a line saying why)."""
-    known = np.concatenate(tracked.depths) if tracked.depths else np.zeros(0)
-    if not len(known):
-        return tracked, 'no dense depth hints: no tracked hint gives the scene\'s depth'
-    dense = dense_hints(rgb, K, poses, float(np.median(known)), progress)
-    ratio, shared = agreement(tracked, dense)
-    if agrees(ratio, shared):
-        return tracked.joined(dense), ''
-    return tracked, (f'dense depth hints not used: at {shared} pixels of the tracked ones they '
-                     f'are {ratio:.2f} times as deep (they must agree within '
-                     f'{100 * AGREEMENT:.0f}% at {MIN_SHARED} or more): the measured motion '
-                     f'does not fit the images closely enough for stereo')
+            CONSISTENT_DEPTH, WIDTH, AGREEMENT]
 
 
 def choose_sources(poses: np.ndarray, K: np.ndarray, index: int, depth: float,
@@ -108,34 +67,19 @@ def choose_sources(poses: np.ndarray, K: np.ndarray, index: int, depth: float,
     (width, height)."""
     if not np.isfinite(poses[index]).all():
         return []
-    width, height = size
-    u, v = np.meshgrid(np.linspace(0.05, 0.95, 9) * width, np.linspace(0.05, 0.95, 9) * height)
-    rays = np.linalg.inv(K) @ np.stack([u.ravel(), v.ravel(), np.ones(u.size)])
+    rays = grid_rays(K, size)
     scored = []
     for other in range(max(0, index - SEARCH), min(len(poses), index + SEARCH + 1)):
         if other == index or not np.isfinite(poses[other]).all():
             continue
-        moved, turned, inside = _project(K, np.linalg.inv(poses[other]) @ poses[index], rays,
-                                         1.0 / depth, size)
+        moved, turned, inside = project(K, np.linalg.inv(poses[other]) @ poses[index], rays,
+                                        1.0 / depth, size)
         if inside.mean() < OVERLAP:
             continue
         parallax = float(np.median(np.linalg.norm(moved - turned, axis=0)[inside]))
         if parallax >= MIN_PARALLAX_PX:
             scored.append((abs(parallax - TARGET_PARALLAX_PX), other))
     return [other for _, other in sorted(scored)[:SOURCES]]
-
-
-def _project(K, T, rays, inverse_depth, size):
-    """Pixels `rays` (3, M) of a frame put at `inverse_depth`, in a frame T (T_other_this) away
-    -> where they land (2, M), where they would land at infinite depth (2, M), and which land
-    inside the other frame (M,)."""
-    R, t = T[:3, :3], T[:3, 3:]
-    near = K @ (R @ rays + inverse_depth * t)
-    far = K @ (R @ rays)
-    moved, turned = near[:2] / near[2:], far[:2] / far[2:]
-    inside = ((near[2] > 0) & (moved[0] >= 0) & (moved[0] <= size[0] - 1) & (moved[1] >= 0)
-              & (moved[1] <= size[1] - 1))
-    return moved, turned, inside
 
 
 def sweep(reference: torch.Tensor, sources: torch.Tensor, K: np.ndarray,
@@ -246,7 +190,7 @@ def dense_hints(rgb: np.ndarray, K: np.ndarray, poses: np.ndarray, depth: float,
         kept = np.isfinite(found)
         pixels.append(np.stack([u[kept], v[kept]], 1).astype(np.float32))
         depths.append(found[kept])
-        angles.append(_angles(K[index], u[kept], v[kept], found[kept], poses, index, chosen))
+        angles.append(widest_angles(K[index], u[kept], v[kept], found[kept], poses, index, chosen))
     return Hints(pixels, depths, angles, metric=True, size=size)
 
 
@@ -282,20 +226,3 @@ def consistent(depth: np.ndarray, K: np.ndarray, others: list[np.ndarray], other
     good = agree >= MIN_CONSISTENT
     kept[v[good], u[good]] = depth[v[good], u[good]]
     return kept
-
-
-def _angles(K, u, v, z, poses, index, chosen) -> np.ndarray:
-    """The widest angle (degrees) at each point between the rays from frame `index` and from
-    the `chosen` frames' centres."""
-    if not len(z):
-        return np.zeros(0, np.float32)
-    points = (np.linalg.inv(K) @ np.stack([u, v, np.ones_like(u)]).astype(np.float64)) * z
-    world = poses[index][:3, :3] @ points + poses[index][:3, 3:]
-    rays = world - poses[index][:3, 3:]
-    rays /= np.linalg.norm(rays, axis=0, keepdims=True)
-    widest = np.zeros(len(z))
-    for other in chosen:
-        to = world - poses[other][:3, 3:]
-        to /= np.linalg.norm(to, axis=0, keepdims=True)
-        widest = np.maximum(widest, np.degrees(np.arccos(np.clip((rays * to).sum(0), -1, 1))))
-    return widest.astype(np.float32)
