@@ -8,7 +8,7 @@ import pytest
 
 from hybrid_depth_core.errors import UserError
 from hybrid_depth_core.networks import DepthModelConfig
-from hybrid_depth_core.networks.checkpoint import load_checkpoint
+from hybrid_depth_core.networks.checkpoint import load_checkpoint, save_checkpoint
 from hybrid_depth_core.tracks.hints import Hints
 from hybrid_depth_core.training.config import load_config
 from hybrid_depth_core.training.defaults import (RANGE_MARGIN, START_FRACTION,
@@ -72,7 +72,11 @@ def test_a_run_trains_resumes_and_is_fine_tuned_in_its_fitted_range(tmp_path, ca
     fitted = load_checkpoint(first)['config']['model']
     assert 50 < fitted['max_depth'] < 500 and fitted['initial_depth'] == 10
     assert f'depth range 0.1-{fitted["max_depth"]:.1f} m' in capsys.readouterr().out
-    # --resume keeps the checkpoint's range: the same config resumes
+    # --resume keeps the checkpoint's range: the same config resumes, a run from before the
+    # setting too
+    older = load_checkpoint(first)
+    del older['config']['fit_depth_range']
+    save_checkpoint(first, older)
     train(config, tmp_path / 'a', max_steps=3, progress=False, resume=True)
     resumed = load_checkpoint(first)
     assert (resumed['step'], resumed['config']['model']) == (3, fitted)

@@ -7,7 +7,6 @@ import dataclasses
 import math
 from pathlib import Path
 
-
 from hybrid_depth_core.config_dicts import to_dict
 from hybrid_depth_core.errors import UserError, one_line
 from hybrid_depth_core.networks.checkpoint import ModelSection, load_checkpoint
@@ -57,7 +56,8 @@ def resume_state(out: Path, state: dict, config: TrainConfig, objective,
     `objective` and `optimizer`; returns its step, the training seconds spent so far and the
     lowest held-out loss so far."""
     checkpoint_path = out / CHECKPOINT_NAME
-    if state['config'] != to_dict(config):
+    # read as a config first: a key added since the run started takes its default
+    if to_dict(checkpoint_config(state['config'], str(checkpoint_path))) != to_dict(config):
         raise UserError(f'{checkpoint_path} was trained with a different config; resume '
                         f'with the same --config and overrides')
     objective.load_state_dict(state['objective'])
