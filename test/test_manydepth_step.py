@@ -97,6 +97,24 @@ def test_pose_network_learns_from_the_teacher_only(batch, objective):
     assert sum(g.abs().sum() for g in gradients if g is not None) > 0
 
 
+def test_the_teacher_is_manydepths_resnet18_or_the_hybrid_network(batch):
+    from hybrid_depth_core.networks.encoders import HybridEncoder, ResNet18Encoder
+    for arch, encoder in (('resnet18', ResNet18Encoder), ('hybrid', HybridEncoder)):
+        torch.manual_seed(0)
+        objective = SelfSupervisedObjective(DepthModelConfig(multi_frame=True, teacher_arch=arch,
+                                                             max_depth=50.0),
+                                            LossConfig())
+        teacher = objective.teacher
+        assert isinstance(teacher.encoder, encoder) and not teacher.config.multi_frame
+        assert (teacher.config.min_depth, teacher.config.max_depth) == (0.1, 50.0)
+        _, terms, _ = objective(batch, torch.tensor([NO_AUGMENTATION, NO_AUGMENTATION]))
+        gradients = torch.autograd.grad(terms['loss/teacher'], list(teacher.parameters()),
+                                        allow_unused=True)
+        assert sum(g.abs().sum() for g in gradients if g is not None) > 0
+    with pytest.raises(ValueError, match='teacher_arch must be one of'):
+        DepthModelConfig(teacher_arch='vgg')
+
+
 def test_augmented_samples_learn_from_the_teacher_only(batch, objective):
     _, terms, _ = objective(batch, torch.tensor([STATIC_CAMERA, ZERO_COST_VOLUME]))
     assert terms['loss/depth'].item() == 0 and terms['reliable'].item() == 0

@@ -42,10 +42,15 @@ class DepthModelConfig:
     # photometric loss to a third but not the depth error down within 30 CPU minutes
     # (docs/benchmarks.md, "The turn prior").
     turn_prior: bool = False
+    # The multi-frame run's single-frame teacher (training only): ManyDepth's ResNet18, or the
+    # hybrid network (docs/benchmarks.md measures both).
+    teacher_arch: str = 'resnet18'
 
     def __post_init__(self):
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f'arch must be one of {ARCHITECTURES}, got {self.arch!r}')
+        for name in ('arch', 'teacher_arch'):
+            if getattr(self, name) not in ARCHITECTURES:
+                raise ValueError(f'{name} must be one of {ARCHITECTURES}, got '
+                                 f'{getattr(self, name)!r}')
         if not 0 < self.min_depth < self.max_depth:
             raise ValueError(f'need 0 < min_depth < max_depth, got {self.min_depth}, '
                              f'{self.max_depth}')

@@ -90,9 +90,10 @@ def draw_matching_augmentation(config: LossConfig, batch_size: int,
 
 
 def teacher_config(model_config: DepthModelConfig) -> DepthModelConfig:
-    """ManyDepth trains a single-frame ResNet18 teacher alongside the multi-frame network, with
-    the same depth range."""
-    return DepthModelConfig(arch='resnet18', multi_frame=False, min_depth=model_config.min_depth,
+    """ManyDepth trains a single-frame teacher alongside the multi-frame network (its ResNet18:
+    `teacher_arch`), with the same depth range."""
+    return DepthModelConfig(arch=model_config.teacher_arch, multi_frame=False,
+                            hybrid=model_config.hybrid, min_depth=model_config.min_depth,
                             max_depth=model_config.max_depth,
                             initial_depth=model_config.initial_depth)
 
