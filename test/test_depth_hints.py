@@ -141,32 +141,33 @@ def test_the_hint_loss_pulls_depth_to_a_hint_only_where_the_hint_reprojects_bett
     assert loss.item() == 0 and used.sum() == 0 and (depth.grad == 0).all()
 
 
-def test_the_leash_pulls_a_depth_run_off_past_its_hint_back_where_the_hint_term_cannot():
+def test_the_leash_pulls_a_depth_run_off_its_hint_back_where_the_hint_term_cannot():
     from hybrid_depth_core.networks import disp_to_depth
-    # four pixels with a 1 m hint: saturated at the far end (10 m), at 5 m, at 1.5 m (within
-    # twice the hint); one without a hint at the far end; one whose twice-hint is out of range
-    logits = torch.tensor([-25.0, 0.0, 0.0, 0.0, -25.0, -25.0]).view(1, 1, 2, 3)
-    hints = torch.tensor([1.0, 1.0, 1.0, 1.0, torch.nan, 6.0]).view(1, 1, 2, 3)
-    depth_of = {5.0: 1 / 5, 1.5: 1 / 1.5}
-    for index, depth in ((1, 5.0), (2, 1.5), (3, 1.5)):
-        disparity = (depth_of[depth] - 1 / 10) / (1 / 0.1 - 1 / 10)
-        logits.view(-1)[index] = np.log(disparity / (1 - disparity))
-    logits.requires_grad_(True)
-    disparity = torch.sigmoid(logits)
-    leash = losses.hint_leash(disparity, hints, 0.1, 10.0)
+
+    def logit_of(depth):  # the sigmoid input that gives `depth` in 0.1-10 m
+        disparity = (1 / depth - 1 / 10) / (1 / 0.1 - 1 / 10)
+        return float(np.log(disparity / (1 - disparity)))
+    # pixels with a 1 m hint: saturated at the far end, at 5 m, at 1.5 m (within twice the
+    # hint), at 0.3 m, saturated at the near end; one without a hint at the far end; hints
+    # whose twice (6 m) or half (0.15 m) is out of range at that end
+    logits = torch.tensor([-25.0, logit_of(5.0), logit_of(1.5), logit_of(0.3), 25.0, -25.0,
+                           -25.0, 25.0]).view(1, 1, 2, 4).requires_grad_(True)
+    hints = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, torch.nan, 6.0, 0.15]).view(1, 1, 2, 4)
+    leash = losses.hint_leash(logits, hints, 0.1, 10.0)
     leash.backward()
-    pull = logits.grad.flatten()
-    # full strength at the far end, per hint it can hold (four)
-    assert pull[0] == pytest.approx(-1 / 4, rel=1e-3)
-    assert pull[1] == pytest.approx(-1 / 4, rel=1e-3)
-    assert (pull[2:] == 0).all()  # within twice the hint, no hint, twice the hint out of range
+    pull = logits.grad.flatten() * 7  # per hint: seven of them
+    # full strength at either end: up towards nearer where too far, down where too near
+    assert pull[:2].tolist() == pytest.approx([-1, -1]) and pull[3:5].tolist() == [1, 1]
+    assert pull[2] == 0 and pull[5] == 0  # within twice the hint; no hint
+    assert pull[6] == 0 and pull[7] == 0  # that end of the range is within the factor
     # where the pull is, the log-depth hint term has next to no gradient left
     logits.grad = None
     depth = disp_to_depth(torch.sigmoid(logits), 0.1, 10.0)
     losses.hint_loss(depth, hints, None, None)[0].backward()
-    assert 0 < -logits.grad.flatten()[0] < 1e-8 < -logits.grad.flatten()[1]
+    grad = logits.grad.flatten().abs()
+    assert 0 < grad[0] < 1e-8 < grad[1] and grad[4] < 1e-8 < grad[3]
     # no metric hint: nothing
-    assert losses.hint_leash(disparity, torch.full_like(hints, torch.nan), 0.1, 10.0) == 0
+    assert losses.hint_leash(logits, torch.full_like(hints, torch.nan), 0.1, 10.0) == 0
 
 
 def test_metric_hints_give_their_shape_at_each_images_own_scale_and_their_metres_apart():

@@ -25,8 +25,9 @@ class ConvBlock(nn.Module):
 
 
 class DepthDecoder(nn.Module):
-    """Features at 1/2 .. 1/32 (ENCODER_CHANNELS) -> disparities in (0, 1) at 1/1, 1/2, 1/4, 1/8
-    of the input resolution, as a list ordered from full resolution down."""
+    """Features at 1/2 .. 1/32 (ENCODER_CHANNELS) -> the logits of the disparities (their
+    sigmoid is the disparity in (0, 1)) at 1/1, 1/2, 1/4, 1/8 of the input resolution, as a
+    list ordered from full resolution down."""
 
     scales = (0, 1, 2, 3)
 
@@ -49,15 +50,15 @@ class DepthDecoder(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         x = features[-1]
-        disparities = {}
+        logits = {}
         for level, (upconv, fuseconv) in zip(range(4, -1, -1), zip(self.upconvs, self.fuseconvs)):
             x = nn.functional.interpolate(upconv(x), scale_factor=2, mode='nearest')
             if level > 0:
                 x = torch.cat([x, features[level - 1]], 1)
             x = fuseconv(x)
             if level in self.scales:
-                disparities[level] = torch.sigmoid(self.dispconvs[level](x))
-        return [disparities[s] for s in self.scales]
+                logits[level] = self.dispconvs[level](x)
+        return [logits[s] for s in self.scales]
 
 
 def depth_to_disp(depth, min_depth: float, max_depth: float):

@@ -74,6 +74,9 @@ class DepthOutput:
     # This frame's matching features (stem + layer1, 1/4 resolution): a stream passes them as
     # the next frame's lookup_features instead of encoding the previous frame again.
     features: torch.Tensor | None = None
+    # The disparities' logits (the sigmoid's input), for a loss whose pull must not fade where
+    # the sigmoid saturates (training/losses.hint_leash).
+    logits: list[torch.Tensor] | None = None
 
 
 class DepthModel(nn.Module):
@@ -120,8 +123,9 @@ class DepthModel(nn.Module):
             quarter, matching = self.cost_volume(quarter, lookup_features, K, T_lookup_current,
                                                  lookup_valid)
         pyramid = [half, quarter] + self.encoder.deep_features(quarter)
-        return DepthOutput(disparities=self.decoder(pyramid), matching=matching,
-                           features=features)
+        logits = self.decoder(pyramid)
+        return DepthOutput(disparities=[torch.sigmoid(logit) for logit in logits],
+                           matching=matching, features=features, logits=logits)
 
 
 def build_depth_model(arch: str = 'hybrid', multi_frame: bool = False,

@@ -12,7 +12,7 @@ from hybrid_depth_core.networks.decoder import depth_to_disp
 SSIM_C1, SSIM_C2 = 0.01 ** 2, 0.03 ** 2
 SSIM_WEIGHT = 0.85  # photometric error = 0.85 (1 - SSIM) / 2 + 0.15 L1
 SMOOTHNESS_WEIGHT = 1e-3  # divided by 2^scale
-LEASH_FACTOR = 2.0  # hint_leash holds a depth within this factor beyond its metric hint
+LEASH_FACTOR = 2.0  # hint_leash holds a depth within this factor of its metric hint
 
 
 def box_filter_3x3(x: torch.Tensor) -> torch.Tensor:
@@ -118,28 +118,32 @@ def hint_loss(depth: torch.Tensor, hints: torch.Tensor, depth_error: torch.Tenso
     return masked_mean(error, used), used
 
 
-def hint_leash(disparity: torch.Tensor, hints: torch.Tensor, min_depth: float,
+def hint_leash(logit: torch.Tensor, hints: torch.Tensor, min_depth: float,
                max_depth: float) -> torch.Tensor:
-    """A pull on the network's sigmoid input (its logit) back to where the depth would be
-    LEASH_FACTOR x the metric hint, at the hint pixels whose depth lies beyond that; zero
-    elsewhere. Summed over those pixels, divided by the number of hints it can hold (those
-    whose LEASH_FACTOR x lies within the range; 0 without any).
-    `disparity` (B, 1, H, W): the decoder's sigmoid output at the hints' size.
+    """A pull on the network's sigmoid input `logit` (B, 1, H, W, at the hints' size) back to
+    where the depth would be LEASH_FACTOR x its metric hint, at the hint pixels whose depth lies
+    beyond that, and back to the hint / LEASH_FACTOR at those nearer than that; zero in between.
+    Summed over those pixels, divided by the number of hints (0 without any).
 
-    Why the logit: once a pixel's depth sits at the range's far end, the sigmoid saturates and
-    the log-depth hint term's gradient vanishes (below 1e-8 at a logit of -25), so the hints
-    cannot pull back a run that settled on a flat, far depth (docs/benchmarks.md); here the
-    gradient stays 1 per pixel."""
+    Why the logit: once a pixel's depth sits at either end of the range, the sigmoid saturates
+    and the log-depth hint term's gradient vanishes (below 1e-8 at a logit of -25), so the hints
+    cannot pull back a run that settled on a flat depth there (docs/benchmarks.md); here the
+    gradient stays 1 per pixel. An end of the range within the factor holds nothing on its
+    side."""
     known = torch.isfinite(hints) & (hints > 0)
-    bound = depth_to_disp(LEASH_FACTOR * torch.where(known, hints, 1.0), min_depth, max_depth)
-    known = known & (bound > 0)  # LEASH_FACTOR x the hint beyond the range: nothing to hold
-    gap = F.relu(_logit(bound.clamp(min=1e-30)) - _logit(disparity.float()))
+    safe = torch.where(known, hints, 1.0)
+    logit = logit.float()
+    far = depth_to_disp(LEASH_FACTOR * safe, min_depth, max_depth)    # nearer than max_depth
+    near = depth_to_disp(safe / LEASH_FACTOR, min_depth, max_depth)   # farther than min_depth
+    gap = (torch.where(far > 0, F.relu(_logit(far) - logit), 0.0)
+           + torch.where(near < 1, F.relu(logit - _logit(near)), 0.0))
     return torch.where(known, gap, 0.0).sum() / known.sum().clamp(min=1)
 
 
 def _logit(p: torch.Tensor) -> torch.Tensor:
-    """The inverse of the sigmoid, finite for p in (0, 1] (clamped inside)."""
-    p = p.clamp(1e-37, 1 - 1e-7)
+    """The inverse of the sigmoid; p clamped into (0, 1) (an out-of-range bound is masked by
+    the caller)."""
+    p = p.clamp(1e-30, 1 - 1e-7)
     return torch.log(p) - torch.log1p(-p)
 
 

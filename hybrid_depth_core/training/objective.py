@@ -17,7 +17,7 @@ Where the batch has depth hints (tracks/hints.py), both the teacher and the mult
 add Depth Hints' term (Watson et al., ICCV 2019; losses.hint_loss) at each scale, on top of
 ManyDepth's losses, which stay as they are: once for the hints' shape (each image's hints at its
 predicted scale) and once for the metric hints' metres, each with a weight of its own, and
-a leash on depth run far beyond the metric hints (losses.hint_leash).
+a leash on depth run far off the metric hints, either way (losses.hint_leash).
 One deliberate difference: the consistency loss is relative by default (`relative_consistency`;
 docs/benchmarks.md measures it against ManyDepth's absolute one). A single-frame model trains
 with the teacher's step.
@@ -144,7 +144,7 @@ class SelfSupervisedObjective(nn.Module):
             term, used = self._hint_term(single_depths, errors, hint, hint_error)
             single_loss = single_loss + weight * term
             terms.update({name: term, name.replace('loss/', 'used/'): used})
-        leash = self._leash(single.disparities[0], batch)
+        leash = self._leash(single.logits[0], batch)
         if leash is not None:
             single_loss = single_loss + self.loss_config.hint_leash * leash
             terms['loss/hint_leash'] = leash
@@ -185,7 +185,7 @@ class SelfSupervisedObjective(nn.Module):
             term, _ = self._hint_term(depths, errors, hint, hint_error)
             total = total + weight * term
             terms[name.replace('loss/', 'loss/multi_frame_')] = term
-        leash = self._leash(output.disparities[0], batch)
+        leash = self._leash(output.logits[0], batch)
         if leash is not None:
             total = total + self.loss_config.hint_leash * leash
             terms['loss/multi_frame_hint_leash'] = leash
@@ -259,14 +259,14 @@ class SelfSupervisedObjective(nn.Module):
             found[f'loss/{name}'] = (hints, error, weight)
         return found
 
-    def _leash(self, disparity: torch.Tensor, batch: dict) -> torch.Tensor | None:
-        """losses.hint_leash of a network's first-scale `disparity` to the batch's metric
+    def _leash(self, logit: torch.Tensor, batch: dict) -> torch.Tensor | None:
+        """losses.hint_leash of a network's first-scale disparity `logit` to the batch's metric
         hints, None where it does not apply (no metric hints, hints off, `hint_leash` 0)."""
         config = self.loss_config
         if 'metric_hints' not in batch or not (config.hints and config.hint_leash):
             return None
         hints = batch['metric_hints']
-        full = F.interpolate(disparity.float(), hints.shape[-2:], mode='bilinear',
+        full = F.interpolate(logit.float(), hints.shape[-2:], mode='bilinear',
                              align_corners=False)
         return losses.hint_leash(full, hints, self.depth.config.min_depth,
                                  self.depth.config.max_depth)
