@@ -35,8 +35,8 @@ from hybrid_depth_core.messages.camera_info import camera_from_info
 from hybrid_depth_core.messages.images import BadMessage
 from hybrid_depth_core.tracks.hints import Hints, hint_map, hint_settings, recording_hints
 from hybrid_depth_core.tracks import sweep_stereo
-from hybrid_depth_core.tracks.dense_hints import matcher_for, settings as dense_settings
-from hybrid_depth_core.tracks.dense_hints import with_dense_hints
+from hybrid_depth_core.tracks.dense_hints import (matcher_for, settings as dense_settings,
+                                                  with_dense_hints)
 from hybrid_depth_core.tracks.shutter import (RATE_SPAN_NS, Timing, fit_timing, hints_to_raw,
                                               timing_settings, turn_rates, unrolled)
 from hybrid_depth_core.user_files import read_text

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.tracks.hints import Hints
-from hybrid_depth_core.tracks.views import grid_rays, project, widest_angles
+from hybrid_depth_core.tracks.views import parallax, widest_angles
 
 SEARCH = 15
 OVERLAP = 0.6
@@ -69,22 +69,15 @@ def choose_sources(poses: np.ndarray, K: np.ndarray, index: int, depth: float,
     """The frames to match frame `index` against (see the module docstring): poses
     T_world_camera (N, 4, 4), NaN where unknown; `depth` the scene's typical depth; `size`
     (width, height)."""
-    if not np.isfinite(poses[index]).all():
-        return []
-    rays = grid_rays(K, size)
     chosen = []
     for side in (range(index - 1, index - SEARCH - 1, -1), range(index + 1, index + SEARCH + 1)):
         found = {}
         for other in side:
-            if not 0 <= other < len(poses) or not np.isfinite(poses[other]).all():
+            if not 0 <= other < len(poses):
                 continue
-            moved, turned, inside = project(K, np.linalg.inv(poses[other]) @ poses[index],
-                                            rays, 1.0 / depth, size)
-            if inside.mean() < OVERLAP:
-                continue
-            parallax = float(np.median(np.linalg.norm(moved - turned, axis=0)[inside]))
-            if parallax >= MIN_PARALLAX_PX:
-                found[other] = parallax
+            moved = parallax(poses, K, index, other, depth, size, OVERLAP)
+            if moved is not None and moved >= MIN_PARALLAX_PX:
+                found[other] = moved
         for target in TARGET_PARALLAX_PX:
             left = [other for other in found if other not in chosen]
             if left:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from hybrid_depth_core.geometry import scale_intrinsics
 from hybrid_depth_core.tracks.hints import Hints
-from hybrid_depth_core.tracks.views import grid_rays, project, widest_angles
+from hybrid_depth_core.tracks.views import parallax, widest_angles
 
 SEARCH = 15
 SOURCES = 4
@@ -65,20 +65,12 @@ def choose_sources(poses: np.ndarray, K: np.ndarray, index: int, depth: float,
     """The frames to match frame `index` against (see the module docstring): poses
     T_world_camera (N, 4, 4), NaN where unknown; `depth` the scene's typical depth; `size`
     (width, height)."""
-    if not np.isfinite(poses[index]).all():
-        return []
-    rays = grid_rays(K, size)
     scored = []
     for other in range(max(0, index - SEARCH), min(len(poses), index + SEARCH + 1)):
-        if other == index or not np.isfinite(poses[other]).all():
-            continue
-        moved, turned, inside = project(K, np.linalg.inv(poses[other]) @ poses[index], rays,
-                                        1.0 / depth, size)
-        if inside.mean() < OVERLAP:
-            continue
-        parallax = float(np.median(np.linalg.norm(moved - turned, axis=0)[inside]))
-        if parallax >= MIN_PARALLAX_PX:
-            scored.append((abs(parallax - TARGET_PARALLAX_PX), other))
+        moved = (None if other == index
+                 else parallax(poses, K, index, other, depth, size, OVERLAP))
+        if moved is not None and moved >= MIN_PARALLAX_PX:
+            scored.append((abs(moved - TARGET_PARALLAX_PX), other))
     return [other for _, other in sorted(scored)[:SOURCES]]
 
 

@@ -19,12 +19,22 @@ def project(K, T, rays, inverse_depth, size):
     return moved, turned, inside
 
 
-def grid_rays(K: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The rays (3, 81) of a 9 x 9 grid of pixels spread over a frame of `size` (width,
-    height), to judge which frames see most of it."""
+def parallax(poses: np.ndarray, K: np.ndarray, index: int, other: int, depth: float,
+             size: tuple[int, int], overlap: float) -> float | None:
+    """How far frame `other`'s motion from frame `index` (poses T_world_camera) moves a 9 x 9
+    grid of frame `index`'s pixels put at `depth` beyond where a pure turn would (the median,
+    pixels of a frame of `size`, width and height, intrinsics K), or None where fewer than
+    `overlap` of them land inside frame `other` or either pose is unknown."""
+    if not (np.isfinite(poses[index]).all() and np.isfinite(poses[other]).all()):
+        return None
     width, height = size
     u, v = np.meshgrid(np.linspace(0.05, 0.95, 9) * width, np.linspace(0.05, 0.95, 9) * height)
-    return np.linalg.inv(K) @ np.stack([u.ravel(), v.ravel(), np.ones(u.size)])
+    rays = np.linalg.inv(K) @ np.stack([u.ravel(), v.ravel(), np.ones(u.size)])
+    moved, turned, inside = project(K, np.linalg.inv(poses[other]) @ poses[index], rays,
+                                    1.0 / depth, size)
+    if inside.mean() < overlap:
+        return None
+    return float(np.median(np.linalg.norm(moved - turned, axis=0)[inside]))
 
 
 def widest_angles(K, u, v, z, poses, index, chosen) -> np.ndarray:
