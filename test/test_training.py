@@ -1,5 +1,6 @@
 """Training: the loss falls, resume is exact, checkpoints are atomic, configs load (DDP:
 test_manydepth_step.py)."""
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ def test_training_refuses_to_clobber_or_to_resume_something_else(tmp_path):
     with pytest.raises(UserError, match='--resume'):
         train(config, tmp_path, max_steps=1, progress=False)
     other = load_config(None, TINY + ['learning_rate=0.5'])
-    with pytest.raises(UserError, match='different config'):
+    with pytest.raises(UserError, match=r'different config \(learning_rate=0\.0003 there\)'):
         train(other, tmp_path, max_steps=2, resume=True, progress=False)
 
 
@@ -145,10 +146,17 @@ def test_checkpoints_from_before_the_fractional_schedule_still_load(tmp_path):
     for new in ('warmup', 'lr_step_at', 'freeze_at'):
         del old[new]
     del old['model']['turn_prior']
+    del old['model']['teacher_arch']
     old.update(warmup_steps=100, epochs=20, lr_step_epoch=15, freeze_epoch=10)
     config = checkpoint_config(old, 'old.pt')
     assert (config.lr_step_at, config.freeze_at) == (0.75, 0.5)
     assert not config.model.turn_prior  # its pose network finds the whole rotation
+    # its teacher was ManyDepth's ResNet18, whatever today's recipe trains; a single-frame
+    # run has no teacher, so it keeps today's default and resumes as it was
+    assert config.model.teacher_arch == 'resnet18' != TrainConfig().model.teacher_arch
+    single = dict(old, model=dict(old['model'], multi_frame=False))
+    assert checkpoint_config(single, 'old.pt').model == dataclasses.replace(
+        TrainConfig().model, multi_frame=False, turn_prior=False)
     # A checkpoint of that time, as the shipped model until issue 22 was: no model section,
     # and a model config from before turn_prior and pose_downsample.
     del old['model']['pose_downsample']

@@ -15,6 +15,7 @@ from hybrid_depth_core.training.defaults import FITTED_RANGE
 
 CHECKPOINT_NAME = 'last.pt'
 BEST_NAME = 'best.pt'  # the checkpoint with the lowest held-out photometric loss so far
+SHOWN_KEYS = 5  # config keys a refused --resume names
 
 
 def checkpoint_state(config: TrainConfig, objective, step: int, elapsed_s: float,
@@ -57,15 +58,31 @@ def resume_state(out: Path, state: dict, config: TrainConfig, objective,
     lowest held-out loss so far."""
     checkpoint_path = out / CHECKPOINT_NAME
     # read as a config first: a key added since the run started takes its default
-    if to_dict(checkpoint_config(state['config'], str(checkpoint_path))) != to_dict(config):
-        raise UserError(f'{checkpoint_path} was trained with a different config; resume '
-                        f'with the same --config and overrides')
+    theirs = _flat(to_dict(checkpoint_config(state['config'], str(checkpoint_path))))
+    ours = _flat(to_dict(config))
+    differ = sorted(key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key))
+    if differ:
+        shown = ', '.join(f'{key}={theirs.get(key)!r}' for key in differ[:SHOWN_KEYS]) + (
+            f' and {len(differ) - SHOWN_KEYS} more' if len(differ) > SHOWN_KEYS else '')
+        raise UserError(f'{checkpoint_path} was trained with a different config ({shown} '
+                        f'there); resume with the same --config and overrides')
     objective.load_state_dict(state['objective'])
     optimizer.load_state_dict(state['optimizer'])
     best_path = out / BEST_NAME  # written after last.pt's best_val, if a run died between
     best = (load_checkpoint(best_path)['best_val'] if best_path.exists()
             else state.get('best_val', math.inf))
     return state['step'], state.get('elapsed_s', 0.0), best
+
+
+def _flat(tree: dict, prefix: str = '') -> dict:
+    """A nested config dict as {'model.arch': value, ...}."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f'{prefix}{key}.'))
+        else:
+            flat[f'{prefix}{key}'] = value
+    return flat
 
 
 def init_state(path: Path, config: TrainConfig) -> dict:

@@ -20,8 +20,11 @@ class TrainConfig:
     # The defaults are the recipe measured best for training from random weights (no ImageNet
     # file offline) on a 2-core CPU (docs/benchmarks.md); 0 / -1 values are chosen at the start
     # of a run for the device and the data (training/defaults.py) and saved resolved.
-    model: DepthModelConfig = field(
-        default_factory=lambda: DepthModelConfig(multi_frame=True, pose_downsample=2))
+    # The multi-frame run's teacher is the hybrid network, not ManyDepth's ResNet18: from
+    # scratch on a CPU it learns a handheld room's shape in the budget where ResNet18 does not
+    # (docs/benchmarks.md, "The hybrid teacher").
+    model: DepthModelConfig = field(default_factory=lambda: DepthModelConfig(
+        multi_frame=True, pose_downsample=2, teacher_arch='hybrid'))
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -85,6 +88,11 @@ _RENAMED = {'lr_step_epoch': 'lr_step_at', 'freeze_epoch': 'freeze_at'}
 
 def checkpoint_config(data: dict, where: str) -> TrainConfig:
     """The TrainConfig a checkpoint holds, older layouts included."""
+    model = data.get('model') if isinstance(data, dict) else None
+    if isinstance(model, dict) and 'teacher_arch' not in model and model.get('multi_frame', True):
+        # a multi-frame run from before the choice: ManyDepth's teacher (a single-frame run
+        # has none, and takes today's default so that it resumes as it was)
+        data = dict(data, model=dict(model, teacher_arch='resnet18'))
     if isinstance(data, dict) and (set(_RENAMED) | {'warmup_steps'}) & set(data):
         data = dict(data)
         epochs = data.get('epochs', TrainConfig.epochs)
